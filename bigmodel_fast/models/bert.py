@@ -1,0 +1,191 @@
+"""BERT: bidirectional transformer encoder, plus the MLM + NSP pretraining heads."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bigmodel_fast.models.config import ModelConfig
+from bigmodel_fast.nn import Block, Embeddings, init_weights, key_padding_mask
+
+__all__ = ["BertModel", "BertForPretraining", "MLMHead", "masked_cross_entropy"]
+
+IGNORE_INDEX = -100
+
+
+def masked_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy over targets != -100, computed in fp32; 0 (with grad) when nothing is counted.
+
+    logits (N, C), targets (N,) long. No host sync: the count is clamped on device.
+    """
+    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = (targets != IGNORE_INDEX).sum().clamp_min(1)
+    return total / count
+
+
+class BertModel(nn.Module):
+    """BERT encoder backbone.
+
+    Embeddings (word + learned position + segment, LayerNorm, dropout) -> ``num_layers`` bidirectional
+    blocks (post-LN by default like the original BERT, pre-LN when ``cfg.use_pre_ln()``; pre-LN adds a
+    final LayerNorm) and a tanh pooler over the first ([CLS]) token.
+
+    Args:
+        cfg: model config with ``arch == "bert"``.
+    """
+
+    __jit_ignored_attributes__ = ["cfg"]
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        pre_ln = cfg.use_pre_ln()
+        self.embeddings = Embeddings(
+            cfg.vocab_size, cfg.hidden_size, cfg.max_position, cfg.type_vocab_size, cfg.dropout,
+            layer_norm=True, layer_norm_eps=cfg.layer_norm_eps,
+        )
+        self.layers = nn.ModuleList(
+            [
+                Block(cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_kv_heads, cfg.dropout,
+                      causal=False, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps)
+                for _ in range(cfg.num_layers)
+            ]
+        )
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Encode a batch.
+
+        Args:
+            input_ids: (B, S) long token ids.
+            attention_mask: (B, S) bool, True = real token (pads are masked as keys); None = no padding.
+            token_type_ids: (B, S) long segment ids, default 0.
+            position_ids: (B, S) or (S,) long, default 0..S-1.
+
+        Returns:
+            (B, S, E) final hidden states.
+        """
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
+        mask = key_padding_mask(attention_mask)  # (B, 1, 1, S) or None
+        for layer in self.layers:
+            x = layer(x, mask)
+        norm = self.final_norm
+        if norm is not None:
+            x = norm(x)
+        return x
+
+    def pool(self, hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
+        """tanh(Linear(hidden[:, 0])): the pooled [CLS] vector, (B, S, E) -> (B, E).
+
+        ``attention_mask`` is accepted for interface parity with :meth:`GPTModel.pool` and unused.
+        """
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
+
+class MLMHead(nn.Module):
+    """Masked-LM head: Linear(E, E) -> GELU -> LayerNorm -> vocab projection (+ own bias).
+
+    The projection weight is the word-embedding matrix when ``tie_embeddings`` (no separate parameter, so the
+    state dict has no duplicate tensor), else an independent (V, E) ``decoder`` Linear without bias.
+    """
+
+    def __init__(self, cfg: ModelConfig, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.tied = cfg.tie_embeddings
+        # Held in a list so the tied embedding is not registered (and saved) twice.
+        self._tied_embedding = [word_embeddings]
+        self.decoder = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+
+    def decoder_weight(self) -> Tensor:
+        """The (V, E) output projection: the word-embedding weight itself when tied."""
+        if self.decoder is not None:
+            return self.decoder.weight
+        return self._tied_embedding[0].weight
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """(..., E) -> (..., V) logits."""
+        h = self.norm(F.gelu(self.dense(hidden)))
+        return F.linear(h, self.decoder_weight(), self.bias)
+
+
+class BertForPretraining(nn.Module):
+    """BERT with the masked-LM head (tied to the word embeddings) and the next-sentence-prediction head.
+
+    Args:
+        cfg: model config with ``arch == "bert"``.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.arch != "bert":
+            raise ValueError(f"BertForPretraining needs a config with arch='bert', got arch={cfg.arch!r}")
+        self.cfg = cfg
+        self.backbone = BertModel(cfg)
+        self.mlm_head = MLMHead(cfg, self.backbone.embeddings.word_embeddings)
+        self.nsp_head = nn.Linear(cfg.hidden_size, 2)
+        self.mlm_head.apply(lambda m: init_weights(m, cfg.initializer_range))
+        init_weights(self.nsp_head, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Optional[Tensor] = None,
+        attention_mask: Optional[Tensor] = None,
+        mlm_labels: Optional[Tensor] = None,
+        nsp_labels: Optional[Tensor] = None,
+    ) -> Dict[str, Tensor]:
+        """Run the encoder and both heads.
+
+        Args:
+            input_ids: (B, S) long (already masked).
+            token_type_ids: (B, S) long segment ids, default 0.
+            attention_mask: (B, S) bool, True = real token.
+            mlm_labels: (B, S) long original ids at masked positions, -100 elsewhere. When given, the vocab
+                projection runs only on the N positions with a label (boolean gather: one host sync).
+            nsp_labels: (B,) long, 1 = "B follows A" (-100 ignored). NSP loss only when given.
+
+        Returns:
+            dict with
+            ``nsp_logits`` (B, 2) always;
+            ``mlm_logits`` (N, V) and ``mlm_targets`` (N,) when ``mlm_labels`` is given, else
+            ``mlm_logits`` (B, S, V) over every position;
+            ``mlm_loss`` (when ``mlm_labels``), ``nsp_loss`` (when ``nsp_labels``), and
+            ``loss`` = mlm_loss + nsp_loss (whichever exist; absent when neither label is given).
+        """
+        hidden = self.backbone(input_ids, attention_mask, token_type_ids)  # (B, S, E)
+        out: Dict[str, Tensor] = {}
+        out["nsp_logits"] = self.nsp_head(self.backbone.pool(hidden))  # (B, 2)
+        loss: Optional[Tensor] = None
+        if mlm_labels is not None:
+            if mlm_labels.shape != input_ids.shape:
+                raise ValueError(f"mlm_labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                 f"got {tuple(mlm_labels.shape)}")
+            selected = mlm_labels != IGNORE_INDEX  # (B, S)
+            targets = mlm_labels[selected]  # (N,)
+            logits = self.mlm_head(hidden[selected])  # (N, V)
+            out["mlm_logits"] = logits
+            out["mlm_targets"] = targets
+            out["mlm_loss"] = masked_cross_entropy(logits, targets)
+            loss = out["mlm_loss"]
+        else:
+            out["mlm_logits"] = self.mlm_head(hidden)  # (B, S, V)
+        if nsp_labels is not None:
+            out["nsp_loss"] = masked_cross_entropy(out["nsp_logits"], nsp_labels.view(-1))
+            loss = out["nsp_loss"] if loss is None else loss + out["nsp_loss"]
+        if loss is not None:
+            out["loss"] = loss
+        return out

@@ -1,0 +1,187 @@
+"""Model configuration: one dataclass for BERT and GPT, validated on construction, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["ARCHS", "ConfigError", "ModelConfig"]
+
+ARCHS = ("bert", "gpt")
+
+
+class ConfigError(ValueError):
+    """Invalid model configuration; the message names the field (and file, when loaded from one)."""
+
+
+# field name -> (accepted python types, human-readable expectation)
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "arch": ((str,), "str, one of " + "/".join(ARCHS)),
+    "vocab_size": ((int,), "int > 0"),
+    "hidden_size": ((int,), "int > 0"),
+    "num_layers": ((int,), "int > 0"),
+    "num_heads": ((int,), "int > 0"),
+    "num_kv_heads": ((int, type(None)), "int > 0 dividing num_heads, or null"),
+    "intermediate_size": ((int,), "int > 0"),
+    "max_position": ((int,), "int > 0"),
+    "type_vocab_size": ((int,), "int >= 0"),
+    "dropout": ((float, int), "float in [0, 1)"),
+    "pre_ln": ((bool, type(None)), "bool, or null for the arch default (bert: post-LN, gpt: pre-LN)"),
+    "layer_norm_eps": ((float, int), "float > 0"),
+    "pad_id": ((int,), "int in [0, vocab_size)"),
+    "tie_embeddings": ((bool,), "bool"),
+    "num_labels": ((int,), "int >= 0"),
+    "label_names": ((list, tuple), "list of str"),
+    "initializer_range": ((float, int), "float > 0"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyper-parameters for :mod:`bigmodel_fast.models`.
+
+    Attributes:
+        arch: ``"bert"`` (bidirectional encoder) or ``"gpt"`` (causal decoder).
+        vocab_size: number of token ids (the tokenizer's ``vocab_size``).
+        hidden_size: model width E; must be divisible by ``num_heads``.
+        num_layers: transformer blocks.
+        num_heads: attention heads H.
+        num_kv_heads: key/value heads for grouped-query attention (``None`` = ``num_heads``).
+        intermediate_size: MLP hidden width.
+        max_position: learned positions = longest accepted sequence.
+        type_vocab_size: BERT segment ids (ignored by GPT, which has no segment embeddings).
+        dropout: dropout on embeddings, attention probabilities, residual branches and the classifier input.
+        pre_ln: pre-LN (True) / post-LN (False) blocks; ``None`` = arch default (bert: post-LN like the original
+            BERT, gpt: pre-LN). Use :meth:`use_pre_ln` for the resolved value.
+        layer_norm_eps: LayerNorm epsilon.
+        pad_id: padding token id.
+        tie_embeddings: share the output projection with the word embeddings.
+        num_labels: classifier outputs (0 for pretraining-only configs).
+        label_names: optional names of the ``num_labels`` classes, in logit order.
+        initializer_range: std of the normal weight init.
+    """
+
+    arch: str = "bert"
+    vocab_size: int = 8000
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int | None = None
+    intermediate_size: int = 1024
+    max_position: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    pre_ln: bool | None = None
+    layer_norm_eps: float = 1e-12
+    pad_id: int = 0
+    tie_embeddings: bool = True
+    num_labels: int = 0
+    label_names: list[str] = field(default_factory=list)
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, source: str | None = None) -> None:
+        """Check every field; raise :class:`ConfigError` naming the first bad field and what was expected."""
+        where = f"{source}: " if source else ""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"{where}model config field {name!r}: {why}")
+
+        for name, (types, expect) in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            is_bool = isinstance(value, bool)
+            if is_bool and bool not in types:  # bool is an int subclass; do not accept True as a size
+                raise bad(name, f"expected {expect}, got bool {value!r}")
+            if not isinstance(value, types):
+                raise bad(name, f"expected {expect}, got {type(value).__name__} {value!r}")
+        for name in ("dropout", "layer_norm_eps", "initializer_range"):
+            setattr(self, name, float(getattr(self, name)))
+        self.label_names = list(self.label_names)
+
+        if self.arch not in ARCHS:
+            raise bad("arch", f"expected one of {', '.join(ARCHS)}, got {self.arch!r}")
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position"):
+            if getattr(self, name) <= 0:
+                raise bad(name, f"expected int > 0, got {getattr(self, name)}")
+        for name in ("type_vocab_size", "num_labels"):
+            if getattr(self, name) < 0:
+                raise bad(name, f"expected int >= 0, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads != 0:
+            raise bad("hidden_size", f"{self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        if self.num_kv_heads is not None and (self.num_kv_heads <= 0 or self.num_heads % self.num_kv_heads != 0):
+            raise bad("num_kv_heads", f"expected a positive divisor of num_heads={self.num_heads}, "
+                                      f"got {self.num_kv_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad("dropout", f"expected float in [0, 1), got {self.dropout}")
+        if self.layer_norm_eps <= 0.0:
+            raise bad("layer_norm_eps", f"expected float > 0, got {self.layer_norm_eps}")
+        if self.initializer_range <= 0.0:
+            raise bad("initializer_range", f"expected float > 0, got {self.initializer_range}")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise bad("pad_id", f"expected int in [0, vocab_size={self.vocab_size}), got {self.pad_id}")
+        if self.arch == "bert" and self.type_vocab_size == 0:
+            raise bad("type_vocab_size", "bert needs at least 1 segment type, got 0")
+        if not all(isinstance(n, str) for n in self.label_names):
+            raise bad("label_names", f"expected list of str, got {self.label_names!r}")
+        if self.label_names and len(self.label_names) != self.num_labels:
+            raise bad("label_names", f"has {len(self.label_names)} names but num_labels={self.num_labels}")
+
+    def use_pre_ln(self) -> bool:
+        """Resolved block style: ``pre_ln`` when set, else False for bert and True for gpt."""
+        if self.pre_ln is not None:
+            return self.pre_ln
+        return self.arch == "gpt"
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of all fields."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> "ModelConfig":
+        """Build from a mapping. Unknown keys and invalid values raise :class:`ConfigError` naming the key.
+
+        Missing keys take their defaults. ``source`` (e.g. a file name) prefixes error messages.
+        """
+        where = f"{source}: " if source else ""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}model config must be a JSON object / mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in data if k not in known)
+        if unknown:
+            raise ConfigError(
+                f"{where}unknown model config field(s) {', '.join(map(repr, unknown))}; "
+                f"valid fields: {', '.join(sorted(known))}"
+            )
+        cfg = cls.__new__(cls)
+        defaults = cls()
+        for f in fields(cls):
+            value = data.get(f.name, getattr(defaults, f.name))
+            setattr(cfg, f.name, list(value) if f.name == "label_names" and isinstance(value, (list, tuple))
+                    else value)
+        cfg.validate(source)
+        return cfg
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as indented JSON to ``path`` (parents created); returns the path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        """Read a JSON config written by :meth:`save`; errors name the file (and line for bad JSON)."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"model config file {str(p)!r} does not exist")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}:{e.lineno}:{e.colno}: invalid JSON in model config: {e.msg}") from e
+        return cls.from_dict(data, source=str(p))

@@ -1,0 +1,136 @@
+"""Transformer building blocks: multi-head attention, MLP, pre-/post-LN block, padding-mask helper.
+
+All attention goes through :func:`bigmodel_fast.ops.attention` so the backend switch (``BMF_ATTENTION``)
+applies everywhere. Everything here is TorchScript-scriptable.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bigmodel_fast.ops.attention import attention
+
+__all__ = ["MultiHeadAttention", "MLP", "Block", "key_padding_mask"]
+
+
+def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
+    """Turn a (B, S) token mask (True/1 = real token) into the (B, 1, 1, S) bool key mask used by attention.
+
+    ``None`` stays ``None`` (attend everywhere). Integer/float masks are accepted (non-zero = real token).
+    """
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2:
+        raise ValueError("attention_mask must be (B, S) with True = real token; got shape " + str(attention_mask.shape))
+    mask = attention_mask if attention_mask.dtype == torch.bool else attention_mask != 0
+    return mask[:, None, None, :]  # (B, 1, 1, S)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection and optional grouped-query heads.
+
+    Args:
+        hidden_size: model width E (``E % num_heads == 0``).
+        num_heads: query heads H; head dim D = E / H.
+        num_kv_heads: key/value heads H_kv (``H % H_kv == 0``), default H.
+        dropout: attention-probability dropout (training only).
+        causal: causal self-attention (decoder).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        num_kv_heads: Optional[int] = None,
+        dropout: float = 0.0,
+        causal: bool = False,
+    ) -> None:
+        super().__init__()
+        kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if hidden_size % num_heads != 0:
+            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
+        if kv_heads <= 0 or num_heads % kv_heads != 0:
+            raise ValueError(f"num_heads={num_heads} must be a multiple of num_kv_heads={kv_heads}")
+        self.num_heads = num_heads
+        self.num_kv_heads = kv_heads
+        self.head_dim = hidden_size // num_heads
+        self.causal = causal
+        self.dropout_p = float(dropout)
+        self.qkv = nn.Linear(hidden_size, (num_heads + 2 * kv_heads) * self.head_dim)
+        self.out = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) (True = attend) -> (B, S, E)."""
+        b, s, e = x.shape
+        qkv = self.qkv(x)  # (B, S, (H + 2 H_kv) D)
+        q_dim = self.num_heads * self.head_dim
+        kv_dim = self.num_kv_heads * self.head_dim
+        q = qkv[:, :, :q_dim].view(b, s, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, S, D)
+        k = qkv[:, :, q_dim : q_dim + kv_dim].view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = qkv[:, :, q_dim + kv_dim :].view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        p = self.dropout_p if self.training else 0.0
+        y = attention(q, k, v, attn_mask, self.causal, None, p)  # (B, H, S, D)
+        y = y.transpose(1, 2).reshape(b, s, e)  # (B, S, E)
+        return self.out(y)
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: Linear(E, I) -> GELU (exact erf form) -> Linear(I, E)."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, S, E) -> (B, S, E)."""
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """One transformer layer, pre-LN or post-LN.
+
+    pre-LN (GPT-2 style):   ``x = x + drop(attn(ln1(x)));  x = x + drop(mlp(ln2(x)))``
+    post-LN (original BERT): ``x = ln1(x + drop(attn(x))); x = ln2(x + drop(mlp(x)))``
+
+    Args:
+        hidden_size, num_heads, intermediate_size: layer sizes.
+        num_kv_heads: GQA key/value heads (default ``num_heads``).
+        dropout: residual and attention dropout.
+        causal: causal self-attention.
+        pre_ln: pre-LN when True, post-LN when False.
+        layer_norm_eps: LayerNorm epsilon.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        num_kv_heads: Optional[int] = None,
+        dropout: float = 0.0,
+        causal: bool = False,
+        pre_ln: bool = True,
+        layer_norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.pre_ln = pre_ln
+        self.attn = MultiHeadAttention(hidden_size, num_heads, num_kv_heads, dropout, causal)
+        self.mlp = MLP(hidden_size, intermediate_size)
+        self.ln1 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.ln2 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) -> (B, S, E)."""
+        if self.pre_ln:
+            x = x + self.dropout(self.attn(self.ln1(x), attn_mask))
+            x = x + self.dropout(self.mlp(self.ln2(x)))
+        else:
+            x = self.ln1(x + self.dropout(self.attn(x, attn_mask)))
+            x = self.ln2(x + self.dropout(self.mlp(x)))
+        return x

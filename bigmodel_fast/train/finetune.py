@@ -1,0 +1,169 @@
+"""Fine-tuning a pretrained backbone for sequence classification.
+
+Reads a pretraining checkpoint (``bmf pretrain``), puts a classification head on its backbone, trains on a
+CSV/JSONL of ``text`` / ``label`` rows, keeps the checkpoint with the best validation accuracy, and records the
+label names in the model config so every later stage (evaluate, export, predict) speaks in labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data.classification import encode_for_classifier, pad_batch, read_labelled
+from ..data.tokenizer import Tokenizer
+from ..models import build_classifier, build_pretraining_model
+from ..models.config import ModelConfig
+from . import checkpoint as ckpt
+from .common import MetricsLog, autocast_for, pick_device, seed_everything
+from .optim import OptimConfig, build_optimizer, build_scheduler
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (saved in the checkpoint's meta.json)."""
+
+    checkpoint: str  # pretraining checkpoint directory
+    train: str  # CSV / JSONL with text and label
+    out: str
+    valid: str | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    max_len: int = 128
+    batch_size: int = 32
+    epochs: int = 3
+    max_steps: int = 0  # > 0 stops early after this many optimizer steps
+    classifier_dropout: float = 0.1
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=-1, weight_decay=0.01))
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.optim, dict):
+            self.optim = OptimConfig(**self.optim)
+        for name in ("max_len", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def load_pretrained_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Config and ``backbone.*`` weights of a pretraining checkpoint."""
+    cfg_dict, meta = ckpt.read_meta(path)
+    if meta.get("kind") != "pretrain":
+        raise ckpt.CheckpointError(f"{path}: expected a pretraining checkpoint (meta.json kind 'pretrain'), "
+                                   f"got kind {meta.get('kind')!r}")
+    cfg = ModelConfig.from_dict(cfg_dict)
+    model = build_pretraining_model(cfg)
+    ckpt.load_weights(path, model)
+    return cfg, model.state_dict()
+
+
+@torch.no_grad()
+def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, device, amp: str = "auto") -> torch.Tensor:
+    """Logits (N, C) in the order of ``seqs``; batches are formed from length-sorted sequences to pad little."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    out = [None] * len(seqs)
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
+        with autocast_for(device, amp):
+            logits = model(ids.to(device), mask.to(device)).float().cpu()
+        for row, i in enumerate(idx):
+            out[i] = logits[row]
+    model.train(was_training)
+    return torch.stack(out) if out else torch.empty(0, 0)
+
+
+def finetune(cfg: FinetuneConfig) -> dict:
+    """Train the classifier; returns a summary (best validation accuracy, steps, checkpoint path)."""
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+    base_cfg, pretrained = load_pretrained_backbone(cfg.checkpoint)
+    tok = Tokenizer(Path(cfg.checkpoint) / ckpt.TOKENIZER)
+
+    train = read_labelled(cfg.train, cfg.text_field, cfg.label_field)
+    label_names = sorted(set(train.labels))
+    if len(label_names) < 2:
+        raise ValueError(f"{cfg.train}: need at least two distinct labels, found {label_names}")
+    label_id = {name: i for i, name in enumerate(label_names)}
+    valid = read_labelled(cfg.valid, cfg.text_field, cfg.label_field) if cfg.valid else None
+    if valid is not None:
+        unknown = sorted(set(valid.labels) - set(label_names))
+        if unknown:
+            raise ValueError(f"{cfg.valid}: labels {unknown} do not occur in the training file {cfg.train}")
+
+    model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "num_labels": len(label_names),
+                                       "label_names": label_names, "dropout": cfg.classifier_dropout})
+    model = build_classifier(model_cfg)
+    missing, unexpected = model.load_backbone(pretrained)
+    if missing:
+        raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
+    model.to(device)
+
+    seqs = encode_for_classifier(tok, train.texts, cfg.max_len)
+    y = torch.tensor([label_id[l] for l in train.labels])
+    valid_seqs = encode_for_classifier(tok, valid.texts, cfg.max_len) if valid else None
+    valid_y = torch.tensor([label_id[l] for l in valid.labels]) if valid else None
+
+    steps_per_epoch = (len(seqs) + cfg.batch_size - 1) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs if cfg.max_steps <= 0 else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    optim_cfg = cfg.optim
+    opt = build_optimizer(model, optim_cfg)
+    sched = build_scheduler(opt, optim_cfg, total)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out / "metrics.jsonl")
+    rng = np.random.default_rng(cfg.seed)
+    best_acc, step = -1.0, 0
+    bar = tqdm(total=total, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
+    model.train()
+    for epoch in range(cfg.epochs):
+        perm = rng.permutation(len(seqs))
+        for start in range(0, len(perm), cfg.batch_size):
+            if step >= total:
+                break
+            idx = perm[start : start + cfg.batch_size]
+            ids, mask = pad_batch([seqs[i] for i in idx], tok.pad_id)
+            with autocast_for(device, cfg.amp):
+                logits = model(ids.to(device), mask.to(device))
+            loss = F.cross_entropy(logits.float(), y[idx].to(device))
+            loss.backward()
+            if optim_cfg.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.clip_grad)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % 20 == 0:
+                value = loss.item()
+                log.write(step=step, epoch=epoch, loss=value, lr=sched.get_last_lr()[0])
+                bar.set_postfix(loss=f"{value:.3f}")
+        # model selection: on the validation set when given, else every epoch replaces the last
+        acc = None
+        if valid_seqs is not None:
+            pred = predict_logits(model, valid_seqs, tok.pad_id, 2 * cfg.batch_size, device, cfg.amp).argmax(-1)
+            acc = float((pred == valid_y).float().mean())
+            log.write(step=step, epoch=epoch, valid_accuracy=acc)
+            bar.write(f"epoch {epoch + 1}: validation accuracy {acc:.4f}")
+        if acc is None or acc > best_acc:
+            best_acc = acc if acc is not None else best_acc
+            meta = {"kind": "classifier", "step": step, "epoch": epoch + 1, "valid_accuracy": acc,
+                    "max_len": cfg.max_len, "finetune_config": asdict(cfg)}
+            ckpt.save_checkpoint(out / "checkpoint", model, model_cfg.to_dict(), tok.model_file, meta)
+        if step >= total:
+            break
+    bar.close()
+    log.close()
+    return {"steps": step, "best_valid_accuracy": best_acc if valid_seqs is not None else None,
+            "labels": label_names, "checkpoint": str(out / "checkpoint"), "train_examples": len(seqs)}

@@ -1,0 +1,181 @@
+"""Pretraining loop: BERT (MLM + NSP) or GPT (causal LM) over the token shards ``bmf prepare`` wrote.
+
+Thin on purpose: the model computes its loss, the loader is a pure function of the batch index, and everything
+needed to continue a run (weights, optimizer, scheduler, step, RNG states, loader position) is in the checkpoint,
+so ``--resume`` reproduces an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.loader import CausalLoader, MLMLoader, SpecialIds
+from ..data.prepared import PreparedData
+from ..data.tokenizer import Tokenizer
+from ..models import build_pretraining_model
+from ..models.config import ModelConfig
+from ..models.presets import load_preset
+from . import checkpoint as ckpt
+from .common import MetricsLog, autocast_for, pick_device, seed_everything, to_device
+from .optim import OptimConfig, build_optimizer, build_scheduler
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run depends on (saved in the checkpoint's meta.json)."""
+
+    data: str  # a directory written by `bmf prepare`
+    out: str  # run directory: checkpoint/, metrics.jsonl
+    arch: str = "bert"  # bert | gpt
+    preset: str = "tiny"  # model size preset name or JSON path
+    model_overrides: dict = field(default_factory=dict)
+    seq_len: int = 128
+    batch_size: int = 32
+    grad_accum: int = 1
+    max_steps: int = 1000
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    mlm_probability: float = 0.15
+    nsp: bool = True
+    eval_every: int = 100
+    eval_batches: int = 8
+    save_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    resume: bool = False
+    stop_at: int = 0  # > 0: save and stop after this step, as if interrupted (the schedule still spans max_steps)
+    progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.optim, dict):
+            self.optim = OptimConfig(**self.optim)
+        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.arch not in ("bert", "gpt"):
+            raise ValueError(f"arch must be 'bert' or 'gpt', got {self.arch!r}")
+
+
+def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
+    """The batch maker for ``cfg.arch``: MLM + NSP pairs for bert, causal windows for gpt."""
+    if cfg.arch == "bert":
+        return MLMLoader(shards, SpecialIds.from_tokenizer(tok), seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                         mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed)
+    return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed)
+
+
+def build_model_config(cfg: PretrainConfig, tok: Tokenizer) -> ModelConfig:
+    fields = {**load_preset(cfg.preset), **cfg.model_overrides}
+    fields.update(arch=cfg.arch, vocab_size=tok.vocab_size, pad_id=tok.pad_id)
+    fields["max_position"] = max(int(fields.get("max_position", cfg.seq_len)), cfg.seq_len)
+    return ModelConfig.from_dict(fields)
+
+
+@torch.no_grad()
+def evaluate_loss(model, loader, n_batches: int, device, amp: str) -> float:
+    """Mean loss over batches ``0 .. n_batches-1`` of a fixed held-out loader (same batches every call)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for i in range(n_batches):
+        with autocast_for(device, amp):
+            total += float(model(**to_device(loader.batch(i), device))["loss"])
+    model.train(was_training)
+    return total / n_batches
+
+
+def pretrain(cfg: PretrainConfig) -> dict:
+    """Run (or resume) pretraining. Returns a summary: steps, final train/eval loss, tokens/s, checkpoint path."""
+    data = PreparedData(cfg.data)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(data.tokenizer_file)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    model_cfg = build_model_config(cfg, tok)
+    model = build_pretraining_model(model_cfg).to(device)
+    opt = build_optimizer(model, cfg.optim)
+    sched = build_scheduler(opt, cfg.optim, cfg.max_steps)
+    loader = make_loader(cfg, data.train_shards(), tok, seed=cfg.seed)
+    valid_shards = data.valid_shards()
+    eval_loader = make_loader(cfg, valid_shards, tok, seed=cfg.seed + 1) if valid_shards else None
+
+    ckpt_dir = out / "checkpoint"
+    step = 0
+    if cfg.resume:
+        if not (ckpt_dir / ckpt.TRAINER).is_file():
+            raise FileNotFoundError(f"--resume: no resumable checkpoint at {ckpt_dir} (expected {ckpt.TRAINER})")
+        ckpt.load_weights(ckpt_dir, model)
+        state = ckpt.load_trainer_state(ckpt_dir)
+        opt.load_state_dict(state["optimizer"])
+        sched.last_epoch = state["step"]
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        loader.load_state_dict(state["loader"])
+        ckpt.set_rng_state(state["rng"])
+        step = int(state["step"])
+
+    log = MetricsLog(out / "metrics.jsonl")
+    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
+    summary: dict = {"start_step": step}
+
+    def save() -> None:
+        trainer_state = {"step": step, "optimizer": opt.state_dict(), "loader": loader.state_dict(),
+                         "rng": ckpt.rng_state()}
+        meta = {"kind": "pretrain", "step": step, "train_config": asdict(cfg)}
+        ckpt.save_checkpoint(ckpt_dir, model, model_cfg.to_dict(), tok.model_file, meta, trainer_state)
+
+    model.train()
+    it = iter(loader)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=f"pretrain {cfg.arch}", disable=not cfg.progress,
+               dynamic_ncols=True)
+    loss_sum = torch.zeros((), device=device)
+    window_start, window_steps, data_time = time.perf_counter(), 0, 0.0
+    end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.max_steps
+    while step < end:
+        for _ in range(cfg.grad_accum):
+            t = time.perf_counter()
+            batch = to_device(next(it), device)
+            data_time += time.perf_counter() - t
+            with autocast_for(device, cfg.amp):
+                loss = model(**batch)["loss"] / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.detach()
+        if cfg.optim.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        window_steps += 1
+
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            elapsed = time.perf_counter() - window_start
+            train_loss = float(loss_sum) / window_steps
+            tps = tokens_per_step * window_steps / elapsed
+            log.write(step=step, loss=train_loss, lr=sched.get_last_lr()[0], tokens_per_s=round(tps, 1),
+                      data_wait_fraction=round(data_time / elapsed, 4))
+            bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}")
+            summary.update(train_loss=train_loss, tokens_per_s=tps)
+            loss_sum.zero_()
+            window_start, window_steps, data_time = time.perf_counter(), 0, 0.0
+        paused = time.perf_counter()
+        if eval_loader is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            eval_loss = evaluate_loss(model, eval_loader, cfg.eval_batches, device, cfg.amp)
+            log.write(step=step, eval_loss=eval_loss)
+            summary.setdefault("eval_losses", []).append((step, eval_loss))
+            bar.write(f"step {step}: held-out loss {eval_loss:.4f}")
+        if step % cfg.save_every == 0 or step == end:
+            save()
+        window_start += time.perf_counter() - paused  # eval and saving do not count against throughput
+        bar.update(1)
+    bar.close()
+    log.close()
+    summary.update(steps=step, checkpoint=str(ckpt_dir), metrics=str(log.path))
+    return summary

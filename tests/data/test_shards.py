@@ -1,0 +1,239 @@
+"""Tests for bigmodel_fast.data.shards (token shard writer/reader and validation)."""
+from __future__ import annotations
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from bigmodel_fast.data.shards import (
+    BIN_MAGIC,
+    HEADER_SIZE,
+    IDX_MAGIC,
+    Shard,
+    ShardFormatError,
+    ShardWriter,
+    dtype_for_vocab,
+    open_shards,
+    write_shard,
+)
+
+
+def make_docs(rng: np.random.Generator, n: int, vocab: int, max_len: int = 50) -> list[np.ndarray]:
+    return [rng.integers(0, vocab, size=int(rng.integers(0, max_len))) for _ in range(n)]
+
+
+@pytest.fixture
+def small_shard(tmp_path):
+    docs = [[1, 2, 3], [], [4, 5], [6]]
+    info = write_shard(tmp_path / "s", docs, vocab_size=10)
+    return tmp_path / "s", info, docs
+
+
+def patch_bytes(path, offset: int, data: bytes) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + len(data)] = data
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("vocab", "dtype"), [(1000, np.uint16), (65536, np.uint16), (65537, np.uint32), (200_000, np.uint32)]
+)
+def test_round_trip(tmp_path, vocab, dtype):
+    rng = np.random.default_rng(vocab)
+    docs = make_docs(rng, 40, vocab)
+    docs[3] = np.array([vocab - 1, 0], dtype=np.int64)  # extreme ids survive the narrow dtype
+    info = write_shard(tmp_path / "rt", docs, vocab_size=vocab)
+    lengths = [len(d) for d in docs]
+    assert (info.num_docs, info.num_tokens, info.vocab_size) == (40, sum(lengths), vocab)
+    assert info.dtype == np.dtype(dtype).name
+    assert info.bin_path.stat().st_size == HEADER_SIZE + sum(lengths) * np.dtype(dtype).itemsize
+
+    for arg in (tmp_path / "rt", info.bin_path, str(info.idx_path)):
+        shard = Shard(arg, validate_ids=True)
+        assert shard.path == info.bin_path
+        assert shard.tokens.dtype == dtype and shard.offsets.dtype == np.int64
+        assert len(shard) == 40 and shard.num_tokens == sum(lengths) and shard.vocab_size == vocab
+        assert shard.doc_lengths().tolist() == lengths
+        for i, d in enumerate(docs):
+            np.testing.assert_array_equal(shard[i], np.asarray(d))
+    np.testing.assert_array_equal(shard[-1], docs[-1])
+    with pytest.raises(IndexError):
+        shard[40]
+
+
+def test_header_layout_on_disk(small_shard):
+    prefix, info, _ = small_shard
+    raw = info.bin_path.read_bytes()
+    magic, version, code, vocab, ntok, ndocs = struct.unpack_from("<8sIIQQQ", raw)
+    assert (magic, version, code, vocab, ntok, ndocs) == (BIN_MAGIC, 1, 1, 10, 6, 4)
+    assert raw[40:64] == b"\x00" * 24
+    assert np.frombuffer(raw[64:], dtype="<u2").tolist() == [1, 2, 3, 4, 5, 6]
+    idx = info.idx_path.read_bytes()
+    assert idx[:8] == IDX_MAGIC
+    assert np.frombuffer(idx[64:], dtype="<i8").tolist() == [0, 3, 3, 5, 6]
+
+
+def test_empty_document_and_zero_documents(tmp_path, small_shard):
+    prefix, _, _ = small_shard
+    shard = Shard(prefix)
+    assert shard[1].shape == (0,) and shard[1].dtype == np.uint16
+    info = write_shard(tmp_path / "none", [], vocab_size=100)
+    assert (info.num_docs, info.num_tokens) == (0, 0)
+    empty = Shard(tmp_path / "none", validate_ids=True)
+    assert len(empty) == 0 and empty.tokens.shape == (0,) and empty.offsets.tolist() == [0]
+    only_empty = Shard(write_shard(tmp_path / "e", [[], []], vocab_size=5).prefix)
+    assert len(only_empty) == 2 and only_empty.doc_lengths().tolist() == [0, 0]
+
+
+def test_dtype_choice():
+    assert dtype_for_vocab(1) == np.uint16
+    assert dtype_for_vocab(65536) == np.uint16
+    assert dtype_for_vocab(65537) == np.uint32
+    with pytest.raises(ValueError, match="vocab_size"):
+        dtype_for_vocab(0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        dtype_for_vocab(2**32 + 1)
+
+
+def test_writer_rejects_bad_docs_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match=r"document 1: token id 10 out of range"):
+        write_shard(tmp_path / "bad", [[1], [10]], vocab_size=10)
+    with pytest.raises(ValueError, match=r"document 0: token id -1"):
+        write_shard(tmp_path / "bad", [[-1]], vocab_size=10)
+    with pytest.raises(ValueError, match="integers"):
+        write_shard(tmp_path / "bad", [[1.5]], vocab_size=10)
+    with pytest.raises(ValueError, match="1-D"):
+        write_shard(tmp_path / "bad", [[[1, 2]]], vocab_size=10)
+    assert list(tmp_path.iterdir()) == []  # no final files, no temp files
+
+
+def test_shard_writer_rollover(tmp_path):
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 300, size=n) for n in (4, 3, 5, 1, 2, 6, 0, 3)]
+    with ShardWriter(tmp_path / "out", vocab_size=300, prefix="train", max_tokens=8) as w:
+        for d in docs:
+            w.add(d)
+    infos = w.close()  # idempotent after __exit__
+    assert w.paths == [i.bin_path for i in infos]
+    # Shards close once they reach 8 tokens: [4,3,5]=12 | [1,2,6]=9 | [0,3]=3
+    assert [i.num_docs for i in infos] == [3, 3, 2]
+    assert [i.num_tokens for i in infos] == [12, 9, 3]
+    assert [i.bin_path.name for i in infos] == ["train_00000.bin", "train_00001.bin", "train_00002.bin"]
+    shards = open_shards(tmp_path / "out")
+    assert [s.path for s in shards] == [i.bin_path for i in infos]
+    got = [s[j] for s in shards for j in range(len(s))]
+    assert len(got) == len(docs)
+    for a, b in zip(got, docs):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="closed"):
+        w.add([1])
+
+
+def test_shard_writer_exception_discards_partial(tmp_path):
+    with pytest.raises(RuntimeError):
+        with ShardWriter(tmp_path, vocab_size=50, max_tokens=4) as w:
+            w.add([1, 2, 3, 4])  # completes shard 0
+            w.add([5])
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard_00000.bin", "shard_00000.idx"]
+    assert ShardWriter(tmp_path / "nothing", vocab_size=5).close() == []
+
+
+def test_pickle_reopens(small_shard):
+    prefix, _, docs = small_shard
+    clone = pickle.loads(pickle.dumps(Shard(prefix)))
+    assert clone.num_docs == 4
+    np.testing.assert_array_equal(clone[2], docs[2])
+
+
+# ----------------------------------------------------------------------------------- corrupt files
+
+
+def assert_format_error(prefix, match, **kw):
+    with pytest.raises(ShardFormatError, match=match) as ei:
+        Shard(prefix, **kw)
+    msg = str(ei.value)
+    assert "HINT:" in msg and "expected" in msg
+    return ei.value
+
+
+def test_truncated_bin(small_shard):
+    prefix, info, _ = small_shard
+    info.bin_path.write_bytes(info.bin_path.read_bytes()[:-2])
+    err = assert_format_error(prefix, r"truncated.*expected 76 bytes")
+    assert err.path == info.bin_path and str(info.bin_path) in str(err)
+    info.bin_path.write_bytes(info.bin_path.read_bytes()[:10])
+    assert_format_error(prefix, "too short for the header")
+
+
+def test_truncated_idx(small_shard):
+    prefix, info, _ = small_shard
+    info.idx_path.write_bytes(info.idx_path.read_bytes()[:-8])
+    err = assert_format_error(prefix, r"truncated.*5 int64 offsets")
+    assert err.path == info.idx_path
+
+
+def test_trailing_bytes(small_shard):
+    prefix, info, _ = small_shard
+    info.bin_path.write_bytes(info.bin_path.read_bytes() + b"\x00\x00")
+    assert_format_error(prefix, "trailing bytes")
+
+
+def test_wrong_magic_and_swapped_files(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.bin_path, 0, b"GARBAGE!")
+    assert_format_error(prefix, "wrong magic b'GARBAGE!'")
+    patch_bytes(info.bin_path, 0, IDX_MAGIC)
+    assert_format_error(prefix, "swapped")
+
+
+def test_wrong_version(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.idx_path, 8, struct.pack("<I", 7))
+    err = assert_format_error(prefix, "unsupported format version 7; expected version 1")
+    assert err.path == info.idx_path and "bmf prepare" in err.hint
+
+
+def test_unknown_dtype_and_header_mismatch(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.bin_path, 12, struct.pack("<I", 9))
+    assert_format_error(prefix, "unknown dtype code 9")
+    patch_bytes(info.bin_path, 12, struct.pack("<I", 1))
+    patch_bytes(info.idx_path, 16, struct.pack("<Q", 11))
+    assert_format_error(prefix, "vocab_size is 11 but s.bin says 10")
+
+
+def test_non_monotone_offsets(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.idx_path, HEADER_SIZE + 8 * 2, struct.pack("<q", 1))  # [0, 3, 1, 5, 6]
+    assert_format_error(prefix, r"not monotone: offsets\[1\] = 3 > offsets\[2\] = 1")
+
+
+def test_offsets_beyond_num_tokens(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.idx_path, HEADER_SIZE + 8 * 3, struct.pack("<q", 99))
+    assert_format_error(prefix, r"offsets\[3\] = 99 is out of range")
+    patch_bytes(info.idx_path, HEADER_SIZE + 8 * 3, struct.pack("<q", 5))
+    patch_bytes(info.idx_path, HEADER_SIZE + 8 * 4, struct.pack("<q", 5))  # last != num_tokens
+    assert_format_error(prefix, r"offsets\[-1\] is 5")
+    patch_bytes(info.idx_path, HEADER_SIZE, struct.pack("<q", 1))
+    assert_format_error(prefix, r"offsets\[0\] is 1")
+
+
+def test_ids_out_of_vocab_only_with_validate_ids(small_shard):
+    prefix, info, _ = small_shard
+    patch_bytes(info.bin_path, HEADER_SIZE + 2 * 4, struct.pack("<H", 10))  # token 4 (doc 2) := 10
+    assert Shard(prefix).tokens[4] == 10  # not scanned by default
+    assert_format_error(prefix, r"token id 10 at position 4 \(document 2\).*ids < vocab_size \(10\)", validate_ids=True)
+
+
+def test_missing_files_and_empty_dir(tmp_path, small_shard):
+    prefix, info, _ = small_shard
+    info.idx_path.unlink()
+    assert_format_error(prefix, "file not found")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ShardFormatError, match="no \\*.bin shard files"):
+        open_shards(empty)

@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bigmodel_fast.cli import main
+
+
+def test_quickstart_smoke_end_to_end(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--scale", "smoke", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    summary = json.loads((out / "quickstart.json").read_text(encoding="utf-8"))
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["test"]["examples"] > 0
+    assert summary["documents"]["train"] > 0 and summary["tokens"]["train"] > 0
+    for key in ("pretrain_checkpoint", "classifier_checkpoint", "bundle"):
+        assert Path(summary["artefacts"][key]).is_dir(), key
+    report = json.loads((out / "eval_test.json").read_text(encoding="utf-8"))
+    assert report["accuracy"] == summary["test"]["accuracy"]
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "bundle" in printed
+
+    # predict from the bundle through the CLI
+    assert main(["predict", "--model", str(out / "bundle"), "--text", "很好", "--device", "cpu"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["label"] in ("neg", "pos") and abs(sum(line["probabilities"].values()) - 1) < 1e-4
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no such data directory" in err and "Traceback" not in err
+    assert main(["predict", "--model", str(tmp_path)]) == 2
+
+
+def test_module_entry_point_help():
+    r = subprocess.run([sys.executable, "-m", "bigmodel_fast.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for cmd in ("prepare", "pretrain", "finetune", "evaluate", "export", "predict", "quickstart"):
+        assert cmd in r.stdout
