@@ -10,8 +10,6 @@ import torch
 from ..data.classification import encode_for_classifier
 from ..data.tokenizer import Tokenizer
 from ..export.bundle import BUNDLE_JSON, BUNDLE_MODEL, read_bundle
-from ..models import build_classifier
-from ..models.config import ModelConfig
 from ..train import checkpoint as ckpt
 from ..train.common import pick_device
 from ..train.finetune import predict_logits
@@ -32,13 +30,7 @@ class Predictor:
             self.model = torch.jit.load(str(path / BUNDLE_MODEL), map_location=self.device)
             self.kind = "bundle"
         else:
-            cfg_dict, meta = ckpt.read_meta(path)
-            if meta.get("kind") != "classifier":
-                raise ckpt.CheckpointError(f"{path}: expected a fine-tuned classifier (meta.json kind 'classifier') "
-                                           f"or an exported bundle, got kind {meta.get('kind')!r}")
-            cfg = ModelConfig.from_dict(cfg_dict)
-            self.model = build_classifier(cfg)
-            ckpt.load_weights(path, self.model)
+            self.model, cfg, meta = ckpt.load_model(path, "classifier")
             self.model.to(self.device)
             self.labels, self.max_len = list(cfg.label_names), int(meta.get("max_len", 128))
             self.kind = "checkpoint"

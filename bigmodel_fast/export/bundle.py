@@ -22,20 +22,12 @@ BUNDLE_VERSION = 1
 def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "torchscript") -> Path:
     """Export a fine-tuned classifier checkpoint to a bundle directory; checks parity with the eager model."""
     from ..data.tokenizer import Tokenizer
-    from ..models import build_classifier
-    from ..models.config import ModelConfig
     from ..train import checkpoint as ckpt
     from .torchscript import export_torchscript
 
     if format != "torchscript":
         raise ValueError(f"export format {format!r} is not supported yet; expected 'torchscript'")
-    cfg_dict, meta = ckpt.read_meta(checkpoint)
-    if meta.get("kind") != "classifier":
-        raise ckpt.CheckpointError(f"{checkpoint}: only fine-tuned classifiers export for now "
-                                   f"(meta.json kind 'classifier'), got kind {meta.get('kind')!r}")
-    cfg = ModelConfig.from_dict(cfg_dict)
-    model = build_classifier(cfg)
-    ckpt.load_weights(checkpoint, model)
+    model, cfg, meta = ckpt.load_model(checkpoint, "classifier")  # only fine-tuned classifiers export for now
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     export_torchscript(model, out / BUNDLE_MODEL)

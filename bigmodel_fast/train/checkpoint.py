@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model as load_safetensors, save_model as save_safetensors
 
 from .. import __version__
 from ..jsonio import read_json, write_json
@@ -43,7 +43,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     write_json(tmp / CONFIG, model_config)
-    save_model(model, str(tmp / WEIGHTS))
+    save_safetensors(model, str(tmp / WEIGHTS))
     shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
     write_json(tmp / META, {"bmf_version": __version__, **meta})
     if trainer_state is not None:
@@ -76,10 +76,29 @@ def read_meta(path: str | Path) -> tuple[dict, dict]:
 def load_weights(path: str | Path, model: torch.nn.Module) -> None:
     """Load ``model.safetensors`` into ``model`` (strict: every key must match)."""
     f = _require(Path(path), WEIGHTS)
-    missing, unexpected = load_model(model, str(f), strict=False)
+    missing, unexpected = load_safetensors(model, str(f), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{f}: weights do not fit the model in config.json "
                               f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+
+
+def load_model(path: str | Path, kind: str):
+    """Build the model a checkpoint of ``kind`` ("pretrain" | "classifier") holds and load its weights.
+
+    Returns ``(model, ModelConfig, meta)``; a checkpoint of another kind is a :class:`CheckpointError`.
+    """
+    from ..models import build_classifier, build_pretraining_model
+    from ..models.config import ModelConfig
+
+    builders = {"pretrain": build_pretraining_model, "classifier": build_classifier}
+    cfg_dict, meta = read_meta(path)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{path}: expected a {kind} checkpoint (meta.json kind {kind!r}), "
+                              f"got kind {meta.get('kind')!r}")
+    cfg = ModelConfig.from_dict(cfg_dict)
+    model = builders[kind](cfg)
+    load_weights(path, model)
+    return model, cfg, meta
 
 
 def load_trainer_state(path: str | Path) -> dict:

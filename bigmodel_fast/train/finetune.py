@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data.classification import encode_for_classifier, pad_batch, read_labelled
 from ..data.tokenizer import Tokenizer
-from ..models import build_classifier, build_pretraining_model
+from ..models import build_classifier
 from ..models.config import ModelConfig
 from . import checkpoint as ckpt
 from .common import MetricsLog, autocast_for, pick_device, seed_everything
@@ -55,13 +55,7 @@ class FinetuneConfig:
 
 def load_pretrained_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Config and ``backbone.*`` weights of a pretraining checkpoint."""
-    cfg_dict, meta = ckpt.read_meta(path)
-    if meta.get("kind") != "pretrain":
-        raise ckpt.CheckpointError(f"{path}: expected a pretraining checkpoint (meta.json kind 'pretrain'), "
-                                   f"got kind {meta.get('kind')!r}")
-    cfg = ModelConfig.from_dict(cfg_dict)
-    model = build_pretraining_model(cfg)
-    ckpt.load_weights(path, model)
+    model, cfg, _ = ckpt.load_model(path, "pretrain")
     return cfg, model.state_dict()
 
 

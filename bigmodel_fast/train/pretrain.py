@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..data.loader import CausalLoader, MLMLoader, SpecialIds
 from ..data.prepared import PreparedData
 from ..data.tokenizer import Tokenizer
-from ..models import build_pretraining_model
+from ..models import build_pretraining_model, check_inputs
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
 from . import checkpoint as ckpt
@@ -138,11 +138,15 @@ def pretrain(cfg: PretrainConfig) -> dict:
     loss_sum = torch.zeros((), device=device)
     window_start, window_steps, data_time = time.perf_counter(), 0, 0.0
     end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.max_steps
+    checked = False
     while step < end:
         for _ in range(cfg.grad_accum):
             t = time.perf_counter()
             batch = to_device(next(it), device)
             data_time += time.perf_counter() - t
+            if not checked:  # id ranges and shapes, once: it syncs the device
+                check_inputs(model_cfg, batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
+                checked = True
             with autocast_for(device, cfg.amp):
                 loss = model(**batch)["loss"] / cfg.grad_accum
             loss.backward()
