@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.nn import Block, Embeddings, init_weights, key_padding_mask
+from bigmodel_fast.nn import TransformerStack, init_weights
 
 __all__ = ["BertModel", "BertForPretraining", "MLMHead", "masked_cross_entropy"]
 
@@ -26,64 +26,22 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     return total / count
 
 
-class BertModel(nn.Module):
+class BertModel(TransformerStack):
     """BERT encoder backbone.
 
     Embeddings (word + learned position + segment, LayerNorm, dropout) -> ``num_layers`` bidirectional
     blocks (post-LN by default like the original BERT, pre-LN when ``cfg.use_pre_ln()``; pre-LN adds a
-    final LayerNorm) and a tanh pooler over the first ([CLS]) token.
+    final LayerNorm) and a tanh pooler over the first ([CLS]) token. ``forward(input_ids, attention_mask,
+    token_type_ids, position_ids) -> (B, S, E)`` is :meth:`TransformerStack.forward`.
 
     Args:
         cfg: model config with ``arch == "bert"``.
     """
 
-    __jit_ignored_attributes__ = ["cfg"]
-
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        pre_ln = cfg.use_pre_ln()
-        self.embeddings = Embeddings(
-            cfg.vocab_size, cfg.hidden_size, cfg.max_position, cfg.type_vocab_size, cfg.dropout,
-            layer_norm=True, layer_norm_eps=cfg.layer_norm_eps,
-        )
-        self.layers = nn.ModuleList(
-            [
-                Block(cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_kv_heads, cfg.dropout,
-                      causal=False, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps)
-                for _ in range(cfg.num_layers)
-            ]
-        )
-        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
+        super().__init__(cfg, causal=False, type_vocab_size=cfg.type_vocab_size, embedding_layer_norm=True)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-    ) -> Tensor:
-        """Encode a batch.
-
-        Args:
-            input_ids: (B, S) long token ids.
-            attention_mask: (B, S) bool, True = real token (pads are masked as keys); None = no padding.
-            token_type_ids: (B, S) long segment ids, default 0.
-            position_ids: (B, S) or (S,) long, default 0..S-1.
-
-        Returns:
-            (B, S, E) final hidden states.
-        """
-        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
-        mask = key_padding_mask(attention_mask)  # (B, 1, 1, S) or None
-        for layer in self.layers:
-            x = layer(x, mask)
-        norm = self.final_norm
-        if norm is not None:
-            x = norm(x)
-        return x
+        self.reset_parameters()
 
     def pool(self, hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
         """tanh(Linear(hidden[:, 0])): the pooled [CLS] vector, (B, S, E) -> (B, E).

@@ -10,68 +10,30 @@ from torch import Tensor, nn
 
 from bigmodel_fast.models.bert import IGNORE_INDEX, masked_cross_entropy
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.nn import Block, Embeddings, init_weights, key_padding_mask
+from bigmodel_fast.nn import TransformerStack, init_weights
 
 __all__ = ["GPTModel", "GPTForCausalLM", "causal_lm_labels"]
 
 
-class GPTModel(nn.Module):
+class GPTModel(TransformerStack):
     """GPT decoder backbone.
 
     Word + learned position embeddings (dropout, no LayerNorm) -> ``num_layers`` causal blocks (pre-LN unless
     ``cfg.pre_ln is False``) -> final LayerNorm (pre-LN only). No segment embeddings.
 
+    ``forward(input_ids, attention_mask, token_type_ids, position_ids) -> (B, S, E)`` is
+    :meth:`TransformerStack.forward` (same signature as :class:`BertModel`): pads in ``attention_mask`` are
+    masked as keys (use right padding); ``token_type_ids`` must be None (ValueError otherwise); pass
+    per-document ``position_ids`` for packed sequences (attention still spans the whole row, as in GPT-2 style
+    packing).
+
     Args:
         cfg: model config with ``arch == "gpt"``.
     """
 
-    __jit_ignored_attributes__ = ["cfg"]
-
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        pre_ln = cfg.use_pre_ln()
-        self.embeddings = Embeddings(
-            cfg.vocab_size, cfg.hidden_size, cfg.max_position, 0, cfg.dropout,
-            layer_norm=False, layer_norm_eps=cfg.layer_norm_eps,
-        )
-        self.layers = nn.ModuleList(
-            [
-                Block(cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_kv_heads, cfg.dropout,
-                      causal=True, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps)
-                for _ in range(cfg.num_layers)
-            ]
-        )
-        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-    ) -> Tensor:
-        """Decode a batch (same signature as :meth:`BertModel.forward`).
-
-        Args:
-            input_ids: (B, S) long.
-            attention_mask: (B, S) bool, True = real token; pads are masked as keys (use right padding).
-            token_type_ids: must be None (GPT has no segment embeddings; ValueError otherwise).
-            position_ids: (B, S) or (S,) long, default 0..S-1; pass per-document positions for packed
-                sequences (attention still spans the whole row, as in GPT-2 style packing).
-
-        Returns:
-            (B, S, E) final hidden states.
-        """
-        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
-        mask = key_padding_mask(attention_mask)  # (B, 1, 1, S) or None
-        for layer in self.layers:
-            x = layer(x, mask)
-        norm = self.final_norm
-        if norm is not None:
-            x = norm(x)
-        return x
+        super().__init__(cfg, causal=True, type_vocab_size=0, embedding_layer_norm=False)
+        self.reset_parameters()
 
     def pool(self, hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
         """Hidden state of the last real token of each row, (B, S, E) -> (B, E).

@@ -1,4 +1,5 @@
-"""Transformer building blocks: multi-head attention, MLP, pre-/post-LN block, padding-mask helper.
+"""Transformer building blocks: multi-head attention, MLP, pre-/post-LN block, padding-mask helper, and the
+embeddings -> blocks -> final-norm stack shared by the BERT and GPT backbones.
 
 All attention goes through :func:`bigmodel_fast.ops.attention` so the backend switch (``BMF_ATTENTION``)
 applies everywhere. Everything here is TorchScript-scriptable.
@@ -6,15 +7,20 @@ applies everywhere. Everything here is TorchScript-scriptable.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bigmodel_fast.nn.embeddings import Embeddings
+from bigmodel_fast.nn.init import init_weights
 from bigmodel_fast.ops.attention import attention
 
-__all__ = ["MultiHeadAttention", "MLP", "Block", "key_padding_mask"]
+if TYPE_CHECKING:  # runtime import would be circular (bigmodel_fast.models imports this package)
+    from bigmodel_fast.models.config import ModelConfig
+
+__all__ = ["MultiHeadAttention", "MLP", "Block", "TransformerStack", "key_padding_mask"]
 
 
 def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
@@ -133,4 +139,73 @@ class Block(nn.Module):
         else:
             x = self.ln1(x + self.dropout(self.attn(x, attn_mask)))
             x = self.ln2(x + self.dropout(self.mlp(x)))
+        return x
+
+
+class TransformerStack(nn.Module):
+    """Embeddings -> ``cfg.num_layers`` blocks -> final LayerNorm (pre-LN only): the backbone of BERT and GPT.
+
+    Owns ``embeddings``, ``layers`` and ``final_norm``; these attribute names are the state-dict keys of every
+    checkpoint (``backbone.embeddings.*``, ``backbone.layers.N.*``, ``backbone.final_norm.*``). Subclasses add
+    their own modules after ``super().__init__`` and then call :meth:`reset_parameters` once, so every module is
+    initialised by :func:`~bigmodel_fast.nn.init.init_weights` in registration order.
+
+    Args:
+        cfg: model config (:class:`bigmodel_fast.models.ModelConfig`): sizes, ``dropout``, ``layer_norm_eps``,
+            ``initializer_range`` and ``use_pre_ln()`` (pre-LN blocks plus a final LayerNorm, else post-LN).
+        causal: causal (decoder) rather than bidirectional (encoder) self-attention.
+        type_vocab_size: number of segment ids; 0 = no segment embeddings.
+        embedding_layer_norm: LayerNorm after the embedding sum.
+    """
+
+    __jit_ignored_attributes__ = ["cfg"]
+
+    def __init__(self, cfg: ModelConfig, causal: bool, type_vocab_size: int, embedding_layer_norm: bool) -> None:
+        super().__init__()
+        self.cfg = cfg
+        pre_ln = cfg.use_pre_ln()
+        self.embeddings = Embeddings(
+            cfg.vocab_size, cfg.hidden_size, cfg.max_position, type_vocab_size, cfg.dropout,
+            layer_norm=embedding_layer_norm, layer_norm_eps=cfg.layer_norm_eps,
+        )
+        self.layers = nn.ModuleList(
+            [
+                Block(cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_kv_heads, cfg.dropout,
+                      causal=causal, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps)
+                for _ in range(cfg.num_layers)
+            ]
+        )
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
+
+    def reset_parameters(self) -> None:
+        """(Re-)initialise every submodule with ``init_weights(m, cfg.initializer_range)``."""
+        std = self.cfg.initializer_range
+        self.apply(lambda m: init_weights(m, std))
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Embed and run the blocks.
+
+        Args:
+            input_ids: (B, S) long token ids.
+            attention_mask: (B, S) bool, True = real token (pads are masked as keys); None = no padding.
+            token_type_ids: (B, S) long segment ids, default 0; must be None without segment embeddings
+                (``ValueError`` otherwise).
+            position_ids: (B, S) or (S,) long, default 0..S-1 (restart them per document in packed rows).
+
+        Returns:
+            (B, S, E) final hidden states.
+        """
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
+        mask = key_padding_mask(attention_mask)  # (B, 1, 1, S) or None
+        for layer in self.layers:
+            x = layer(x, mask)
+        norm = self.final_norm
+        if norm is not None:
+            x = norm(x)
         return x

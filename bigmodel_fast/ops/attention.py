@@ -106,6 +106,18 @@ def _causal_mask(s_q: int, s_k: int, device: torch.device) -> Tensor:
     return torch.ones(s_q, s_k, dtype=torch.bool, device=device).tril(s_k - s_q)
 
 
+def _combined_mask(
+    attn_mask: Optional[Tensor], causal: bool, s_q: int, s_k: int, device: torch.device
+) -> Optional[Tensor]:
+    """``attn_mask`` (checked to be bool) AND the causal mask when ``causal``; None when neither applies."""
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        raise ValueError("attention: attn_mask must be a bool tensor (True = attend); got " + str(attn_mask.dtype))
+    if not causal:
+        return attn_mask
+    cm = _causal_mask(s_q, s_k, device)  # (S_q, S_k)
+    return cm if attn_mask is None else attn_mask & cm
+
+
 def attention_reference(
     q: Tensor,
     k: Tensor,
@@ -115,18 +127,9 @@ def attention_reference(
     scale: Optional[float] = None,
     dropout_p: float = 0.0,
 ) -> Tensor:
-    """Explicit-math attention, computed in fp32 and cast back to ``q.dtype``.
+    """Explicit-math attention, computed in fp32 and cast back to ``q.dtype``; arguments as in :func:`attention`.
 
-    Args:
-        q: (B, H, S_q, D) queries.
-        k, v: (B, H_kv, S_k, D) keys/values, ``H % H_kv == 0``.
-        attn_mask: optional bool mask broadcastable to (B, H, S_q, S_k), True = attend.
-        causal: apply the bottom-right aligned causal mask (see module docstring).
-        scale: softmax scale, default ``1 / sqrt(D)``.
-        dropout_p: dropout on the attention probabilities (always applied when > 0; pass 0 in eval).
-
-    Returns:
-        (B, H, S_q, D) tensor of ``q.dtype``. Fully masked query rows are 0.
+    ``dropout_p`` is always applied when > 0 (pass 0 in eval). Fully masked query rows are 0.
     """
     _check_qkv(q, k, v)
     h = q.shape[1]
@@ -138,15 +141,7 @@ def attention_reference(
     s_k = k.shape[2]
     sm_scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else scale
     scores = torch.matmul(q.float(), k.float().transpose(-2, -1)) * sm_scale  # (B, H, S_q, S_k)
-
-    mask: Optional[Tensor] = None
-    if attn_mask is not None:
-        if attn_mask.dtype != torch.bool:
-            raise ValueError("attention: attn_mask must be a bool tensor (True = attend); got " + str(attn_mask.dtype))
-        mask = attn_mask
-    if causal:
-        cm = _causal_mask(s_q, s_k, q.device)  # (S_q, S_k)
-        mask = cm if mask is None else mask & cm
+    mask = _combined_mask(attn_mask, causal, s_q, s_k, q.device)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1)  # (B, H, S_q, S_k), NaN on fully masked rows
@@ -176,16 +171,8 @@ def attention_sdpa(
     _check_qkv(q, k, v)
     s_q = q.shape[2]
     s_k = k.shape[2]
-    mask = attn_mask
-    is_causal = False
-    if causal:
-        if mask is None and s_q == s_k:
-            is_causal = True
-        else:
-            cm = _causal_mask(s_q, s_k, q.device)  # (S_q, S_k)
-            mask = cm if mask is None else mask & cm
-    if mask is not None and mask.dtype != torch.bool:
-        raise ValueError("attention: attn_mask must be a bool tensor (True = attend); got " + str(mask.dtype))
+    is_causal = causal and attn_mask is None and s_q == s_k
+    mask = _combined_mask(attn_mask, causal and not is_causal, s_q, s_k, q.device)
     return F.scaled_dot_product_attention(
         q,
         k,
@@ -271,17 +258,8 @@ def varlen_attention_reference(
 ) -> Tensor:
     """Reference packed attention: runs dense attention on each sequence separately.
 
-    Args:
-        q: (T, H, D) packed queries of N sequences; T = total tokens.
-        k, v: (T, H_kv, D).
-        cu_seqlens: (N + 1,) int32/int64 cumulative lengths, ``cu_seqlens[0] == 0``, ``cu_seqlens[-1] == T``.
-        max_seqlen: longest sequence length (checked against ``cu_seqlens``).
-        causal: causal masking inside each sequence.
-        scale: softmax scale, default ``1 / sqrt(D)``.
-        dense_backend: ``"reference"`` or ``"sdpa"`` for the per-sequence dense call.
-
-    Returns:
-        (T, H, D); tokens never attend across sequence boundaries.
+    Arguments and result as in :func:`varlen_attention`; ``dense_backend`` (``"reference"`` or ``"sdpa"``) picks
+    the per-sequence dense call. Tokens never attend across sequence boundaries.
     """
     offs = _check_varlen(q, k, v, cu_seqlens)
     longest = max(b - a for a, b in zip(offs, offs[1:]))
@@ -311,9 +289,10 @@ def varlen_attention(
     """Attention over a packed batch (no padding), FlashAttention-varlen layout.
 
     Args:
-        q: (T, H, D) packed queries; k, v: (T, H_kv, D).
-        cu_seqlens: (N + 1,) int32/int64 cumulative sequence lengths.
-        max_seqlen: longest sequence in the pack.
+        q: (T, H, D) packed queries of N sequences, T = total tokens; k, v: (T, H_kv, D).
+        cu_seqlens: (N + 1,) int32/int64 cumulative sequence lengths, ``cu_seqlens[0] == 0``,
+            ``cu_seqlens[-1] == T``.
+        max_seqlen: longest sequence in the pack (checked against ``cu_seqlens``).
         causal: causal masking within each sequence.
         scale: softmax scale, default ``1 / sqrt(D)``.
 

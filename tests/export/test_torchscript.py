@@ -12,11 +12,9 @@ from bigmodel_fast.models import GPTForCausalLM, ModelConfig, build_classifier
 ts_mod = importlib.import_module("bigmodel_fast.export.torchscript")
 
 
-def tiny(arch: str, **kw) -> ModelConfig:
-    base = dict(arch=arch, vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                max_position=40, dropout=0.1, num_labels=2, type_vocab_size=2 if arch == "bert" else 0)
-    base.update(kw)
-    return ModelConfig(**base)
+def tiny(arch: str) -> ModelConfig:
+    return ModelConfig(arch=arch, vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                       max_position=40, dropout=0.1, num_labels=2, type_vocab_size=2 if arch == "bert" else 0)
 
 
 @pytest.mark.parametrize("arch", ["bert", "gpt"])

@@ -4,14 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bigmodel_fast.models import BertForPretraining, BertModel, ModelConfig, build_pretraining_model
-
-
-def tiny(**kw) -> ModelConfig:
-    base = dict(arch="bert", vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                max_position=32, dropout=0.0)
-    base.update(kw)
-    return ModelConfig(**base)
+from bigmodel_fast.models import BertForPretraining, BertModel, build_pretraining_model
 
 
 def batch(seed=0, b=3, s=12, vocab=64):
@@ -30,9 +23,9 @@ def batch(seed=0, b=3, s=12, vocab=64):
     return ids, tt, mask, labels, nsp
 
 
-def test_shapes_and_keys():
+def test_shapes_and_keys(tiny_config):
     torch.manual_seed(0)
-    cfg = tiny()
+    cfg = tiny_config("bert")
     model = build_pretraining_model(cfg)
     assert isinstance(model, BertForPretraining)
     ids, tt, mask, labels, nsp = batch()
@@ -48,9 +41,9 @@ def test_shapes_and_keys():
     assert "loss" not in no_labels and no_labels["mlm_logits"].shape == (3, 12, 64)
 
 
-def test_tied_weights_share_storage():
+def test_tied_weights_share_storage(tiny_config):
     torch.manual_seed(0)
-    model = BertForPretraining(tiny())
+    model = BertForPretraining(tiny_config("bert"))
     emb = model.backbone.embeddings.word_embeddings.weight
     assert model.mlm_head.decoder_weight() is emb
     assert model.mlm_head.decoder_weight().data_ptr() == emb.data_ptr()
@@ -67,15 +60,15 @@ def test_tied_weights_share_storage():
     assert model.mlm_head.decoder_weight().data_ptr() == model.backbone.embeddings.word_embeddings.weight.data_ptr()
 
 
-def test_untied_has_own_decoder():
-    model = BertForPretraining(tiny(tie_embeddings=False))
+def test_untied_has_own_decoder(tiny_config):
+    model = BertForPretraining(tiny_config("bert", tie_embeddings=False))
     assert model.mlm_head.decoder_weight().data_ptr() != model.backbone.embeddings.word_embeddings.weight.data_ptr()
     assert "mlm_head.decoder.weight" in model.state_dict()
 
 
-def test_mlm_loss_matches_full_vocab_computation():
+def test_mlm_loss_matches_full_vocab_computation(tiny_config):
     torch.manual_seed(1)
-    model = BertForPretraining(tiny()).eval()
+    model = BertForPretraining(tiny_config("bert")).eval()
     ids, tt, mask, labels, nsp = batch(seed=3)
     out = model(ids, tt, mask, labels, nsp)
     hidden = model.backbone(ids, mask, tt)
@@ -89,8 +82,8 @@ def test_mlm_loss_matches_full_vocab_computation():
     torch.testing.assert_close(model(ids, tt, mask, labels)["loss"], mlm)
 
 
-def test_no_masked_positions_gives_zero_loss_not_nan():
-    model = BertForPretraining(tiny())
+def test_no_masked_positions_gives_zero_loss_not_nan(tiny_config):
+    model = BertForPretraining(tiny_config("bert"))
     ids, tt, mask, _, _ = batch()
     out = model(ids, tt, mask, torch.full_like(ids, -100))
     assert out["mlm_logits"].shape == (0, 64)
@@ -99,9 +92,9 @@ def test_no_masked_positions_gives_zero_loss_not_nan():
 
 
 @pytest.mark.parametrize("pre_ln", [None, False, True])
-def test_pre_and_post_ln(pre_ln):
+def test_pre_and_post_ln(pre_ln, tiny_config):
     torch.manual_seed(2)
-    cfg = tiny(pre_ln=pre_ln)
+    cfg = tiny_config("bert", pre_ln=pre_ln)
     model = BertModel(cfg)
     expect_pre = bool(pre_ln)  # None -> post-LN (original BERT)
     assert all(layer.pre_ln is expect_pre for layer in model.layers)
@@ -111,45 +104,35 @@ def test_pre_and_post_ln(pre_ln):
     assert torch.isfinite(out).all()
 
 
-def test_padding_does_not_change_real_positions():
+def test_padding_does_not_change_real_positions(tiny_config, assert_right_padding_invariant):
     torch.manual_seed(3)
-    model = BertModel(tiny()).eval()
-    ids = torch.randint(5, 64, (1, 7))
-    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
-    mask = torch.tensor([[True] * 7 + [False] * 4])
-    torch.testing.assert_close(model(padded, mask)[:, :7], model(ids), atol=1e-5, rtol=1e-5)
+    model = BertModel(tiny_config("bert")).eval()
+    assert_right_padding_invariant(model, torch.randint(5, 64, (1, 7)), n_pad=4)
 
 
-def test_init_scheme():
+def test_init_scheme(tiny_config):
     torch.manual_seed(4)
-    model = BertForPretraining(tiny(hidden_size=64, intermediate_size=256, initializer_range=0.05))
+    model = BertForPretraining(tiny_config("bert", hidden_size=64, intermediate_size=256, initializer_range=0.05))
     w = model.backbone.layers[0].mlp.fc1.weight
     assert 0.045 < w.std().item() < 0.055
     assert torch.all(model.backbone.layers[0].attn.qkv.bias == 0)
     assert torch.all(model.mlm_head.bias == 0) and torch.all(model.mlm_head.norm.weight == 1)
 
 
-def test_sequence_too_long():
-    model = BertModel(tiny(max_position=8))
+def test_sequence_too_long(tiny_config):
+    model = BertModel(tiny_config("bert", max_position=8))
     with pytest.raises(ValueError, match="max_position"):
         model(torch.zeros(1, 9, dtype=torch.long))
 
 
-def test_rejects_gpt_config():
+def test_rejects_gpt_config(tiny_config):
     with pytest.raises(ValueError, match="arch='bert'"):
-        BertForPretraining(tiny(arch="gpt", type_vocab_size=0))
+        BertForPretraining(tiny_config("gpt", type_vocab_size=0))
 
 
-def test_overfits_a_batch():
+def test_overfits_a_batch(tiny_config, overfit):
     torch.manual_seed(5)
-    model = BertForPretraining(tiny())
+    model = BertForPretraining(tiny_config("bert"))
     ids, tt, mask, labels, nsp = batch(seed=6)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(30):
-        loss = model(ids, tt, mask, labels, nsp)["loss"]
-        first = loss.item() if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5 * first
+    losses = overfit(model, lambda: model(ids, tt, mask, labels, nsp)["loss"], 30)
+    assert losses[-1] < 0.5 * losses[0]

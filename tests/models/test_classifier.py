@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pytest
@@ -8,21 +9,19 @@ import torch
 from bigmodel_fast.models import (
     BertForPretraining,
     GPTForCausalLM,
-    ModelConfig,
     SequenceClassifier,
     build_classifier,
 )
 
 
-def tiny(arch: str, **kw) -> ModelConfig:
-    base = dict(arch=arch, vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                max_position=32, dropout=0.0, num_labels=3, type_vocab_size=2 if arch == "bert" else 0)
-    base.update(kw)
-    return ModelConfig(**base)
+@pytest.fixture
+def tiny(tiny_config):
+    """Classifier configs: ``tiny_config`` with 3 labels."""
+    return functools.partial(tiny_config, num_labels=3)
 
 
 @pytest.mark.parametrize("arch", ["bert", "gpt"])
-def test_shape_and_num_labels_required(arch):
+def test_shape_and_num_labels_required(arch, tiny):
     model = build_classifier(tiny(arch))
     ids = torch.randint(1, 64, (4, 9))
     assert model(ids, torch.ones(4, 9, dtype=torch.bool)).shape == (4, 3)
@@ -32,7 +31,7 @@ def test_shape_and_num_labels_required(arch):
 
 
 @pytest.mark.parametrize("arch", ["bert", "gpt"])
-def test_padding_invariance(arch):
+def test_padding_invariance(arch, tiny):
     torch.manual_seed(0)
     model = build_classifier(tiny(arch)).eval()
     ids = torch.randint(5, 64, (2, 7))
@@ -47,7 +46,7 @@ def test_padding_invariance(arch):
     torch.testing.assert_close(model(ids[1:, :4], mask[1:, :4]), base[1:], atol=1e-5, rtol=1e-5)
 
 
-def test_gpt_pools_last_real_token():
+def test_gpt_pools_last_real_token(tiny):
     torch.manual_seed(1)
     model = build_classifier(tiny("gpt")).eval()
     ids = torch.randint(5, 64, (1, 6))
@@ -57,7 +56,7 @@ def test_gpt_pools_last_real_token():
     torch.testing.assert_close(model(ids, mask), model.classifier(hidden[:, 3]))
 
 
-def test_dropout_before_classification_layer():
+def test_dropout_before_classification_layer(tiny):
     torch.manual_seed(2)
     model = build_classifier(tiny("bert", dropout=0.5)).eval()
     ids = torch.randint(5, 64, (8, 6))
@@ -72,7 +71,7 @@ def test_dropout_before_classification_layer():
 
 
 @pytest.mark.parametrize("arch,pretrain_cls", [("bert", BertForPretraining), ("gpt", GPTForCausalLM)])
-def test_load_backbone_from_pretraining(arch, pretrain_cls):
+def test_load_backbone_from_pretraining(arch, pretrain_cls, tiny):
     torch.manual_seed(4)
     cfg = tiny(arch)
     pre = pretrain_cls(cfg).eval()
@@ -90,7 +89,7 @@ def test_load_backbone_from_pretraining(arch, pretrain_cls):
     assert clf2.load_backbone(pre.backbone.state_dict()) == ([], [])
 
 
-def test_load_backbone_errors():
+def test_load_backbone_errors(tiny):
     bert = BertForPretraining(tiny("bert"))
     gpt_clf = SequenceClassifier(tiny("gpt"))
     # different arch: GPT backbone has no segment embeddings / pooler -> unexpected keys are reported
@@ -104,7 +103,7 @@ def test_load_backbone_errors():
 
 
 @pytest.mark.parametrize("arch", ["bert", "gpt"])
-def test_scriptable(arch):
+def test_scriptable(arch, tiny):
     torch.manual_seed(6)
     model = build_classifier(tiny(arch)).eval()
     with warnings.catch_warnings():
@@ -120,17 +119,10 @@ def test_scriptable(arch):
         torch.testing.assert_close(scripted(ids, mask, tt), model(ids, mask, tt), atol=1e-5, rtol=1e-5)
 
 
-def test_overfits_labels():
+def test_overfits_labels(tiny, overfit):
     torch.manual_seed(7)
     model = build_classifier(tiny("bert"))
     ids = torch.randint(5, 64, (6, 10))
     y = torch.tensor([0, 1, 2, 0, 1, 2])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = torch.nn.functional.cross_entropy(model(ids), y)
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses = overfit(model, lambda: torch.nn.functional.cross_entropy(model(ids), y), 25)
     assert losses[-1] < 0.5 * losses[0]

@@ -7,16 +7,9 @@ import torch.nn.functional as F
 from bigmodel_fast.models import GPTForCausalLM, GPTModel, ModelConfig, build_pretraining_model, causal_lm_labels
 
 
-def tiny(**kw) -> ModelConfig:
-    base = dict(arch="gpt", vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                max_position=32, dropout=0.0, type_vocab_size=0)
-    base.update(kw)
-    return ModelConfig(**base)
-
-
-def test_shapes_tied_head_and_loss():
+def test_shapes_tied_head_and_loss(tiny_config):
     torch.manual_seed(0)
-    model = build_pretraining_model(tiny())
+    model = build_pretraining_model(tiny_config("gpt"))
     assert isinstance(model, GPTForCausalLM)
     assert model.backbone.layers[0].pre_ln and model.backbone.final_norm is not None
     ids = torch.randint(0, 64, (2, 10))
@@ -35,12 +28,12 @@ def test_shapes_tied_head_and_loss():
     assert model.output_weight().data_ptr() == emb.data_ptr()
     ptrs = [t.data_ptr() for t in model.state_dict().values()]
     assert len(ptrs) == len(set(ptrs))
-    assert "lm_head.weight" in GPTForCausalLM(tiny(tie_embeddings=False)).state_dict()
+    assert "lm_head.weight" in GPTForCausalLM(tiny_config("gpt", tie_embeddings=False)).state_dict()
 
 
-def test_ignore_index_and_causal_lm_labels():
+def test_ignore_index_and_causal_lm_labels(tiny_config):
     torch.manual_seed(1)
-    model = GPTForCausalLM(tiny()).eval()
+    model = GPTForCausalLM(tiny_config("gpt")).eval()
     ids = torch.randint(1, 64, (2, 8))
     mask = torch.ones(2, 8, dtype=torch.bool)
     mask[1, 5:] = False
@@ -56,9 +49,9 @@ def test_ignore_index_and_causal_lm_labels():
     assert none_counted.item() == 0.0
 
 
-def test_causal_no_future_dependence():
+def test_causal_no_future_dependence(tiny_config):
     torch.manual_seed(2)
-    model = GPTForCausalLM(tiny()).eval()
+    model = GPTForCausalLM(tiny_config("gpt")).eval()
     a = torch.randint(0, 64, (1, 12))
     b = a.clone()
     b[:, 7:] = torch.randint(0, 64, (1, 5))
@@ -67,9 +60,9 @@ def test_causal_no_future_dependence():
     assert not torch.allclose(la[:, 7:], lb[:, 7:])
 
 
-def test_position_ids_restart_for_packed_documents():
+def test_position_ids_restart_for_packed_documents(tiny_config):
     torch.manual_seed(3)
-    model = GPTModel(tiny()).eval()
+    model = GPTModel(tiny_config("gpt")).eval()
     doc_a = torch.randint(0, 64, (1, 5))
     doc_b = torch.randint(0, 64, (1, 4))
     packed = torch.cat([doc_a, doc_b], dim=1)
@@ -85,17 +78,14 @@ def test_position_ids_restart_for_packed_documents():
     torch.testing.assert_close(emb(packed, None, restart), x0)
 
 
-def test_right_padding_invariance():
+def test_right_padding_invariance(tiny_config, assert_right_padding_invariant):
     torch.manual_seed(4)
-    model = GPTModel(tiny()).eval()
-    ids = torch.randint(1, 64, (1, 6))
-    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
-    mask = torch.tensor([[True] * 6 + [False] * 3])
-    torch.testing.assert_close(model(padded, mask)[:, :6], model(ids), atol=1e-5, rtol=1e-5)
+    model = GPTModel(tiny_config("gpt")).eval()
+    assert_right_padding_invariant(model, torch.randint(1, 64, (1, 6)), n_pad=3)
 
 
-def test_gpt_rejects_token_types_and_long_input():
-    model = GPTModel(tiny(max_position=8))
+def test_gpt_rejects_token_types_and_long_input(tiny_config):
+    model = GPTModel(tiny_config("gpt", max_position=8))
     with pytest.raises(ValueError, match="token_type_ids"):
         model(torch.zeros(1, 4, dtype=torch.long), None, torch.zeros(1, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="max_position"):
@@ -104,23 +94,16 @@ def test_gpt_rejects_token_types_and_long_input():
         GPTForCausalLM(ModelConfig(arch="bert", vocab_size=64, hidden_size=32, num_heads=4))
 
 
-def test_gqa_gpt_runs():
-    model = GPTForCausalLM(tiny(num_kv_heads=1))
+def test_gqa_gpt_runs(tiny_config):
+    model = GPTForCausalLM(tiny_config("gpt", num_kv_heads=1))
     ids = torch.randint(0, 64, (2, 5))
     assert torch.isfinite(model(ids, causal_lm_labels(ids))["loss"])
 
 
-def test_overfits_a_batch():
+def test_overfits_a_batch(tiny_config, overfit):
     torch.manual_seed(5)
-    model = GPTForCausalLM(tiny())
+    model = GPTForCausalLM(tiny_config("gpt"))
     ids = torch.randint(0, 64, (4, 16))
     labels = causal_lm_labels(ids)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(30):
-        loss = model(ids, labels)["loss"]
-        first = loss.item() if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5 * first
+    losses = overfit(model, lambda: model(ids, labels)["loss"], 30)
+    assert losses[-1] < 0.5 * losses[0]
