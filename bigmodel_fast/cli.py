@@ -1,10 +1,10 @@
 """``bmf``: one command line for the whole road, one subcommand per stage.
 
-    bmf prepare    raw files -> clean -> dedup -> tokenizer -> token shards
-    bmf pretrain   BERT (MLM + NSP) or GPT (causal LM) pretraining, resumable
+    bmf prepare    raw files -> clean -> quality filters -> PII masking -> dedup -> tokenizer -> token shards
+    bmf pretrain   BERT (MLM + NSP), GPT or LSTM (causal LM) pretraining, resumable
     bmf finetune   sequence classification from a pretraining checkpoint
     bmf evaluate   accuracy, P/R/F1, confusion matrix on a labelled file
-    bmf export     TorchScript bundle of a fine-tuned classifier
+    bmf export     TorchScript / AOTInductor bundle of a classifier or GPT LM; builds the C++ runner
     bmf predict    text in, label and probabilities out
     bmf quickstart all of the above on the embedded sample data
 """
@@ -52,9 +52,15 @@ def _pick(cls, args, **extra):
 def cmd_prepare(args) -> int:
     from .data.prepare import PrepareConfig, prepare
 
-    stats = prepare(_pick(PrepareConfig, args, progress=not args.no_progress))
-    print(json.dumps({k: stats[k] for k in ("read", "clean", "dedup", "train", "valid", "seconds")}, indent=2,
-                     ensure_ascii=False))
+    from .data.quality import QualityConfig
+    from .jsonio import read_json
+
+    extra = {"progress": not args.no_progress}
+    if args.quality_config:
+        extra["quality_config"] = QualityConfig.from_dict(read_json(args.quality_config, "quality-filter config"))
+    stats = prepare(_pick(PrepareConfig, args, **extra))
+    shown = ("read", "clean", "boilerplate", "quality", "pii", "dedup", "train", "valid", "seconds")
+    print(json.dumps({k: stats[k] for k in shown if k in stats}, indent=2, ensure_ascii=False))
     print(f"wrote {args.out}/stats.json")
     return 0
 
@@ -89,10 +95,31 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export.bundle import export_bundle
+    if not args.checkpoint and not args.build_runner:
+        print("bmf export: error: give --checkpoint CKPT --out DIR (export a bundle) and/or --build-runner "
+              "(build the C++ runner)", file=sys.stderr)
+        return 2
+    if args.checkpoint and not args.out:
+        print("bmf export: error: --out DIR is required with --checkpoint", file=sys.stderr)
+        return 2
+    from .export.runner import RunnerBuildError, build_runner
+    from .export.torchscript import ExportError
 
-    out = export_bundle(args.checkpoint, args.out, format=args.format)
-    print(f"exported {args.format} bundle to {out}")
+    try:
+        if args.checkpoint:
+            from .export.bundle import export_bundle, read_bundle
+
+            out = export_bundle(args.checkpoint, args.out, format=args.format)
+            info = read_bundle(out)
+            print(f"exported {args.format} bundle (task {info['task']}) to {out}")
+        if args.build_runner:
+            binary = build_runner(args.runner_dir, jobs=args.jobs)
+            print(f"built the C++ runner: {binary}")
+            if args.checkpoint:
+                print(f"run it:  {binary} {args.out} --input texts.txt")
+    except (ExportError, RunnerBuildError) as e:
+        print(f"bmf export: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -124,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bmf", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="raw text -> clean -> dedup -> tokenizer -> token shards")
+    p = sub.add_parser("prepare", help="raw text -> clean -> filter -> dedup -> tokenizer -> token shards")
     p.add_argument("inputs", nargs="+", help="files or directories (.txt .md .rst .jsonl .csv, optionally .gz)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--vocab-size", type=int, default=8000)
@@ -135,15 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-field", default="text", help="text field of .jsonl/.csv inputs")
     p.add_argument("--min-chars", type=int, default=20, help="drop cleaned documents shorter than this")
     p.add_argument("--valid-fraction", type=float, default=0.02)
+    g = p.add_argument_group("filtering and dedup")
+    g.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the quality filters (Gopher quality/repetition, C4, FineWeb)")
+    g.add_argument("--quality-config", help="JSON file of quality-filter settings, e.g. "
+                   '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}')
+    g.add_argument("--no-pii", dest="pii", action="store_false", help="do not mask e-mails, IPs, phone numbers")
+    g.add_argument("--dedup", choices=("minhash", "exact", "none"), default="minhash",
+                   help="minhash: exact then near-duplicate removal (default)")
+    g.add_argument("--near-threshold", type=float, default=0.8, help="near-duplicate Jaccard threshold")
+    g.add_argument("--minhash-index", help="load/save the LSH index here to dedup against earlier runs")
+    g.add_argument("--boilerplate-min-docs", type=int, default=0,
+                   help="> 0: drop lines that repeat in at least this many documents")
     p.add_argument("--num-threads", type=int, default=0, help="0: all cores")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("pretrain", help="pretrain a BERT (MLM+NSP) or GPT (causal LM)")
+    p = sub.add_parser("pretrain", help="pretrain a BERT (MLM+NSP), GPT or LSTM (causal LM)")
     p.add_argument("--data", required=True, help="directory written by `bmf prepare`")
     p.add_argument("--out", required=True, help="run directory (checkpoint/, metrics.jsonl)")
-    p.add_argument("--arch", choices=("bert", "gpt"), default="bert")
+    p.add_argument("--arch", choices=("bert", "gpt", "lstm"), default="bert")
     p.add_argument("--preset", default="tiny", help="model size: tiny | small | base | path to JSON")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
@@ -157,12 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-nsp", action="store_true", help="BERT without next-sentence prediction")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
     p.add_argument("--stop-at", type=int, default=0, help="save and stop after this step (schedule keeps max-steps)")
+    p.add_argument("--loader", choices=("native", "python"), default="native",
+                   help="native C++ TokenLoader (default) or the Python reference loader (same batches, slower)")
     _add_optim(p, OptimConfig())
     _common(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="sequence classification from a pretraining checkpoint")
     p.add_argument("--checkpoint", required=True, help="pretraining checkpoint directory")
+    p.add_argument("--arch", choices=("bert", "gpt", "lstm"), default=None,
+                   help="optional check: must equal the checkpoint's arch (which is always used)")
     p.add_argument("--train", required=True, help="CSV/JSONL with text and label")
     p.add_argument("--valid", help="CSV/JSONL for model selection")
     p.add_argument("--out", required=True)
@@ -186,10 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a fine-tuned classifier as a deployment bundle")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="bundle directory")
-    p.add_argument("--format", default="torchscript", choices=("torchscript",))
+    p = sub.add_parser("export", help="export a classifier or GPT LM as a deployment bundle; build the C++ runner")
+    p.add_argument("--checkpoint", help="fine-tuned classifier checkpoint, or GPT pretraining checkpoint (LM)")
+    p.add_argument("--out", help="bundle directory")
+    p.add_argument("--format", default="torchscript", choices=("torchscript", "aoti"),
+                   help="torchscript: model.pt (torch.jit); aoti: model.pt2 (torch.export + AOTInductor)")
+    p.add_argument("--build-runner", action="store_true", help="build the C++ runner bmf_runner with CMake")
+    p.add_argument("--runner-dir", default="build/bmf_runner", help="CMake build directory of the runner")
+    p.add_argument("--jobs", type=int, default=0, help="parallel compile jobs for --build-runner (0: all cores)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="label and probabilities for texts")

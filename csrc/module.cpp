@@ -5,10 +5,16 @@
 namespace bmf {
 namespace dedup {
 void dedup_init(pybind11::module_& m);
+void minhash_init(pybind11::module_& m);
 }  // namespace dedup
+namespace loader {
+void loader_init(pybind11::module_& m);
+}  // namespace loader
 }  // namespace bmf
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "bigmodel_fast native extension (no libtorch): XXH64 hashing for dedup.";
+  m.doc() = "bigmodel_fast native extension (no libtorch): XXH64 hashing and MinHash-LSH for dedup.";
   bmf::dedup::dedup_init(m);
+  bmf::dedup::minhash_init(m);
+  bmf::loader::loader_init(m);
 }

@@ -24,7 +24,7 @@ def tiny_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_data")
     inputs = [head_jsonl(p, root / p.name, 80) for p in samples.corpus_paths()]
     prepare(PrepareConfig(inputs=[str(p) for p in inputs], out=str(root / "data"), vocab_size=1500,
-                          valid_fraction=0.1, progress=False))
+                          valid_fraction=0.1, quality=False, progress=False))
     return root / "data"
 
 

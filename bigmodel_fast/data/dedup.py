@@ -1,34 +1,79 @@
-"""Document de-duplication.
+"""Document de-duplication: exact (XXH64) and near-duplicate (MinHash-LSH), plus boilerplate-line removal.
 
-``dedup(texts)`` marks which documents to keep. The ``"exact"`` method hashes every text with XXH64
-(native, multithreaded, GIL released: ``bigmodel_fast._C.xxh64_batch``), groups equal hashes with a
-stable numpy argsort, keeps the first occurrence of each group and points every duplicate at it.
-Members of a hash group are confirmed by string equality (vectorised over an object array), so a
-64-bit hash collision can never merge two different texts. Callers pass already-cleaned text.
+``dedup(texts)`` marks which documents to keep; both methods keep the first occurrence (lowest index) of
+every cluster and use its index as the cluster id.
 
-Near-duplicate detection (``method="minhash"``) is planned and not implemented yet.
+``method="exact"`` hashes every text with XXH64 (native, multithreaded, GIL released:
+``bigmodel_fast._C.xxh64_batch``), groups equal hashes with a stable numpy argsort, keeps the first
+occurrence of each group and points every duplicate at it. Members of a hash group are confirmed by
+string equality (vectorised over an object array), so a 64-bit hash collision can never merge two
+different texts. Callers pass already-cleaned text.
+
+``method="minhash"`` (the default) finds near-duplicates, all in C++ (``csrc/dedup/minhash.*``):
+
+* Normalisation: lowercase; punctuation, symbols, emoji and whitespace separate words (runs fold to one);
+  characters of scripts written without spaces (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar, ...) are
+  one word each, so Chinese/Japanese text gets character n-grams.
+* Shingles: every run of ``ngram`` consecutive words; a text with fewer words has one shingle (all of
+  them); a text with no word at all is "empty": its own cluster, never merged with anything.
+* Signature: ``num_perm`` slots, slot i = min over shingles x of ``((a_i*x + b_i) mod 2**64) >> 32``
+  (x: a 32-bit shingle hash; a_i, b_i: 64-bit from splitmix64(seed)). Stored as uint32.
+* LSH: ``bands`` bands of ``num_perm // bands`` rows; documents sharing a band bucket are candidates,
+  and a candidate pair is only accepted when its estimated Jaccard (fraction of equal slots) reaches
+  ``threshold``. Documents are processed in index order: each joins the lowest cluster among its
+  accepted candidates (or starts its own, kept). Clusters are never merged afterwards, so a keep
+  decision is final when it is made: streaming through :class:`MinHashIndex` in batches gives exactly
+  the result of one call, and the result is the same for any ``num_threads``.
+
+A bucket keeps at most 32 representatives (a new document is stored in a bucket only if its cluster
+has none there yet), which bounds the comparisons per document.
+
+Memory (``MinHashIndex``): per document 4*num_perm bytes of signature + 4 bytes of cluster id, plus one
+bucket entry (a 16-byte hash slot at load factor 0.35-0.7 + an 8-byte list node: ~31-54 bytes) per band
+whose bucket has no member of the document's cluster yet: all ``bands`` for a document that starts a
+cluster, none for an exact copy. At the defaults that is ~0.9-1.2 KB per distinct document and ~0.45 KB
+per exact duplicate, plus a reusable scratch buffer of 8*bands + 1 bytes per document of the largest
+batch added (``MinHashIndex.memory_bytes()`` reports the actual total).
+
+``remove_boilerplate_lines`` drops lines (navigation, licence footers) that occur in many documents.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["DedupResult", "dedup", "METHODS"]
+__all__ = [
+    "DedupResult",
+    "dedup",
+    "METHODS",
+    "MinHashIndex",
+    "MinHashIndexError",
+    "minhash_signatures",
+    "remove_boilerplate_lines",
+]
 
 METHODS = ("exact", "minhash")
+MAX_NUM_PERM = 1 << 16
+MAX_NGRAM = 1 << 16
+_U64 = 1 << 64
 
 
 @dataclass
 class DedupResult:
-    """Outcome of :func:`dedup` over N texts.
+    """Outcome of :func:`dedup` over N texts (or of :meth:`MinHashIndex.add` over a batch).
 
-    keep:    bool array (N,), True for the first occurrence of every distinct text.
-    cluster: int64 array (N,), index of the first occurrence of the text at each position
-             (``cluster[i] == i`` exactly where ``keep[i]``).
-    stats:   dict with ``documents``, ``kept``, ``duplicates``, ``method`` and ``hash_collisions``
-             (equal 64-bit hashes of different texts that string comparison told apart).
+    keep:    bool array (N,), True for the first occurrence of every cluster.
+    cluster: int64 array (N,), index of the first document of the cluster of the text at each position
+             (``cluster[i] == i`` exactly where ``keep[i]``; for ``MinHashIndex.add`` the indices are
+             global: ``cluster[i] == stats["offset"] + i`` exactly where ``keep[i]``).
+    stats:   dict with ``documents``, ``kept``, ``duplicates``, ``method``; exact dedup adds
+             ``hash_collisions`` (equal 64-bit hashes of different texts that string comparison told
+             apart); minhash adds ``candidate_pairs`` (document pairs compared), ``verified_pairs`` (of
+             which the estimated Jaccard reached the threshold), ``empty_documents`` and the parameters.
     """
 
     keep: np.ndarray
@@ -36,8 +81,61 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def kept_indices(self) -> np.ndarray:
-        """Indices of the kept documents, ascending: int64 array (kept,)."""
+        """Indices (into this result) of the kept documents, ascending: int64 array (kept,)."""
         return np.flatnonzero(self.keep)
+
+
+class MinHashIndexError(ValueError):
+    """A MinHash index file is not one :meth:`MinHashIndex.save` wrote, or is truncated or corrupt.
+
+    The message starts with the file's path, then says what is wrong.
+    """
+
+
+def _native():
+    from bigmodel_fast import _C  # imported lazily so the pure-Python parts import without a build
+
+    return _C
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def _check_threads(num_threads: Any) -> int:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
+        raise ValueError(f"num_threads must be an int >= 0 (0 = all hardware threads), got {num_threads!r}")
+    return int(num_threads)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < _U64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _check_minhash_params(threshold: Any, ngram: Any, num_perm: Any, bands: Any) -> tuple[float, int, int, int]:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) or not (
+        0.0 < float(threshold) <= 1.0
+    ):
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+    ngram = _check_int("ngram", ngram, 1, MAX_NGRAM)
+    num_perm = _check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
+    bands = _check_int("bands", bands, 1, num_perm)
+    if num_perm % bands:
+        raise ValueError(
+            f"bands must divide num_perm (each band has num_perm // bands rows): num_perm={num_perm} is not "
+            f"divisible by bands={bands}"
+        )
+    return float(threshold), ngram, num_perm, bands
+
+
+def _as_list(texts: Any) -> list:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a sequence of str, got a single {type(texts).__name__} (wrap it in a list)")
+    return texts if isinstance(texts, list) else list(texts)
 
 
 def _hash_texts(texts: list, *, seed: int, num_threads: int) -> np.ndarray:
@@ -59,46 +157,178 @@ def _split_colliding_group(members: np.ndarray, texts: list, cluster: np.ndarray
     return len(first_of) - 1
 
 
+class MinHashIndex:
+    """Streaming MinHash-LSH near-duplicate index (native core: ``_C.MinHashIndexCore``).
+
+    ``add(texts)`` clusters a batch against everything added before (documents are numbered 0, 1, ... in
+    the order they are added) and returns a :class:`DedupResult` whose ``cluster`` holds global document
+    indices. Adding a corpus in any number of batches gives exactly the result of ``dedup(corpus)`` with
+    the same parameters. ``save(path)`` / ``MinHashIndex.load(path)`` persist the index (signatures,
+    cluster ids and buckets; not the texts) in a little-endian binary file: magic ``BMFMHIX\\0``, format
+    version, parameters, sizes, the arrays and an XXH64-based checksum. Memory per document: see the
+    module docstring (``memory_bytes()`` reports the actual figure).
+
+    Args: see :func:`dedup`. ``num_threads`` is the default for ``add`` (0 = all hardware threads).
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.8,
+        ngram: int = 5,
+        num_perm: int = 112,
+        bands: int = 14,
+        seed: int = 0,
+        num_threads: int = 0,
+        _core: Any = None,
+    ) -> None:
+        self.num_threads = _check_threads(num_threads)
+        if _core is None:
+            threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
+            _core = _native().MinHashIndexCore(threshold, ngram, num_perm, bands, _check_seed(seed))
+        self._core = _core
+
+    # -- parameters and size -------------------------------------------------------------------------
+    threshold = property(lambda self: self._core.threshold)
+    ngram = property(lambda self: self._core.ngram)
+    num_perm = property(lambda self: self._core.num_perm)
+    bands = property(lambda self: self._core.bands)
+    seed = property(lambda self: self._core.seed)
+    num_docs = property(lambda self: self._core.num_docs, doc="documents added so far")
+    num_clusters = property(lambda self: self._core.num_clusters, doc="kept documents so far")
+
+    def __len__(self) -> int:
+        return self._core.num_docs
+
+    def __repr__(self) -> str:
+        return (
+            f"MinHashIndex(documents={self.num_docs}, kept={self.num_clusters}, threshold={self.threshold}, "
+            f"ngram={self.ngram}, num_perm={self.num_perm}, bands={self.bands}, seed={self.seed})"
+        )
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the signatures, cluster ids and buckets."""
+        return self._core.memory_bytes()
+
+    def signatures(self) -> np.ndarray:
+        """Copy of the stored signatures: uint32 (num_docs, num_perm)."""
+        return self._core.signatures()
+
+    def clusters(self) -> np.ndarray:
+        """Cluster id of every document added so far: int64 (num_docs,)."""
+        return self._core.clusters()
+
+    # -- adding ----------------------------------------------------------------------------------------
+    def add(self, texts: Iterable[str], *, num_threads: int | None = None) -> DedupResult:
+        """Cluster a batch of texts against everything seen so far (and each other).
+
+        Returns a DedupResult over the batch: ``keep`` (bool (B,)), ``cluster`` (int64 (B,), global document
+        indices) and ``stats`` (``offset`` = global index of the batch's first document, ``total_documents``,
+        ``total_kept``, ...). Raises TypeError naming the index of a non-str item (nothing is added then).
+        """
+        threads = self.num_threads if num_threads is None else _check_threads(num_threads)
+        items = _as_list(texts)
+        # The native call numbers the batch under the index's lock (safe with concurrent adds).
+        cluster, native_stats = self._core.add(items, num_threads=threads)
+        n = len(items)
+        offset = native_stats["offset"]
+        keep = cluster == np.arange(offset, offset + n, dtype=np.int64)
+        kept = int(keep.sum())
+        stats = {"documents": n, "kept": kept, "duplicates": n - kept, "method": "minhash", **native_stats}
+        return DedupResult(keep=keep, cluster=cluster, stats=stats)
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index to ``path`` (via ``path + '.tmp'`` and a rename). OSError on I/O failure."""
+        self._core.save(os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, num_threads: int = 0) -> "MinHashIndex":
+        """Read an index written by :meth:`save`.
+
+        Raises FileNotFoundError / IsADirectoryError, or :class:`MinHashIndexError` (a ValueError) naming the
+        file when it is not a MinHash index, has an unsupported version, is truncated or corrupt.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(2, "MinHash index file not found", str(p))
+        if p.is_dir():
+            raise IsADirectoryError(21, "MinHash index path is a directory", str(p))
+        try:
+            core = _native().MinHashIndexCore.load(str(p))
+        except ValueError as exc:
+            raise MinHashIndexError(str(exc)) from None
+        return cls(num_threads=num_threads, _core=core)
+
+
+def minhash_signatures(
+    texts: Iterable[str], *, num_perm: int = 112, ngram: int = 5, seed: int = 0, num_threads: int = 0
+) -> np.ndarray:
+    """MinHash signatures (the ones :func:`dedup` uses): uint32 (N, num_perm); an empty text gets all
+    0xFFFFFFFF. The estimated Jaccard of two texts is ``np.mean(sig_a == sig_b)``."""
+    num_perm = _check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
+    ngram = _check_int("ngram", ngram, 1, MAX_NGRAM)
+    return _native().minhash_signatures(
+        _as_list(texts), num_perm=num_perm, ngram=ngram, seed=_check_seed(seed), num_threads=_check_threads(num_threads)
+    )
+
+
 def dedup(
     texts: Sequence[str],
     *,
-    method: str = "exact",
-    num_threads: int = 0,
+    method: str = "minhash",
+    threshold: float = 0.8,
+    ngram: int = 5,
+    num_perm: int = 112,
+    bands: int = 14,
     seed: int = 0,
+    num_threads: int = 0,
 ) -> DedupResult:
-    """Find duplicate documents.
+    """Find duplicate (``"exact"``) or near-duplicate (``"minhash"``) documents.
 
     Args:
-        texts: N documents (str, or bytes). Equality is exact: callers normalise/clean first.
-        method: ``"exact"`` (hash + verify). ``"minhash"`` raises NotImplementedError for now.
-        num_threads: hashing threads; 0 = all hardware threads.
-        seed: XXH64 seed (does not change the result, only the hashes used internally).
+        texts: N documents (str; ``"exact"`` also takes bytes).
+        method: ``"minhash"`` (near-duplicates, see the module docstring) or ``"exact"`` (hash + verify).
+        threshold: minhash: estimated Jaccard similarity (of the ngram shingle sets) at which two documents
+            are duplicates, in (0, 1].
+        ngram: minhash: words per shingle, >= 1.
+        num_perm: minhash: signature length (permutations), in [1, 65536].
+        bands: minhash: LSH bands; must divide num_perm (rows per band = num_perm // bands). With 14 bands
+            of 8 rows a pair with Jaccard 0.8 becomes a candidate with probability 0.92, at 0.9 with 0.9996.
+        seed: minhash: seeds the hash family (results are reproducible for a given seed); exact: the XXH64
+            seed (does not change the result).
+        num_threads: worker threads; 0 = all hardware threads. The result does not depend on it.
 
     Returns:
         DedupResult with ``keep`` (N,) bool and ``cluster`` (N,) int64; the first occurrence is kept.
 
     Raises:
-        NotImplementedError: for ``method="minhash"``.
-        ValueError: unknown method or negative ``num_threads``; TypeError: a non-str/bytes item
-            (the message names its index).
+        ValueError: unknown method or an invalid parameter (the message names it and the expected range).
+        TypeError: a non-str item (the message names its index).
     """
-    if method == "minhash":
-        raise NotImplementedError(
-            "dedup(method='minhash') (near-duplicate detection) is not implemented yet: it is planned in the "
-            "near-dedup issue (#3); use method='exact' for now"
-        )
-    if method != "exact":
+    if method not in METHODS:
         raise ValueError(f"dedup: unknown method {method!r}; expected one of {METHODS}")
-    if num_threads < 0:
-        raise ValueError(f"dedup: num_threads must be >= 0 (0 = all hardware threads), got {num_threads}")
+    num_threads = _check_threads(num_threads)
+    if method == "exact":
+        return _dedup_exact(_as_list(texts), seed=_check_seed(seed), num_threads=num_threads)
+    index = MinHashIndex(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
+                         num_threads=num_threads)
+    res = index.add(texts)
+    stats = {k: res.stats[k] for k in ("documents", "kept", "duplicates", "method", "candidate_pairs",
+                                        "verified_pairs", "empty_documents")}
+    stats.update(threshold=index.threshold, ngram=index.ngram, num_perm=index.num_perm, bands=index.bands,
+                 rows=index.num_perm // index.bands, seed=index.seed)
+    return DedupResult(keep=res.keep, cluster=res.cluster, stats=stats)
 
-    items = texts if isinstance(texts, list) else list(texts)
+
+def _dedup_exact(items: list, *, seed: int, num_threads: int) -> DedupResult:
+    """Exact dedup: XXH64 of every text, equal hashes verified by string equality."""
     n = len(items)
     if n == 0:
         return DedupResult(
             keep=np.zeros(0, dtype=bool),
             cluster=np.zeros(0, dtype=np.int64),
-            stats={"documents": 0, "kept": 0, "duplicates": 0, "method": method, "hash_collisions": 0},
+            stats={"documents": 0, "kept": 0, "duplicates": 0, "method": "exact", "hash_collisions": 0},
         )
 
     hashes = np.asarray(_hash_texts(items, seed=seed, num_threads=num_threads), dtype=np.uint64)  # (N,)
@@ -139,7 +369,78 @@ def dedup(
         "documents": n,
         "kept": kept,
         "duplicates": n - kept,
-        "method": method,
+        "method": "exact",
         "hash_collisions": collisions,
     }
     return DedupResult(keep=keep, cluster=cluster, stats=stats)
+
+
+def remove_boilerplate_lines(
+    texts: Iterable[str],
+    *,
+    min_docs: int = 10,
+    min_chars: int = 1,
+    num_threads: int = 0,
+) -> tuple[list[str], dict[str, Any]]:
+    """Drop lines that are repeated across many documents (navigation text, licence footers, ...).
+
+    A line's key is the line with its whitespace runs folded to one space and stripped; a key that
+    occurs in at least ``min_docs`` different documents (several times in one document counts once) is
+    boilerplate, and every line with that key is removed everywhere. Blank lines and keys shorter than
+    ``min_chars`` characters are never removed. Keys are counted by their 64-bit XXH64 (native,
+    threaded) with numpy; a 64-bit collision is not verified (probability ~ lines**2 / 2**64).
+    Untouched documents are returned as the same str objects; in the others the remaining lines keep
+    their own line endings.
+
+    Returns (new_texts, stats) with stats ``documents``, ``lines``, ``removed_lines``, ``removed_chars``,
+    ``boilerplate_keys`` (distinct keys removed), ``documents_changed``, ``documents_emptied``.
+
+    Raises TypeError naming the index of a non-str item; ValueError for min_docs < 2 or min_chars < 0.
+    """
+    min_docs = _check_int("min_docs", min_docs, 2, 2**62)
+    min_chars = _check_int("min_chars", min_chars, 0, 2**62)
+    num_threads = _check_threads(num_threads)
+    items = _as_list(texts)
+    for i, t in enumerate(items):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+    n = len(items)
+    lines_of = [t.splitlines(keepends=True) for t in items]
+    counts = np.fromiter((len(ls) for ls in lines_of), dtype=np.int64, count=n)
+    total_lines = int(counts.sum())
+    stats: dict[str, Any] = {"documents": n, "lines": total_lines, "removed_lines": 0, "removed_chars": 0,
+                             "boilerplate_keys": 0, "documents_changed": 0, "documents_emptied": 0}
+    if total_lines == 0:
+        return list(items), stats
+    keys = [" ".join(line.split()) for ls in lines_of for line in ls]
+    eligible = np.fromiter((len(k) >= max(1, min_chars) for k in keys), dtype=bool, count=total_lines)
+    hashes = np.asarray(_native().xxh64_batch(keys, seed=0, num_threads=num_threads), dtype=np.uint64)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), counts)  # (L,)
+    # Document frequency of every eligible key: unique (hash, doc) pairs, then count per hash.
+    h_e, d_e = hashes[eligible], doc_of[eligible]
+    order = np.lexsort((d_e, h_e))
+    h_s, d_s = h_e[order], d_e[order]
+    first = np.ones(h_s.size, dtype=bool)
+    first[1:] = (h_s[1:] != h_s[:-1]) | (d_s[1:] != d_s[:-1])
+    uniq_h, df = np.unique(h_s[first], return_counts=True)
+    boiler_h = uniq_h[df >= min_docs]
+    stats["boilerplate_keys"] = int(boiler_h.size)
+    if boiler_h.size == 0:
+        return list(items), stats
+    drop = eligible & np.isin(hashes, boiler_h)  # (L,)
+    out = list(items)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    changed_docs = np.unique(doc_of[drop])
+    removed_chars = 0
+    for d in changed_docs.tolist():
+        s0 = int(starts[d])
+        ls = lines_of[d]
+        dmask = drop[s0 : s0 + len(ls)]
+        kept = [line for line, gone in zip(ls, dmask) if not gone]
+        removed_chars += len(items[d]) - sum(len(x) for x in kept)
+        out[d] = "".join(kept)
+        stats["documents_emptied"] += not out[d].strip()
+    stats["removed_lines"] = int(drop.sum())
+    stats["removed_chars"] = removed_chars
+    stats["documents_changed"] = int(changed_docs.size)
+    return out, stats

@@ -1,240 +1,257 @@
-"""Python reference data loaders over token shards.
+"""Data loaders over token shards: the native :class:`TokenLoader` (C++, ``csrc/loader``) and, re-exported from
+:mod:`bigmodel_fast.data.loader_reference`, the Python reference loaders it is tested against bit for bit.
 
-Two batch makers, both *stateless per batch*: batch ``i`` is a pure function of ``(seed, rank, i)``, so the
-loader position is one integer and resuming a run is exact (the trainer stores ``next_batch``).
+:class:`TokenLoader` memory-maps many shards, validates every header and offset, and builds batches on worker
+threads (GIL released) into a bounded ring of ``prefetch`` slots. Batch ``i`` is a pure function of
+``(seed, rank, world_size, i)``, so the output is identical for any ``num_threads``, the loader position is one
+integer and resuming is exact. The algorithm (samples, epochs, sharding across ranks, the counter-based RNG,
+packing and masking) is specified in :mod:`bigmodel_fast.data.loader_reference`; in short:
 
-- :class:`CausalLoader`: random windows of ``seq_len + 1`` tokens for next-token prediction.
-- :class:`MLMLoader`: BERT pairs ``[CLS] A [SEP] B [SEP]`` with NSP labels (50% random B from another document)
-  and dynamic 15% masking with the 80/10/10 rule; special tokens are never masked.
-
-The native C++ loader (``csrc/loader``) replaces these on the hot path; these stay as the reference the tests
-compare it with.
+* causal: fixed windows of ``seq_len + 1`` tokens of the concatenated shards; an epoch is a seeded permutation of
+  all windows. ``pack=True`` adds ``position_ids`` (restart per document), ``cu_seqlens`` (int32) and
+  ``max_seqlen`` for varlen attention, and ignores labels whose target starts a new document.
+* mlm: documents are cut into chunks of ``seq_len - 3`` tokens; an epoch is a seeded permutation of all chunks.
+  Each chunk becomes ``[CLS] A [SEP] B [SEP]`` with NSP (50% random B from another document) and dynamic
+  80/10/10 masking (a new mask each epoch), optionally whole-word.
+* ``len(loader)`` = full batches per rank per epoch; iteration never ends; ``loader.epoch`` is the current epoch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+import atexit
+import os
+import weakref
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-IGNORE_INDEX = -100
+from .loader_reference import (  # noqa: F401  (re-exported: the reference API)
+    IGNORE_INDEX,
+    CausalLoader,
+    Corpus,
+    MLMLoader,
+    SpecialIds,
+    mask_tokens,
+)
+from .shards import Shard, ShardFormatError, _paths
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TokenLoader",
+    "CausalLoader",
+    "MLMLoader",
+    "Corpus",
+    "SpecialIds",
+    "mask_tokens",
+    "resolve_shard_paths",
+]
+
+# The fixed special ids of bigmodel_fast tokenizers (data/tokenizer.py): [PAD] [UNK] [CLS] [SEP] [MASK] <s> </s>.
+_DEFAULT_SPECIAL = (0, 1, 2, 3, 4, 5, 6)
+_LIVE: "weakref.WeakSet[TokenLoader]" = weakref.WeakSet()
 
 
-class ShardLike(Protocol):
-    tokens: np.ndarray  # (num_tokens,) uint16/uint32
-    offsets: np.ndarray  # (num_docs + 1,) int64
+@atexit.register
+def _close_all() -> None:  # join worker threads before the interpreter tears down
+    for loader in list(_LIVE):
+        loader.close()
 
 
-class Corpus:
-    """A read-only view of many shards as one list of documents.
+def resolve_shard_paths(shards) -> list[str]:
+    """``.bin`` paths from a directory (every ``*.bin``, sorted), a prefix/path, Shard objects, or a list of those."""
+    if isinstance(shards, (str, os.PathLike, Shard)):
+        shards = [shards]
+    paths: list[str] = []
+    for s in shards:
+        if isinstance(s, Shard):
+            paths.append(str(s.path))
+            continue
+        if not isinstance(s, (str, os.PathLike)):
+            raise TypeError(f"shards: expected paths, a directory or Shard objects, got {type(s).__name__}")
+        p = Path(s)
+        if p.is_dir():
+            bins = sorted(p.glob("*.bin"))
+            if not bins:
+                raise ShardFormatError(p, "directory holds no *.bin shard files", "at least one <prefix>.bin/.idx pair")
+            paths.extend(str(b) for b in bins)
+        else:
+            paths.append(str(_paths(p)[1]))
+    return paths
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class TokenLoader:
+    """Native C++ loader: causal windows or BERT MLM/NSP batches from token shards.
 
     Args:
-        shards: objects with ``tokens`` (N,) and ``offsets`` (D + 1,) arrays, e.g. :class:`~bigmodel_fast.data.shards.Shard`.
-        min_doc_len: documents shorter than this are not sampled.
+        shards: a directory (every ``*.bin``), a shard prefix / ``.bin`` path, :class:`Shard` objects, or a list.
+        seq_len: tokens per row (causal rows read ``seq_len + 1`` tokens).
+        batch_size: rows per batch.
+        mode: ``"causal"`` (GPT) or ``"mlm"`` (BERT).
+        seed, rank, world_size: batch ``i`` of rank ``r`` is a pure function of these and ``i``; ranks get
+            disjoint shares that together cover each epoch.
+        num_threads: worker threads (the output does not depend on it).
+        prefetch: ring slots: at most this many batches are built ahead.
+        mlm_probability: fraction of (non-special) tokens selected for masking.
+        whole_word_mask: select whole words (needs ``tokenizer`` or ``word_start``).
+        nsp: next-sentence prediction pairs (50% random B) and ``nsp_labels``.
+        pack: causal: ``position_ids``/``cu_seqlens``/``max_seqlen`` per document; mlm: ``cu_seqlens`` per row.
+        tokenizer: a :class:`~bigmodel_fast.data.tokenizer.Tokenizer`, for special ids, vocab size and word starts.
+        special_ids: :class:`SpecialIds` (default: from ``tokenizer``, else the fixed ids 0..6 and the shards'
+            vocab_size).
+        word_start: (vocab_size,) bool table (default ``tokenizer.word_start_mask()`` when whole-word masking).
+        pin_memory: pin the tensors (default: when CUDA is available).
+
+    Iterating yields dicts of tensors (zero-copy views of the C++ buffers; ``max_seqlen`` is a Python int):
+    causal ``input_ids``, ``labels`` (+ ``position_ids``, ``cu_seqlens``, ``max_seqlen`` with ``pack``); mlm
+    ``input_ids``, ``token_type_ids``, ``attention_mask``, ``mlm_labels`` (-100 except at masked positions),
+    ``nsp_labels`` (with ``nsp``) (+ ``cu_seqlens``, ``max_seqlen`` with ``pack``).
+
+    Raises:
+        ValueError: an invalid argument (the message names it).
+        ShardFormatError: a missing, truncated or inconsistent shard (names the file, the problem, the expected
+            value and a hint), or a token id >= the shard's vocab_size met while reading.
     """
 
-    def __init__(self, shards: Sequence[ShardLike], min_doc_len: int = 1):
-        if not shards:
-            raise ValueError("no token shards given: expected at least one .bin/.idx pair (run `bmf prepare` first)")
-        self.shards = list(shards)
-        shard_ids, doc_ids, lengths = [], [], []
-        for s, shard in enumerate(self.shards):
-            lens = np.diff(np.asarray(shard.offsets, dtype=np.int64))
-            keep = np.nonzero(lens >= min_doc_len)[0]
-            shard_ids.append(np.full(len(keep), s, dtype=np.int64))
-            doc_ids.append(keep.astype(np.int64))
-            lengths.append(lens[keep])
-        self.shard_of = np.concatenate(shard_ids)  # (D,)
-        self.doc_of = np.concatenate(doc_ids)  # (D,)
-        self.lengths = np.concatenate(lengths)  # (D,)
-        if len(self.lengths) == 0:
-            raise ValueError(f"the shards hold no document of at least {min_doc_len} tokens")
-        self.cum_tokens = np.cumsum(self.lengths)  # (D,) for length-weighted sampling
-        self.num_tokens = int(self.cum_tokens[-1])
+    def __init__(self, shards, *, seq_len: int, batch_size: int, mode: str = "causal", seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_threads: int = 2, prefetch: int = 4, mlm_probability: float = 0.15,
+                 whole_word_mask: bool = False, nsp: bool = True, pack: bool = True, tokenizer=None,
+                 special_ids: SpecialIds | None = None, word_start: np.ndarray | None = None,
+                 pin_memory: bool | None = None):
+        from .. import _C
+
+        if mode not in ("causal", "mlm"):
+            raise ValueError(f"mode must be 'causal' or 'mlm', got {mode!r}")
+        seq_len = _check_int("seq_len", seq_len, 5 if mode == "mlm" else 1)
+        batch_size = _check_int("batch_size", batch_size, 1)
+        world_size = _check_int("world_size", world_size, 1)
+        rank = _check_int("rank", rank, 0)
+        if rank >= world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        num_threads = _check_int("num_threads", num_threads, 1)
+        prefetch = _check_int("prefetch", prefetch, 1)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        if not isinstance(mlm_probability, (int, float)) or not 0.0 < float(mlm_probability) < 1.0:
+            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
+        if special_ids is None and tokenizer is not None:
+            special_ids = SpecialIds.from_tokenizer(tokenizer)
+        if whole_word_mask and word_start is None:
+            if tokenizer is None:
+                raise ValueError("whole_word_mask=True needs tokenizer= or word_start= (the word-start table)")
+            word_start = tokenizer.word_start_mask()
+        if word_start is not None:
+            word_start = np.ascontiguousarray(word_start, dtype=np.uint8)
+            if word_start.ndim != 1:
+                raise ValueError(f"word_start must be a 1-D (vocab_size,) bool array, got shape {word_start.shape}")
+
+        paths = resolve_shard_paths(shards)
+        self.mode, self.seq_len, self.batch_size = mode, seq_len, batch_size
+        self.seed, self.rank, self.world_size = int(seed), rank, world_size
+        self.mlm_probability, self.whole_word_mask, self.nsp, self.pack = (
+            float(mlm_probability), bool(whole_word_mask), bool(nsp), bool(pack))
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.paths = paths
+        ids = special_ids or SpecialIds(0, 2, 3, 4, 0, _DEFAULT_SPECIAL)  # vocab_size 0: the shards' own
+        wwm = self.whole_word_mask and mode == "mlm"
+        self._core = None
+        self._core = _C.TokenLoaderCore(
+            paths, seq_len, batch_size, mode, self.seed, rank, world_size, num_threads, prefetch,
+            self.mlm_probability, wwm, self.nsp, self.pack, ids.pad, ids.cls, ids.sep, ids.mask, ids.vocab_size,
+            list(ids.special), word_start if wwm else None,
+        )
+        self.special_ids = special_ids or SpecialIds(0, 2, 3, 4, int(self._core.shard_vocab_size), _DEFAULT_SPECIAL)
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------------------------------------ batches
+
+    def _to_torch(self, arrays: dict) -> dict:
+        out = {}
+        for k, v in arrays.items():
+            if isinstance(v, np.ndarray):
+                t = torch.from_numpy(v)
+                out[k] = t.pin_memory() if self.pin_memory else t
+            else:
+                out[k] = v
+        return out
+
+    def batch(self, index: int) -> dict:
+        """Batch ``index`` built on the calling thread (does not move the iteration position)."""
+        return self._to_torch(self._core.batch(_check_int("index", index, 0)))
+
+    def __iter__(self) -> Iterator[dict]:
+        return self
+
+    def __next__(self) -> dict:
+        return self._to_torch(self._core.next())
+
+    @property
+    def next_batch(self) -> int:
+        """Index of the batch the next ``next()`` returns."""
+        return int(self._core.position)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples (causal windows or MLM chunks) per epoch, over all ranks."""
+        return int(self._core.num_samples)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self._core.num_tokens)
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        """Full batches per rank per epoch (iteration itself never stops)."""
+        return self.num_samples // (self.batch_size * self.world_size)
 
-    def doc(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Token ids of document ``i`` (a slice ``[start, stop)`` of it), as int64."""
-        shard = self.shards[self.shard_of[i]]
-        base = int(shard.offsets[self.doc_of[i]])
-        stop = int(self.lengths[i]) if stop is None else stop
-        return np.asarray(shard.tokens[base + start : base + stop], dtype=np.int64)
+    @property
+    def epoch(self) -> int:
+        """Epoch of the first example of the next batch."""
+        return (self.next_batch * self.world_size + self.rank) * self.batch_size // self.num_samples
 
-    def sample_docs(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` document indices drawn with probability proportional to their length."""
-        return np.searchsorted(self.cum_tokens, rng.integers(0, self.num_tokens, size=n), side="right")
+    def sample_of(self, index: int, example: int) -> tuple[int, int]:
+        """``(epoch, sample)`` that fill row ``example`` of batch ``index`` (sample = window or chunk index)."""
+        return tuple(self._core.sample_of(index, example))
 
-
-class _BatchMaker:
-    """Shared iteration and state handling: subclasses implement ``batch(index)``."""
-
-    def __init__(self, batch_size: int, seed: int, rank: int, world_size: int):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
-        self.next_batch = 0
-
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.rank, self.world_size, index])
-
-    def batch(self, index: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            b = self.batch(self.next_batch)
-            self.next_batch += 1
-            yield b
+    # ------------------------------------------------------------------------------------------------ state
 
     def state_dict(self) -> dict:
         return {"next_batch": self.next_batch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where ``state`` (from :meth:`state_dict`, or the reference loaders') stopped."""
         for key in ("seed", "rank", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(
                     f"loader state was saved with {key}={state.get(key)!r} but this loader has {key}={getattr(self, key)!r}"
                 )
-        self.next_batch = int(state["next_batch"])
+        self._core.seek(_check_int("next_batch", state["next_batch"], 0))
 
+    def close(self) -> None:
+        """Join the worker threads (idempotent; iterating again restarts them)."""
+        if self._core is not None:
+            self._core.close()
 
-class CausalLoader(_BatchMaker):
-    """Random windows for causal language modelling.
+    def __enter__(self) -> "TokenLoader":
+        return self
 
-    Each example is ``seq_len + 1`` consecutive tokens of one document (shorter documents are padded), split into
-    ``input_ids = w[:-1]`` and ``labels = w[1:]``; padded label positions are -100.
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-    Yields dicts with ``input_ids`` (B, S) int64 and ``labels`` (B, S) int64.
-    """
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
-    def __init__(self, shards: Sequence[ShardLike], *, seq_len: int, batch_size: int, pad_id: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__(batch_size, seed, rank, world_size)
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-        self.corpus = Corpus(shards, min_doc_len=2)
-        self.seq_len, self.pad_id = seq_len, pad_id
-
-    def batch(self, index: int) -> dict[str, torch.Tensor]:
-        rng = self._rng(index)
-        B, W = self.batch_size, self.seq_len + 1
-        docs = self.corpus.sample_docs(rng, B)
-        window = np.full((B, W), self.pad_id, dtype=np.int64)  # (B, S + 1)
-        valid = np.zeros((B, W), dtype=bool)
-        for row, d in enumerate(docs):
-            n = int(self.corpus.lengths[d])
-            start = int(rng.integers(0, max(n - W, 0) + 1))
-            ids = self.corpus.doc(d, start, min(start + W, n))
-            window[row, : len(ids)] = ids
-            valid[row, : len(ids)] = True
-        labels = np.where(valid[:, 1:], window[:, 1:], IGNORE_INDEX)
-        return {"input_ids": torch.from_numpy(window[:, :-1].copy()), "labels": torch.from_numpy(labels)}
-
-
-@dataclass(frozen=True)
-class SpecialIds:
-    """The ids the MLM loader needs from the tokenizer."""
-
-    pad: int
-    cls: int
-    sep: int
-    mask: int
-    vocab_size: int
-    special: tuple[int, ...]
-
-    @classmethod
-    def from_tokenizer(cls, tok) -> "SpecialIds":
-        return cls(tok.pad_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.vocab_size, tuple(tok.special_ids))
-
-
-def mask_tokens(input_ids: np.ndarray, ids: SpecialIds, rng: np.random.Generator,
-                mlm_probability: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """BERT dynamic masking (80% [MASK], 10% random token, 10% unchanged) on a batch.
-
-    Args:
-        input_ids: (B, S) int64; special tokens and padding are never selected.
-    Returns:
-        ``(masked_ids, labels)``, both (B, S) int64; labels are -100 except at selected positions.
-    """
-    special = np.isin(input_ids, np.asarray(ids.special, dtype=np.int64))  # (B, S)
-    selected = (rng.random(input_ids.shape) < mlm_probability) & ~special
-    labels = np.where(selected, input_ids, IGNORE_INDEX)
-    roll = rng.random(input_ids.shape)
-    to_mask = selected & (roll < 0.8)
-    to_random = selected & (roll >= 0.8) & (roll < 0.9)
-    lo = max(ids.special) + 1  # random replacements are never special tokens
-    random_ids = rng.integers(lo, ids.vocab_size, size=input_ids.shape)
-    out = np.where(to_mask, ids.mask, input_ids)
-    out = np.where(to_random, random_ids, out)
-    return out, labels
-
-
-class MLMLoader(_BatchMaker):
-    """BERT pretraining batches: sentence-pair segments, NSP labels and dynamic masking.
-
-    A segment pair takes a random span of one document and cuts it at a random point into A and B. With
-    ``nsp=True``, half of the pairs replace B by a span of another document (NSP label 1 = "not next";
-    0 = "is next"). The pair is ``[CLS] A [SEP] B [SEP]``, padded to ``seq_len``.
-
-    Yields dicts: ``input_ids``, ``token_type_ids``, ``mlm_labels`` (B, S) int64, ``attention_mask`` (B, S) bool
-    and, with NSP, ``nsp_labels`` (B,) int64.
-    """
-
-    def __init__(self, shards: Sequence[ShardLike], ids: SpecialIds, *, seq_len: int, batch_size: int,
-                 mlm_probability: float = 0.15, nsp: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__(batch_size, seed, rank, world_size)
-        if seq_len < 5:
-            raise ValueError(f"seq_len must be >= 5 for [CLS] A [SEP] B [SEP], got {seq_len}")
-        if not 0.0 < mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
-        self.corpus = Corpus(shards, min_doc_len=2)
-        if nsp and len(self.corpus) < 2:
-            raise ValueError("NSP needs at least two documents of >= 2 tokens; pass nsp=False for a one-document corpus")
-        self.ids, self.seq_len, self.mlm_probability, self.nsp = ids, seq_len, mlm_probability, nsp
-
-    def _pair(self, rng: np.random.Generator, doc: int) -> tuple[np.ndarray, np.ndarray, int]:
-        budget = self.seq_len - 3
-        n = int(self.corpus.lengths[doc])
-        span = min(n, budget)
-        start = int(rng.integers(0, n - span + 1))
-        cut = int(rng.integers(1, span)) if span > 1 else 1
-        a = self.corpus.doc(doc, start, start + cut)
-        if self.nsp and rng.random() < 0.5:
-            other = doc
-            while other == doc:
-                other = int(self.corpus.sample_docs(rng, 1)[0])
-            m = int(self.corpus.lengths[other])
-            want = min(max(budget - len(a), 1), m)
-            b_start = int(rng.integers(0, m - want + 1))
-            return a, self.corpus.doc(other, b_start, b_start + want), 1
-        return a, self.corpus.doc(doc, start + cut, start + span), 0
-
-    def batch(self, index: int) -> dict[str, torch.Tensor]:
-        rng = self._rng(index)
-        B, S, ids = self.batch_size, self.seq_len, self.ids
-        input_ids = np.full((B, S), ids.pad, dtype=np.int64)  # (B, S)
-        token_type = np.zeros((B, S), dtype=np.int64)
-        nsp_labels = np.zeros(B, dtype=np.int64)
-        for row, doc in enumerate(self.corpus.sample_docs(rng, B)):
-            a, b, nsp_labels[row] = self._pair(rng, int(doc))
-            b = b[: max(S - 3 - len(a), 0)]
-            n = len(a) + len(b) + 3
-            input_ids[row, :n] = np.concatenate([[ids.cls], a, [ids.sep], b, [ids.sep]])
-            token_type[row, len(a) + 2 : n] = 1
-        attention_mask = input_ids != ids.pad
-        masked, labels = mask_tokens(input_ids, ids, rng, self.mlm_probability)
-        out = {
-            "input_ids": torch.from_numpy(masked),
-            "token_type_ids": torch.from_numpy(token_type),
-            "attention_mask": torch.from_numpy(attention_mask),
-            "mlm_labels": torch.from_numpy(labels),
-        }
-        if self.nsp:
-            out["nsp_labels"] = torch.from_numpy(nsp_labels)
-        return out
+    def __repr__(self) -> str:
+        return (f"TokenLoader(mode={self.mode!r}, shards={len(self.paths)}, seq_len={self.seq_len}, "
+                f"batch_size={self.batch_size}, samples/epoch={self.num_samples}, next_batch={self.next_batch})")

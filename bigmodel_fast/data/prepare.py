@@ -1,4 +1,8 @@
-"""``bmf prepare``: raw files -> cleaned, deduplicated documents -> SentencePiece -> token shards.
+"""``bmf prepare``: raw files -> cleaned, filtered, deduplicated documents -> SentencePiece -> token shards.
+
+Stages, in order (each switchable; its counts land in ``stats.json``):
+read -> clean -> boilerplate-line removal (optional) -> quality filters (Gopher quality / repetition, C4, FineWeb)
+-> PII masking -> exact dedup -> MinHash-LSH near-dedup -> held-out split -> tokenizer -> shards.
 
 Output directory (read back by :class:`~bigmodel_fast.data.prepared.PreparedData`)::
 
@@ -19,7 +23,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .clean import CleanConfig, CleanStats, clean_documents
-from .dedup import dedup
+from .dedup import MinHashIndex, dedup, remove_boilerplate_lines
+from .pii import PIIConfig, mask_documents
+from .quality import QualityConfig, QualityStats, filter_documents
 from ..jsonio import write_json
 from .prepared import STATS
 from .shards import ShardWriter
@@ -45,6 +51,17 @@ class PrepareConfig:
     num_threads: int = 0
     progress: bool = True
     clean: CleanConfig = field(default_factory=CleanConfig)
+    boilerplate_min_docs: int = 0  # > 0: drop lines repeated in at least this many documents
+    quality: bool = True  # the quality filter chain (rules and thresholds in `quality_config`)
+    quality_config: QualityConfig = field(default_factory=QualityConfig)
+    pii: bool = True  # mask e-mail addresses, IP addresses and phone numbers
+    pii_config: PIIConfig = field(default_factory=PIIConfig)
+    dedup: str = "minhash"  # minhash (near duplicates, after exact) | exact | none
+    near_threshold: float = 0.8  # estimated Jaccard of word 5-gram sets
+    near_ngram: int = 5
+    near_num_perm: int = 112
+    near_bands: int = 14
+    minhash_index: str | None = None  # load (if present) and save the LSH index here: dedup across runs
 
     def __post_init__(self):
         if not self.inputs:
@@ -54,6 +71,10 @@ class PrepareConfig:
         if self.vocab_size < 16:
             raise ValueError(f"vocab_size must be >= 16, got {self.vocab_size}")
         self.clean = replace(self.clean, min_chars=self.min_chars)
+        if self.dedup not in ("minhash", "exact", "none"):
+            raise ValueError(f"dedup must be 'minhash', 'exact' or 'none', got {self.dedup!r}")
+        if isinstance(self.quality_config, dict):
+            self.quality_config = QualityConfig.from_dict(self.quality_config)
 
 
 def _split_valid(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -89,6 +110,69 @@ def _write_split(out: Path, name: str, texts: list[str], tok: Tokenizer, cfg: Pr
     return {"documents": len(texts), "tokens": num_tokens, "shards": [p.name for p in writer.paths]}
 
 
+def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
+    """read -> clean -> boilerplate lines -> quality -> PII; fills ``stats`` (read, clean, boilerplate, quality, pii)."""
+    read_stats, clean_stats = ReadStats(), CleanStats()
+    docs = iter_documents(cfg.inputs, text_field=cfg.text_field, stats=read_stats, split=cfg.split)
+    docs = list(clean_documents(tqdm(docs, desc="read+clean", unit="doc", disable=not cfg.progress),
+                                cfg.clean, clean_stats))
+    stats.update(read=read_stats.to_dict(), clean=clean_stats.to_dict())
+    if cfg.boilerplate_min_docs > 0:
+        texts, stats["boilerplate"] = remove_boilerplate_lines([d.text for d in docs], min_docs=cfg.boilerplate_min_docs,
+                                                               num_threads=cfg.num_threads)
+        docs = [replace(d, text=t) for d, t in zip(docs, texts) if t.strip()]
+    if cfg.quality:
+        quality_stats = QualityStats()
+        docs = list(filter_documents(tqdm(docs, desc="quality", unit="doc", disable=not cfg.progress),
+                                     cfg.quality_config, quality_stats))
+        stats["quality"] = quality_stats.to_dict()
+    if cfg.pii:
+        counts: dict[str, int] = {}
+        docs = list(mask_documents(docs, cfg.pii_config, counts))
+        stats["pii"] = {"masked": counts}
+    if not docs:
+        dropped = {k: stats[k] for k in ("clean", "quality", "boilerplate") if k in stats}
+        raise ValueError(f"no document left after reading, cleaning and filtering {cfg.inputs} "
+                         f"(read {read_stats.documents}; where they went: {dropped})")
+    return [d.text for d in docs]
+
+
+def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> list[str]:
+    """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``."""
+    report: dict = {"method": cfg.dedup, "documents_in": len(texts)}
+    if cfg.dedup != "none":
+        exact = dedup(texts, method="exact", num_threads=cfg.num_threads)
+        texts = [t for t, k in zip(texts, exact.keep) if k]
+        report["exact"] = exact.stats
+    if cfg.dedup == "minhash":
+        t0 = time.time()
+        params = dict(threshold=cfg.near_threshold, ngram=cfg.near_ngram, num_perm=cfg.near_num_perm,
+                      bands=cfg.near_bands, seed=cfg.seed)
+        index_path = Path(cfg.minhash_index) if cfg.minhash_index else None
+        if index_path is not None and index_path.is_file():
+            index = MinHashIndex.load(index_path, num_threads=cfg.num_threads)
+            saved = {k: getattr(index, k) for k in params}
+            if any(saved[k] != v if k != "threshold" else abs(saved[k] - v) > 1e-9 for k, v in params.items()):
+                raise ValueError(f"{index_path}: the MinHash index was built with {saved}, but this run asks for "
+                                 f"{params}; use the same --near-* settings or a new --minhash-index path")
+            report["index_loaded"] = {"path": str(index_path), "documents": len(index)}
+        else:
+            index = MinHashIndex(**params, num_threads=cfg.num_threads)
+        near = index.add(texts)
+        texts = [t for t, k in zip(texts, near.keep) if k]
+        if index_path is not None:
+            index.save(index_path)
+        report["minhash"] = {**near.stats, **params, "seconds": round(time.time() - t0, 2)}
+    report["documents_out"] = len(texts)
+    report["duplicates"] = report["documents_in"] - len(texts)
+    stats["dedup"] = report
+    if not texts:
+        raise ValueError(f"all {report['documents_in']} documents are duplicates"
+                         + (f" of the documents already in {cfg.minhash_index}" if cfg.minhash_index else "")
+                         + "; nothing to write")
+    return texts
+
+
 def prepare(cfg: PrepareConfig) -> dict:
     """Run the whole data stage; returns the stats also written to ``<out>/stats.json``."""
     t0 = time.time()
@@ -98,31 +182,20 @@ def prepare(cfg: PrepareConfig) -> dict:
                                out.glob("valid_*.bin"), out.glob("valid_*.idx")):
         old.unlink()  # a re-run must not mix old shards with new ones
 
-    read_stats, clean_stats = ReadStats(), CleanStats()
-    docs = iter_documents(cfg.inputs, text_field=cfg.text_field, stats=read_stats, split=cfg.split)
-    docs = tqdm(docs, desc="read+clean", unit="doc", disable=not cfg.progress)
-    texts = [d.text for d in clean_documents(docs, cfg.clean, clean_stats)]
-    if not texts:
-        raise ValueError(f"no document left after reading and cleaning {cfg.inputs} "
-                         f"(read {read_stats.documents}, all dropped: {clean_stats.to_dict()})")
-
-    dd = dedup(texts, method="exact", num_threads=cfg.num_threads)
-    texts = [t for t, k in zip(texts, dd.keep) if k]
+    stats: dict = {"config": asdict(cfg)}
+    texts = _filtered_texts(cfg, stats)
+    texts = _deduplicated(cfg, texts, stats)
     is_valid = _split_valid(len(texts), cfg.valid_fraction, cfg.seed)
     train = [t for t, v in zip(texts, is_valid) if not v]
     valid = [t for t, v in zip(texts, is_valid) if v]
 
     tok = Tokenizer.train(_capped(train, cfg.tokenizer_max_chars), out, vocab_size=cfg.vocab_size, seed=cfg.seed,
                           character_coverage=cfg.character_coverage, num_threads=max(cfg.num_threads, 1))
-    stats = {
-        "config": asdict(cfg),
-        "read": read_stats.to_dict(),
-        "clean": clean_stats.to_dict(),
-        "dedup": dd.stats,
+    stats.update({
         "tokenizer": {"file": tok.model_file.name, "vocab_size": tok.vocab_size},
         "train": _write_split(out, "train", train, tok, cfg),
         "valid": _write_split(out, "valid", valid, tok, cfg) if valid else {"documents": 0, "tokens": 0, "shards": []},
-    }
+    })
     stats["seconds"] = round(time.time() - t0, 2)
     write_json(out / STATS, stats)
     return stats

@@ -9,7 +9,7 @@ import torch
 
 from ..data.classification import encode_for_classifier
 from ..data.tokenizer import Tokenizer
-from ..export.bundle import BUNDLE_JSON, BUNDLE_MODEL, read_bundle
+from ..export.bundle import BUNDLE_JSON, load_bundle_model
 from ..train import checkpoint as ckpt
 from ..train.common import pick_device
 from ..train.finetune import predict_logits
@@ -17,24 +17,26 @@ from ..train.finetune import predict_logits
 
 class Predictor:
     """Loads a fine-tuned classifier from a checkpoint directory (``config.json`` + ``model.safetensors``) or an
-    exported bundle directory (``bundle.json`` + TorchScript ``model.pt``); both tokenize the same way."""
+    exported bundle directory (``bundle.json`` + TorchScript ``model.pt`` or AOTInductor ``model.pt2``); both
+    tokenize the same way."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
         path = Path(path)
-        if path.is_file() and path.name == BUNDLE_MODEL:
-            path = path.parent
+        if path.is_file() and (path.parent / BUNDLE_JSON).is_file():
+            path = path.parent  # the model file of a bundle
         self.path, self.device = path, pick_device(device)
         if (path / BUNDLE_JSON).is_file():
-            info = read_bundle(path)
+            self.model, info = load_bundle_model(path, device=str(self.device))
+            if info.get("task", "classify") != "classify":
+                raise ValueError(f"{path}: a {info['task']!r} bundle has no labels to predict; "
+                                 f"expected a classifier bundle (`bmf export` of a fine-tuned checkpoint)")
             self.labels, self.max_len = info["labels"], int(info["max_len"])
-            self.model = torch.jit.load(str(path / BUNDLE_MODEL), map_location=self.device)
-            self.kind = "bundle"
+            self.kind = f"bundle:{info['format']}"
         else:
             self.model, cfg, meta = ckpt.load_model(path, "classifier")
-            self.model.to(self.device)
+            self.model.to(self.device).eval()
             self.labels, self.max_len = list(cfg.label_names), int(meta.get("max_len", 128))
             self.kind = "checkpoint"
-        self.model.eval()
         self.tokenizer = Tokenizer(path / ckpt.TOKENIZER)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:

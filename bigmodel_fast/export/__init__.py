@@ -1,4 +1,5 @@
-"""Model export (TorchScript for LibTorch today; torch.export planned in issue 7)."""
+"""Model export for C++ deployment: TorchScript (``model.pt``) and torch.export + AOTInductor (``model.pt2``)
+bundles, the registry of what exports (:mod:`.targets`), and the C++ runner build (:mod:`.runner`)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,16 @@
-"""Deployment bundles: everything a runner needs to go from raw text to a label, in one directory::
+"""Deployment bundles: everything a runner needs to go from raw text to an answer, in one directory::
 
-    model.pt        TorchScript classifier: forward(input_ids (B, S) int64, attention_mask (B, S) bool) -> logits (B, C)
-    tokenizer.model SentencePiece model
-    bundle.json     format, labels, max_len, special-token ids, how inputs are built
+    model.pt          TorchScript module (--format torchscript), or
+    model.pt2         AOTInductor package (--format aoti)
+    tokenizer.model   SentencePiece model
+    bundle.json       format, task, model file, labels, max_len, special-token ids, how inputs are built
 
-Exported models always run the reference (non-Triton) ops.
+Every bundle model has one signature, ``forward(input_ids (B, S) int64, attention_mask (B, S) bool) -> logits``:
+(B, num_labels) for task ``classify`` (fine-tuned classifiers), (B, S, vocab_size) for task ``lm`` (GPT
+pretraining checkpoints). Classifier inputs are ``[CLS] ids[:max_len-2] [SEP]``, right-padded with ``pad_id``;
+LM inputs are the prompt ids with no special tokens. Which checkpoints export as what is decided in
+:mod:`bigmodel_fast.export.targets` (where new architectures plug in). Exported models always run the reference
+(non-Triton) ops. The C++ runner (``csrc/deploy``) reads the same ``bundle.json``.
 """
 
 from __future__ import annotations
@@ -16,43 +22,108 @@ from .. import __version__
 from ..jsonio import read_json, write_json
 
 BUNDLE_JSON, BUNDLE_MODEL, BUNDLE_TOKENIZER = "bundle.json", "model.pt", "tokenizer.model"
+BUNDLE_MODEL_AOTI = "model.pt2"
 BUNDLE_VERSION = 1
+FORMATS = {"torchscript": BUNDLE_MODEL, "aoti": BUNDLE_MODEL_AOTI}
+INPUT_POLICY = ("lines end at \\n, \\r\\n or \\r; invalid UTF-8 becomes U+FFFD per maximal ill-formed subpart "
+                "(Python errors='replace')")
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "torchscript") -> Path:
-    """Export a fine-tuned classifier checkpoint to a bundle directory; checks parity with the eager model."""
+    """Export a checkpoint to a bundle directory; checks parity with the eager model.
+
+    Args:
+        checkpoint: a fine-tuned classifier checkpoint (task ``classify``) or a GPT pretraining checkpoint
+            (task ``lm``).
+        out: bundle directory (created; files of the other format are removed).
+        format: ``"torchscript"`` (``model.pt``, ``torch.jit.script``) or ``"aoti"`` (``model.pt2``,
+            ``torch.export`` + AOTInductor; needs a C++ compiler).
+
+    Raises:
+        ValueError: unknown format or a checkpoint that does not export (e.g. a BERT pretraining checkpoint).
+        ExportError: export or its parity check failed.
+    """
     from ..data.tokenizer import Tokenizer
     from ..train import checkpoint as ckpt
-    from .torchscript import export_torchscript
+    from .targets import load_export_target
 
-    if format != "torchscript":
-        raise ValueError(f"export format {format!r} is not supported yet; expected 'torchscript'")
-    model, cfg, meta = ckpt.load_model(checkpoint, "classifier")  # only fine-tuned classifiers export for now
+    if format not in FORMATS:
+        raise ValueError(f"export format {format!r} is not supported; expected one of {', '.join(FORMATS)}")
+    target = load_export_target(checkpoint)
+    cfg = target.cfg
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    export_torchscript(model, out / BUNDLE_MODEL)
+    for stale in FORMATS.values():
+        (out / stale).unlink(missing_ok=True)
+    model_file = out / FORMATS[format]
+    if format == "torchscript":
+        from .torchscript import export_torchscript
+
+        export_torchscript(target.module, model_file)
+    else:
+        from .aoti import export_aoti
+
+        export_aoti(target.module, model_file)
     shutil.copyfile(Path(checkpoint) / ckpt.TOKENIZER, out / BUNDLE_TOKENIZER)
     tok = Tokenizer(out / BUNDLE_TOKENIZER)
+    if tok.vocab_size != cfg.vocab_size:
+        raise ValueError(f"{checkpoint}: tokenizer has {tok.vocab_size} pieces but the model config says "
+                         f"vocab_size {cfg.vocab_size}")
+    if target.task == "classify":
+        inputs = "[CLS] ids[:max_len-2] [SEP], right-padded with pad_id; attention_mask True on real tokens"
+    else:
+        inputs = "prompt ids (no special tokens; empty prompt -> [<s>]), last max_len ids; attention_mask all True"
     write_json(out / BUNDLE_JSON, {
-        "bundle_version": BUNDLE_VERSION, "format": format, "bmf_version": __version__, "arch": cfg.arch,
-        "labels": list(cfg.label_names), "max_len": int(meta.get("max_len", 128)),
-        "input": "[CLS] ids[:max_len-2] [SEP], right-padded with pad_id; attention_mask True on real tokens",
-        "special_ids": {"pad": tok.pad_id, "unk": tok.unk_id, "cls": tok.cls_id, "sep": tok.sep_id},
+        "bundle_version": BUNDLE_VERSION, "format": format, "task": target.task, "bmf_version": __version__,
+        "arch": cfg.arch, "model": model_file.name, "tokenizer": BUNDLE_TOKENIZER,
+        "labels": list(target.labels), "max_len": int(target.max_len), "vocab_size": tok.vocab_size,
+        "input": inputs, "output": "logits (B, num_labels)" if target.task == "classify" else "logits (B, S, V)",
+        "text_policy": INPUT_POLICY,
+        "special_ids": {"pad": tok.pad_id, "unk": tok.unk_id, "cls": tok.cls_id, "sep": tok.sep_id,
+                        "mask": tok.mask_id, "bos": tok.bos_id, "eos": tok.eos_id},
     })
     return out
 
 
 def read_bundle(path: str | Path) -> dict:
-    """``bundle.json`` of a bundle directory, checked for the files and fields a runner needs."""
+    """``bundle.json`` of a bundle directory, checked for the files and fields a runner needs.
+
+    Bundles written before ``format``/``task``/``model`` existed get the defaults torchscript/classify/model.pt.
+    """
     path = Path(path)
     info = read_json(path / BUNDLE_JSON, "bundle description (bundle.json, written by `bmf export`)")
+    if not isinstance(info, dict):
+        raise ValueError(f"{path / BUNDLE_JSON}: expected a JSON object; re-export with `bmf export`")
     for key in ("bundle_version", "labels", "max_len", "special_ids"):
         if key not in info:
             raise ValueError(f"{path / BUNDLE_JSON}: missing field {key!r}; re-export with `bmf export`")
     if info["bundle_version"] != BUNDLE_VERSION:
         raise ValueError(f"{path / BUNDLE_JSON}: bundle_version {info['bundle_version']} is not supported "
                          f"(expected {BUNDLE_VERSION}); re-export with this bmf version")
-    for name in (BUNDLE_MODEL, BUNDLE_TOKENIZER):
+    info.setdefault("format", "torchscript")
+    info.setdefault("task", "classify")
+    if info["format"] not in FORMATS:
+        raise ValueError(f"{path / BUNDLE_JSON}: format {info['format']!r} is not supported "
+                         f"(expected one of {', '.join(FORMATS)})")
+    info.setdefault("model", FORMATS[info["format"]])
+    for name in (info["model"], BUNDLE_TOKENIZER):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: missing {name}; expected a bundle written by `bmf export`")
     return info
+
+
+def load_bundle_model(path: str | Path, device: str = "cpu"):
+    """``(model, info)`` of a bundle directory: a callable ``model(input_ids, attention_mask) -> logits`` for
+    either format (TorchScript module in eval mode, or the AOTInductor package, which runs on CPU only here)."""
+    import torch
+
+    path = Path(path)
+    info = read_bundle(path)
+    if info["format"] == "aoti":
+        from .aoti import load_aoti
+
+        return load_aoti(path / info["model"]), info
+    from .torchscript import load_torchscript
+
+    module, _ = load_torchscript(path / info["model"], map_location=torch.device(device))
+    return module.eval(), info

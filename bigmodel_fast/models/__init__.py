@@ -1,4 +1,4 @@
-"""Models: config, BERT, GPT, sequence classifier, and builders used by the trainer and CLI."""
+"""Models: config, BERT, GPT, LSTM, sequence classifiers, and builders used by the trainer and CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from bigmodel_fast.models.checks import InputError, check_inputs
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ARCHS, ConfigError, ModelConfig
 from bigmodel_fast.models.gpt import GPTForCausalLM, GPTModel, causal_lm_labels
+from bigmodel_fast.models.lstm import LSTMClassifier, LSTMForCausalLM, LSTMModel
 
 __all__ = [
     "ARCHS",
@@ -18,6 +19,9 @@ __all__ = [
     "GPTForCausalLM",
     "GPTModel",
     "InputError",
+    "LSTMClassifier",
+    "LSTMForCausalLM",
+    "LSTMModel",
     "ModelConfig",
     "SequenceClassifier",
     "build_classifier",
@@ -28,14 +32,19 @@ __all__ = [
 
 
 def build_pretraining_model(cfg: ModelConfig) -> nn.Module:
-    """BertForPretraining for ``cfg.arch == "bert"``, GPTForCausalLM for ``"gpt"``."""
+    """BertForPretraining for ``cfg.arch == "bert"``, GPTForCausalLM for ``"gpt"``, LSTMForCausalLM for ``"lstm"``."""
     if cfg.arch == "bert":
         return BertForPretraining(cfg)
     if cfg.arch == "gpt":
         return GPTForCausalLM(cfg)
+    if cfg.arch == "lstm":
+        return LSTMForCausalLM(cfg)
     raise ConfigError(f"model config field 'arch': expected one of {', '.join(ARCHS)}, got {cfg.arch!r}")
 
 
 def build_classifier(cfg: ModelConfig) -> SequenceClassifier:
-    """SequenceClassifier with the backbone of ``cfg.arch``; ``cfg.num_labels`` must be > 0."""
+    """SequenceClassifier with the backbone of ``cfg.arch`` (LSTMClassifier for ``"lstm"``); ``cfg.num_labels``
+    must be > 0."""
+    if cfg.arch == "lstm":
+        return LSTMClassifier(cfg)
     return SequenceClassifier(cfg)

@@ -105,6 +105,9 @@ class BertForPretraining(nn.Module):
         attention_mask: Optional[Tensor] = None,
         mlm_labels: Optional[Tensor] = None,
         nsp_labels: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+        cu_seqlens: Optional[Tensor] = None,
+        max_seqlen: Optional[int] = None,
     ) -> Dict[str, Tensor]:
         """Run the encoder and both heads.
 
@@ -114,7 +117,11 @@ class BertForPretraining(nn.Module):
             attention_mask: (B, S) bool, True = real token.
             mlm_labels: (B, S) long original ids at masked positions, -100 elsewhere. When given, the vocab
                 projection runs only on the N positions with a label (boolean gather: one host sync).
-            nsp_labels: (B,) long, 1 = "B follows A" (-100 ignored). NSP loss only when given.
+            nsp_labels: (B,) long, 1 = "B is a random span" (0 = B follows A; -100 ignored). NSP loss only when given.
+            position_ids: (B, S) long, default 0..S-1.
+            cu_seqlens: (N + 1,) int32 cumulative sequence lengths over the flattened B * S tokens (packed rows:
+                each row's real tokens and its padding as separate sequences); attention stays inside each.
+            max_seqlen: longest sequence in ``cu_seqlens`` (computed when None).
 
         Returns:
             dict with
@@ -124,7 +131,7 @@ class BertForPretraining(nn.Module):
             ``mlm_loss`` (when ``mlm_labels``), ``nsp_loss`` (when ``nsp_labels``), and
             ``loss`` = mlm_loss + nsp_loss (whichever exist; absent when neither label is given).
         """
-        hidden = self.backbone(input_ids, attention_mask, token_type_ids)  # (B, S, E)
+        hidden = self.backbone(input_ids, attention_mask, token_type_ids, position_ids, cu_seqlens, max_seqlen)
         out: Dict[str, Tensor] = {}
         out["nsp_logits"] = self.nsp_head(self.backbone.pool(hidden))  # (B, 2)
         loss: Optional[Tensor] = None

@@ -1,4 +1,4 @@
-"""Model configuration: one dataclass for BERT and GPT, validated on construction, JSON round trip."""
+"""Model configuration: one dataclass for BERT, GPT and LSTM, validated on construction, JSON round trip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 __all__ = ["ARCHS", "ConfigError", "ModelConfig"]
 
-ARCHS = ("bert", "gpt")
+ARCHS = ("bert", "gpt", "lstm")
 
 
 class ConfigError(ValueError):
@@ -35,6 +35,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "num_labels": ((int,), "int >= 0"),
     "label_names": ((list, tuple), "list of str"),
     "initializer_range": ((float, int), "float > 0"),
+    "bidirectional": ((bool,), "bool (true only for arch lstm)"),
 }
 
 
@@ -43,7 +44,10 @@ class ModelConfig:
     """Architecture hyper-parameters for :mod:`bigmodel_fast.models`.
 
     Attributes:
-        arch: ``"bert"`` (bidirectional encoder) or ``"gpt"`` (causal decoder).
+        arch: ``"bert"`` (bidirectional encoder), ``"gpt"`` (causal decoder) or ``"lstm"`` (word embeddings ->
+            ``num_layers`` stacked LSTM layers of width ``hidden_size``; ``num_heads``, ``num_kv_heads``,
+            ``intermediate_size``, ``pre_ln``, ``type_vocab_size`` and ``max_position`` beyond input checks are
+            unused).
         vocab_size: number of token ids (the tokenizer's ``vocab_size``).
         hidden_size: model width E; must be divisible by ``num_heads``.
         num_layers: transformer blocks.
@@ -61,6 +65,7 @@ class ModelConfig:
         num_labels: classifier outputs (0 for pretraining-only configs).
         label_names: optional names of the ``num_labels`` classes, in logit order.
         initializer_range: std of the normal weight init.
+        bidirectional: lstm only: bidirectional LSTM layers (classifiers; a causal LM must be unidirectional).
     """
 
     arch: str = "bert"
@@ -80,6 +85,7 @@ class ModelConfig:
     num_labels: int = 0
     label_names: list[str] = field(default_factory=list)
     initializer_range: float = 0.02
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -111,11 +117,13 @@ class ModelConfig:
         for name in ("type_vocab_size", "num_labels"):
             if getattr(self, name) < 0:
                 raise bad(name, f"expected int >= 0, got {getattr(self, name)}")
-        if self.hidden_size % self.num_heads != 0:
+        if self.arch != "lstm" and self.hidden_size % self.num_heads != 0:
             raise bad("hidden_size", f"{self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.num_kv_heads is not None and (self.num_kv_heads <= 0 or self.num_heads % self.num_kv_heads != 0):
             raise bad("num_kv_heads", f"expected a positive divisor of num_heads={self.num_heads}, "
                                       f"got {self.num_kv_heads}")
+        if self.bidirectional and self.arch != "lstm":
+            raise bad("bidirectional", f"only arch 'lstm' has bidirectional layers, got arch={self.arch!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", f"expected float in [0, 1), got {self.dropout}")
         if self.layer_norm_eps <= 0.0:

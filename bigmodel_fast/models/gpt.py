@@ -24,8 +24,8 @@ class GPTModel(TransformerStack):
     ``forward(input_ids, attention_mask, token_type_ids, position_ids) -> (B, S, E)`` is
     :meth:`TransformerStack.forward` (same signature as :class:`BertModel`): pads in ``attention_mask`` are
     masked as keys (use right padding); ``token_type_ids`` must be None (ValueError otherwise); pass
-    per-document ``position_ids`` for packed sequences (attention still spans the whole row, as in GPT-2 style
-    packing).
+    per-document ``position_ids`` for packed sequences, and ``cu_seqlens``/``max_seqlen`` so that attention stays
+    inside each document (without them attention spans the whole row, as in GPT-2 style packing).
 
     Args:
         cfg: model config with ``arch == "gpt"``.
@@ -92,6 +92,8 @@ class GPTForCausalLM(nn.Module):
         labels: Optional[Tensor] = None,
         position_ids: Optional[Tensor] = None,
         attention_mask: Optional[Tensor] = None,
+        cu_seqlens: Optional[Tensor] = None,
+        max_seqlen: Optional[int] = None,
     ) -> Dict[str, Tensor]:
         """Next-token logits and loss.
 
@@ -102,11 +104,14 @@ class GPTForCausalLM(nn.Module):
                 model does not shift. -100 is ignored.
             position_ids: (B, S) or (S,) long; restart at 0 for each packed document.
             attention_mask: (B, S) bool, True = real token.
+            cu_seqlens: (N + 1,) int32 cumulative document lengths over the flattened B * S tokens (packed
+                batches, e.g. ``TokenLoader(pack=True)``): no attention across documents.
+            max_seqlen: longest document in ``cu_seqlens`` (computed when None).
 
         Returns:
             dict with ``logits`` (B, S, V) and, when ``labels`` is given, ``loss`` (mean over counted tokens).
         """
-        hidden = self.backbone(input_ids, attention_mask, None, position_ids)  # (B, S, E)
+        hidden = self.backbone(input_ids, attention_mask, None, position_ids, cu_seqlens, max_seqlen)  # (B, S, E)
         logits = F.linear(hidden, self.output_weight())  # (B, S, V)
         out: Dict[str, Tensor] = {"logits": logits}
         if labels is not None:

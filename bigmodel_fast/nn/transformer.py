@@ -3,6 +3,12 @@ embeddings -> blocks -> final-norm stack shared by the BERT and GPT backbones.
 
 All attention goes through :func:`bigmodel_fast.ops.attention` so the backend switch (``BMF_ATTENTION``)
 applies everywhere. Everything here is TorchScript-scriptable.
+
+Packed batches: every forward also takes ``cu_seqlens`` ((N + 1,) int32/int64 cumulative lengths over the flattened
+``B * S`` tokens, as the loaders emit) and ``max_seqlen``; attention then runs through
+:func:`bigmodel_fast.ops.attention.varlen_attention`, so a token never attends across a sequence (document)
+boundary, and ``attention_mask`` is not used (put padding in its own sequence). The packed path is eager-only
+(under TorchScript it raises) and applies no attention-probability dropout.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from torch import Tensor, nn
 
 from bigmodel_fast.nn.embeddings import Embeddings
 from bigmodel_fast.nn.init import init_weights
-from bigmodel_fast.ops.attention import attention
+from bigmodel_fast.ops.attention import attention, varlen_attention
 
 if TYPE_CHECKING:  # runtime import would be circular (bigmodel_fast.models imports this package)
     from bigmodel_fast.models.config import ModelConfig
 
-__all__ = ["MultiHeadAttention", "MLP", "Block", "TransformerStack", "key_padding_mask"]
+__all__ = ["MultiHeadAttention", "MLP", "Block", "TransformerStack", "key_padding_mask", "packed_attention"]
 
 
 def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
@@ -34,6 +40,24 @@ def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
         raise ValueError("attention_mask must be (B, S) with True = real token; got shape " + str(attention_mask.shape))
     mask = attention_mask if attention_mask.dtype == torch.bool else attention_mask != 0
     return mask[:, None, None, :]  # (B, 1, 1, S)
+
+
+def packed_attention(qkv: Tensor, num_heads: int, num_kv_heads: int, head_dim: int, cu_seqlens: Tensor,
+                     max_seqlen: Optional[int], causal: bool) -> Tensor:
+    """Fused qkv (B, S, (H + 2 H_kv) D) of packed sequences -> (B, S, H D) through ``varlen_attention`` (eager only).
+
+    ``cu_seqlens`` (N + 1,) covers the flattened B * S tokens; ``max_seqlen`` is computed from it when None.
+    """
+    b, s, _ = qkv.shape
+    h, h_kv, d = num_heads, num_kv_heads, head_dim
+    flat = qkv.reshape(b * s, (h + 2 * h_kv) * d)  # (T, ...)
+    q = flat[:, : h * d].reshape(b * s, h, d)  # (T, H, D)
+    k = flat[:, h * d : (h + h_kv) * d].reshape(b * s, h_kv, d)  # (T, H_kv, D)
+    v = flat[:, (h + h_kv) * d :].reshape(b * s, h_kv, d)
+    if max_seqlen is None:
+        max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+    y = varlen_attention(q, k, v, cu_seqlens, int(max_seqlen), causal=causal)  # (T, H, D)
+    return y.reshape(b, s, h * d)
 
 
 class MultiHeadAttention(nn.Module):
@@ -69,10 +93,27 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, (num_heads + 2 * kv_heads) * self.head_dim)
         self.out = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) (True = attend) -> (B, S, E)."""
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Optional[Tensor] = None,
+        cu_seqlens: Optional[Tensor] = None,
+        max_seqlen: Optional[int] = None,
+    ) -> Tensor:
+        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) (True = attend) -> (B, S, E).
+
+        With ``cu_seqlens`` (packed sequences over the flattened B * S tokens) ``attn_mask`` is ignored and
+        attention stays inside each sequence (:func:`~bigmodel_fast.ops.attention.varlen_attention`).
+        """
         b, s, e = x.shape
         qkv = self.qkv(x)  # (B, S, (H + 2 H_kv) D)
+        if cu_seqlens is not None:
+            if torch.jit.is_scripting():  # static under TorchScript: the eager-only branch below is not compiled
+                raise RuntimeError("MultiHeadAttention: packed attention (cu_seqlens) is not supported in TorchScript")
+            else:
+                y = packed_attention(qkv, self.num_heads, self.num_kv_heads, self.head_dim, cu_seqlens, max_seqlen,
+                                     self.causal)
+                return self.out(y)
         q_dim = self.num_heads * self.head_dim
         kv_dim = self.num_kv_heads * self.head_dim
         q = qkv[:, :, :q_dim].view(b, s, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, S, D)
@@ -131,13 +172,19 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) -> (B, S, E)."""
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Optional[Tensor] = None,
+        cu_seqlens: Optional[Tensor] = None,
+        max_seqlen: Optional[int] = None,
+    ) -> Tensor:
+        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) -> (B, S, E); ``cu_seqlens``: packed rows."""
         if self.pre_ln:
-            x = x + self.dropout(self.attn(self.ln1(x), attn_mask))
+            x = x + self.dropout(self.attn(self.ln1(x), attn_mask, cu_seqlens, max_seqlen))
             x = x + self.dropout(self.mlp(self.ln2(x)))
         else:
-            x = self.ln1(x + self.dropout(self.attn(x, attn_mask)))
+            x = self.ln1(x + self.dropout(self.attn(x, attn_mask, cu_seqlens, max_seqlen)))
             x = self.ln2(x + self.dropout(self.mlp(x)))
         return x
 
@@ -188,6 +235,8 @@ class TransformerStack(nn.Module):
         attention_mask: Optional[Tensor] = None,
         token_type_ids: Optional[Tensor] = None,
         position_ids: Optional[Tensor] = None,
+        cu_seqlens: Optional[Tensor] = None,
+        max_seqlen: Optional[int] = None,
     ) -> Tensor:
         """Embed and run the blocks.
 
@@ -197,14 +246,17 @@ class TransformerStack(nn.Module):
             token_type_ids: (B, S) long segment ids, default 0; must be None without segment embeddings
                 (``ValueError`` otherwise).
             position_ids: (B, S) or (S,) long, default 0..S-1 (restart them per document in packed rows).
+            cu_seqlens: optional (N + 1,) int32/int64 cumulative sequence lengths over the flattened B * S tokens
+                (packed documents); attention then never crosses a boundary and ``attention_mask`` is unused.
+            max_seqlen: longest sequence in ``cu_seqlens`` (computed from it when None).
 
         Returns:
             (B, S, E) final hidden states.
         """
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
-        mask = key_padding_mask(attention_mask)  # (B, 1, 1, S) or None
+        mask = key_padding_mask(attention_mask) if cu_seqlens is None else None  # (B, 1, 1, S) or None
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask, cu_seqlens, max_seqlen)
         norm = self.final_norm
         if norm is not None:
             x = norm(x)

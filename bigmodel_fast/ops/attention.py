@@ -1,13 +1,20 @@
 """Scaled dot-product attention: the single dispatch point of the code base.
 
 Every attention computation in bigmodel_fast goes through :func:`attention` (dense, padded batches) or
-:func:`varlen_attention` (packed batches described by ``cu_seqlens``). The backend is chosen by
-:func:`attention_backend` from the environment variable ``BMF_ATTENTION``:
+:func:`varlen_attention` (packed batches described by ``cu_seqlens``). The backend is chosen per call by
+:func:`attention_backend` from the ``backend=`` argument, else the environment variable ``BMF_ATTENTION``, else
+the device:
 
-* ``sdpa`` (default): ``torch.nn.functional.scaled_dot_product_attention``; PyTorch picks the fused kernel.
+* ``triton`` (default on CUDA when Triton is installed): the fused FlashAttention-2 style kernels in
+  :mod:`bigmodel_fast.ops.attention_triton`, registered as the custom ops ``bmf::flash_attn_fwd`` /
+  ``bmf::flash_attn_bwd`` (so ``torch.compile`` traces through them). They take no mask other than a key-padding
+  mask (shape (B or 1, 1, 1, S_k), handled in-kernel, any padding side) and no dropout; calls with a general
+  ``attn_mask``, ``dropout_p > 0``, head dim > 128 or a dtype other than fp16/bf16/fp32 fall back to ``sdpa``
+  (see :func:`triton_fallback_reason`). On CPU, ``triton`` runs the kernels through the Triton interpreter and needs
+  ``TRITON_INTERPRET=1`` set before Triton is first imported; without it :class:`TritonUnavailableError` is raised.
+* ``sdpa`` (default elsewhere): ``torch.nn.functional.scaled_dot_product_attention``; PyTorch picks the kernel.
 * ``reference``: explicit ``softmax(Q K^T * scale) V`` computed in fp32 and cast back; slow, exact, the oracle
   for tests and the path used inside TorchScript.
-* ``triton``: the FlashAttention kernel (not implemented yet; raises :class:`NotImplementedError`).
 
 Conventions shared by all backends:
 
@@ -17,19 +24,21 @@ Conventions shared by all backends:
 * ``causal=True`` lets query ``i`` see key ``j`` iff ``j <= i + (S_k - S_q)`` (bottom-right aligned, as in
   FlashAttention, so a suffix of queries against a longer key cache behaves like decoding). For ``S_q == S_k`` it is
   the usual lower-triangular mask. ``causal`` and ``attn_mask`` combine with a logical AND.
-* A query row with no key to attend to produces 0, not NaN, in the reference backend. SDPA on CPU in torch 2.13
-  also returns 0 for such rows (checked by the tests); fused CUDA kernels are not guaranteed to, so callers should
-  not rely on fully masked rows with ``sdpa`` on GPU (right-padded batches never produce them).
+* A query row with no key to attend to produces 0, not NaN, in the reference and triton backends (gradients 0 too).
+  SDPA on CPU in torch 2.13 also returns 0 for such rows (checked by the tests); fused CUDA SDPA kernels are not
+  guaranteed to, so callers should not rely on fully masked rows with ``sdpa`` on GPU.
 
 TorchScript: :func:`attention` is scriptable. Under ``torch.jit.is_scripting()`` it returns early into
-:func:`attention_reference` (the export path); the environment lookup below that return is parsed but never compiled.
+:func:`attention_reference` (the export path); the dispatch code below that return is parsed but never compiled.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,45 +48,77 @@ __all__ = [
     "ENV_VAR",
     "VALID_BACKENDS",
     "AttentionBackendError",
+    "TritonUnavailableError",
     "attention",
     "attention_backend",
     "attention_reference",
     "attention_sdpa",
+    "triton_attention",
+    "triton_fallback_reason",
     "varlen_attention",
     "varlen_attention_reference",
+    "triton_varlen_attention",
 ]
 
 ENV_VAR = "BMF_ATTENTION"
 VALID_BACKENDS = ("sdpa", "reference", "triton")
-_DEFAULT_BACKEND = "sdpa"
-_TRITON_TODO = (
-    "attention backend 'triton' (FlashAttention kernel) is not implemented yet; it is planned in issue #5 "
-    "(Triton fused attention). Use BMF_ATTENTION=sdpa (default) or BMF_ATTENTION=reference."
-)
+_DEFAULT_BACKEND = "sdpa"  # default off CUDA (and on CUDA without Triton)
+_HAS_TRITON = importlib.util.find_spec("triton") is not None  # checked without importing Triton
+TRITON_MAX_HEAD_DIM = 128
+_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 class AttentionBackendError(ValueError):
     """Raised when ``BMF_ATTENTION`` (or an explicit ``backend=``) names an unknown backend."""
 
 
-def attention_backend() -> str:
-    """Return the attention backend selected by the ``BMF_ATTENTION`` environment variable.
+class TritonUnavailableError(RuntimeError):
+    """Raised when the ``triton`` backend is forced where it cannot run (no Triton, or CPU without the interpreter)."""
 
-    Unset or empty means ``"sdpa"``. Case and surrounding whitespace are ignored.
+
+def attention_backend(device: Optional[torch.device] = None, backend: Optional[str] = None) -> str:
+    """Return the attention backend for tensors on ``device``.
+
+    ``backend`` (if given) wins over the ``BMF_ATTENTION`` environment variable; case and surrounding whitespace
+    are ignored. Unset or empty means ``"triton"`` for a CUDA ``device`` when Triton is installed, else ``"sdpa"``
+    (so ``attention_backend()`` with no device reports the CPU default).
 
     Raises:
-        AttentionBackendError: the variable holds a value outside :data:`VALID_BACKENDS`.
+        AttentionBackendError: the name is outside :data:`VALID_BACKENDS`.
     """
-    raw = os.environ.get(ENV_VAR, "")
+    raw = os.environ.get(ENV_VAR, "") if backend is None else backend
+    source = "environment variable " + ENV_VAR if backend is None else "argument backend"
     name = raw.strip().lower()
     if not name:
+        if device is not None and device.type == "cuda" and _HAS_TRITON:
+            return "triton"
         return _DEFAULT_BACKEND
     if name not in VALID_BACKENDS:
         raise AttentionBackendError(
-            f"environment variable {ENV_VAR}={raw!r} is not a valid attention backend; "
-            f"expected one of {', '.join(VALID_BACKENDS)} (or unset for {_DEFAULT_BACKEND!r})"
+            f"{source}={raw!r} is not a valid attention backend; "
+            f"expected one of {', '.join(VALID_BACKENDS)} (or unset for the device default: triton on CUDA, "
+            f"{_DEFAULT_BACKEND} elsewhere)"
         )
     return name
+
+
+def _require_triton(device: torch.device) -> None:
+    """Raise :class:`TritonUnavailableError` unless the Triton kernels can run on ``device``."""
+    if not _HAS_TRITON:
+        raise TritonUnavailableError("attention backend 'triton' needs the `triton` package, which is not installed")
+    if device.type == "cuda":
+        return
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "") == "1":
+        return
+    raise TritonUnavailableError(
+        f"attention backend 'triton' got tensors on {device.type}: the kernels run on CUDA, or on CPU through the "
+        "Triton interpreter when TRITON_INTERPRET=1 is set before triton is first imported. "
+        f"Use {ENV_VAR}=sdpa or {ENV_VAR}=reference on this device."
+    )
+
+
+def _triton_module():
+    return importlib.import_module("bigmodel_fast.ops.attention_triton")
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -185,6 +226,127 @@ def attention_sdpa(
     )
 
 
+# ------------------------------------------------------------------------------------- Triton kernels as custom ops
+def _empty_like_bshd(x: Tensor) -> Tensor:
+    """Uninitialised tensor shaped like ``x``: dense (B, H, S, D) laid out as (B, S, H, D) in memory (so the usual
+    ``transpose(1, 2).reshape(B, S, H * D)`` after attention is free); packed (T, H, D) contiguous."""
+    if x.dim() == 4:
+        b, h, s, d = x.shape
+        return torch.empty(b, s, h, d, dtype=x.dtype, device=x.device).transpose(1, 2)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _grad_like(x: Tensor) -> Tensor:
+    """Uninitialised gradient buffer for input ``x``: ``x``'s own strides when it is dense (so autograd does not copy
+    it into the leaf's layout), contiguous otherwise."""
+    if x.dim() > 0 and x.stride(-1) != 1:
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    return torch.empty_like(x)
+
+
+def _lse_shape(q: Tensor, varlen: bool) -> List[int]:
+    """fp32 log-sum-exp (log2 units) saved by the forward: (B, H, S_q) dense, (H, T) packed."""
+    return [q.shape[1], q.shape[0]] if varlen else [q.shape[0], q.shape[1], q.shape[2]]
+
+
+@torch.library.custom_op("bmf::flash_attn_fwd", mutates_args=())
+def _flash_attn_fwd(q: Tensor, k: Tensor, v: Tensor, kmask: Optional[Tensor], cu_seqlens: Optional[Tensor],
+                    max_seqlen: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
+    """Fused attention forward. Dense (B, H, S, D) when ``cu_seqlens`` is None, else packed (T, H, D).
+    ``kmask``: optional (B, S_k) uint8 key mask (non-zero = attend). Returns (out, lse)."""
+    return _triton_module().flash_attn_forward(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
+
+
+@_flash_attn_fwd.register_fake
+def _(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale):
+    lse = torch.empty(_lse_shape(q, cu_seqlens is not None), dtype=torch.float32, device=q.device)
+    return _empty_like_bshd(q), lse
+
+
+@torch.library.custom_op("bmf::flash_attn_bwd", mutates_args=())
+def _flash_attn_bwd(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, kmask: Optional[Tensor],
+                    cu_seqlens: Optional[Tensor], max_seqlen: int, causal: bool,
+                    scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """Fused attention backward from the saved ``lse``; returns (dq, dk, dv)."""
+    return _triton_module().flash_attn_backward(do, q, k, v, out, lse, kmask, cu_seqlens, max_seqlen, causal, scale)
+
+
+@_flash_attn_bwd.register_fake
+def _(do, q, k, v, out, lse, kmask, cu_seqlens, max_seqlen, causal, scale):
+    return _grad_like(q), _grad_like(k), _grad_like(v)
+
+
+def _fwd_setup_context(ctx, inputs, output):
+    q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, kmask, cu_seqlens)
+    ctx.max_seqlen, ctx.causal, ctx.scale = max_seqlen, causal, scale
+
+
+def _fwd_backward(ctx, dout, dlse):
+    q, k, v, out, lse, kmask, cu_seqlens = ctx.saved_tensors
+    dq, dk, dv = _flash_attn_bwd(dout, q, k, v, out, lse, kmask, cu_seqlens, ctx.max_seqlen, ctx.causal, ctx.scale)
+    return dq, dk, dv, None, None, None, None, None
+
+
+_flash_attn_fwd.register_autograd(_fwd_backward, setup_context=_fwd_setup_context)
+
+
+def _key_mask(attn_mask: Tensor, b: int, s_k: int) -> Optional[Tensor]:
+    """``attn_mask`` as a (B, S_k) uint8 key mask if it is a bool key-padding mask (B or 1, 1, 1, S_k), else None."""
+    if attn_mask.dtype != torch.bool or attn_mask.dim() > 4 or attn_mask.dim() == 0:
+        return None
+    m = attn_mask.reshape([1] * (4 - attn_mask.dim()) + list(attn_mask.shape))
+    if m.shape[1] != 1 or m.shape[2] != 1 or m.shape[3] != s_k or m.shape[0] not in (1, b):
+        return None
+    return m[:, 0, 0, :].expand(b, s_k).view(torch.uint8)
+
+
+def triton_fallback_reason(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0
+) -> Optional[str]:
+    """Why the Triton kernel cannot run this (dense or packed) call, or None when it can.
+
+    :func:`attention` sends such calls to SDPA (:func:`varlen_attention` to the per-sequence reference) instead.
+    """
+    if dropout_p > 0.0:
+        return "dropout_p > 0 (the kernel has no dropout)"
+    if attn_mask is not None and _key_mask(attn_mask, q.shape[0], k.shape[-3 if k.dim() == 3 else 2]) is None:
+        return "attn_mask is not a bool key-padding mask of shape (B or 1, 1, 1, S_k)"
+    if q.dtype not in _TRITON_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        return "dtype " + str(q.dtype) + "/" + str(k.dtype) + "/" + str(v.dtype) + " (needs one of fp16, bf16, fp32)"
+    if q.shape[-1] > TRITON_MAX_HEAD_DIM:
+        return "head dim " + str(q.shape[-1]) + " > " + str(TRITON_MAX_HEAD_DIM)
+    if q.device != k.device or q.device != v.device:
+        return "q, k, v on different devices"
+    return None
+
+
+def triton_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Optional[Tensor] = None,
+    causal: bool = False,
+    scale: Optional[float] = None,
+) -> Tensor:
+    """The fused Triton kernel (forward and backward), same contract as :func:`attention` without dropout.
+
+    Raises:
+        ValueError: the call is outside what the kernel supports (see :func:`triton_fallback_reason`).
+        TritonUnavailableError: Triton cannot run on this device.
+    """
+    _check_qkv(q, k, v)
+    why = triton_fallback_reason(q, k, v, attn_mask, 0.0)
+    if why is not None:
+        raise ValueError("triton_attention: unsupported call: " + why)
+    _require_triton(q.device)
+    kmask = None if attn_mask is None else _key_mask(attn_mask, q.shape[0], k.shape[2])
+    sm_scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else float(scale)
+    out, _ = _flash_attn_fwd(q, k, v, kmask, None, 0, causal, sm_scale)
+    return out
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -193,8 +355,9 @@ def attention(
     causal: bool = False,
     scale: Optional[float] = None,
     dropout_p: float = 0.0,
+    backend: Optional[str] = None,
 ) -> Tensor:
-    """Scaled dot-product attention through the backend chosen by ``BMF_ATTENTION``.
+    """Scaled dot-product attention through the backend chosen by :func:`attention_backend`.
 
     Args:
         q: (B, H, S_q, D) queries.
@@ -204,24 +367,29 @@ def attention(
         causal: bottom-right aligned causal masking, combined with ``attn_mask`` by AND.
         scale: softmax scale, default ``1 / sqrt(D)``.
         dropout_p: attention-probability dropout; callers pass 0.0 in eval mode.
+        backend: ``"triton"``, ``"sdpa"`` or ``"reference"`` to override ``BMF_ATTENTION`` and the device default.
 
     Returns:
         (B, H, S_q, D) in ``q.dtype``.
 
+    With the ``triton`` backend, calls the kernel does not support go to SDPA (:func:`triton_fallback_reason`).
     Under TorchScript this always runs :func:`attention_reference`.
     """
     if torch.jit.is_scripting():
         return attention_reference(q, k, v, attn_mask, causal, scale, dropout_p)
-    backend = attention_backend()
-    if backend == "sdpa":
+    name = attention_backend(q.device, backend)
+    if name == "sdpa":
         return attention_sdpa(q, k, v, attn_mask, causal, scale, dropout_p)
-    if backend == "reference":
+    if name == "reference":
         return attention_reference(q, k, v, attn_mask, causal, scale, dropout_p)
-    raise NotImplementedError(_TRITON_TODO)
+    _check_qkv(q, k, v)
+    if triton_fallback_reason(q, k, v, attn_mask, dropout_p) is not None:
+        return attention_sdpa(q, k, v, attn_mask, causal, scale, dropout_p)
+    return triton_attention(q, k, v, attn_mask, causal, scale)
 
 
-def _check_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> List[int]:
-    """Validate packed inputs and return ``cu_seqlens`` as a host list (one device sync)."""
+def _check_varlen_shapes(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> None:
+    """Shape/dtype checks of packed inputs (no device sync)."""
     if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
         raise ValueError(
             f"varlen_attention: q, k, v must be packed 3-D (total_tokens, H, D); got shapes "
@@ -237,6 +405,11 @@ def _check_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> List[i
             f"varlen_attention: cu_seqlens must be a 1-D int32/int64 tensor of N+1 cumulative offsets; got "
             f"shape {tuple(cu_seqlens.shape)}, dtype {cu_seqlens.dtype}"
         )
+
+
+def _check_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> List[int]:
+    """Validate packed inputs and return ``cu_seqlens`` as a host list (one device sync)."""
+    _check_varlen_shapes(q, k, v, cu_seqlens)
     offs = [int(x) for x in cu_seqlens.tolist()]
     if offs[0] != 0 or offs[-1] != q.shape[0] or any(b < a for a, b in zip(offs, offs[1:])):
         raise ValueError(
@@ -244,6 +417,12 @@ def _check_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> List[i
             f"{q.shape[0]}; got {offs[:8]}{'...' if len(offs) > 8 else ''} (last={offs[-1]})"
         )
     return offs
+
+
+def _check_max_seqlen(offs: List[int], max_seqlen: int) -> None:
+    longest = max(b - a for a, b in zip(offs, offs[1:]))
+    if longest > max_seqlen:
+        raise ValueError(f"varlen_attention: max_seqlen={max_seqlen} but cu_seqlens holds a sequence of {longest}")
 
 
 def varlen_attention_reference(
@@ -262,9 +441,7 @@ def varlen_attention_reference(
     the per-sequence dense call. Tokens never attend across sequence boundaries.
     """
     offs = _check_varlen(q, k, v, cu_seqlens)
-    longest = max(b - a for a, b in zip(offs, offs[1:]))
-    if longest > max_seqlen:
-        raise ValueError(f"varlen_attention: max_seqlen={max_seqlen} but cu_seqlens holds a sequence of {longest}")
+    _check_max_seqlen(offs, max_seqlen)
     dense = attention_reference if dense_backend == "reference" else attention_sdpa
     out = torch.empty_like(q)  # (T, H, D)
     for a, b in zip(offs, offs[1:]):
@@ -277,7 +454,7 @@ def varlen_attention_reference(
     return out
 
 
-def varlen_attention(
+def triton_varlen_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -286,21 +463,54 @@ def varlen_attention(
     causal: bool = False,
     scale: Optional[float] = None,
 ) -> Tensor:
+    """The fused Triton kernel over a packed batch; arguments as in :func:`varlen_attention`.
+
+    ``cu_seqlens`` values are validated only when it lives on the CPU (no device sync on CUDA): on CUDA a wrong
+    ``max_seqlen`` (smaller than the longest sequence) silently leaves rows uncomputed.
+    """
+    _check_varlen_shapes(q, k, v, cu_seqlens)
+    if cu_seqlens.device.type == "cpu":
+        _check_max_seqlen(_check_varlen(q, k, v, cu_seqlens), max_seqlen)
+    why = triton_fallback_reason(q, k, v)
+    if why is not None:
+        raise ValueError("triton_varlen_attention: unsupported call: " + why)
+    _require_triton(q.device)
+    cu = cu_seqlens.to(device=q.device, dtype=torch.int32).contiguous()
+    sm_scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
+    out, _ = _flash_attn_fwd(q, k, v, None, cu, int(max_seqlen), causal, sm_scale)
+    return out
+
+
+def varlen_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu_seqlens: Tensor,
+    max_seqlen: int,
+    causal: bool = False,
+    scale: Optional[float] = None,
+    backend: Optional[str] = None,
+) -> Tensor:
     """Attention over a packed batch (no padding), FlashAttention-varlen layout.
 
     Args:
         q: (T, H, D) packed queries of N sequences, T = total tokens; k, v: (T, H_kv, D).
         cu_seqlens: (N + 1,) int32/int64 cumulative sequence lengths, ``cu_seqlens[0] == 0``,
             ``cu_seqlens[-1] == T``.
-        max_seqlen: longest sequence in the pack (checked against ``cu_seqlens``).
+        max_seqlen: longest sequence in the pack (checked against ``cu_seqlens`` except on the CUDA Triton path).
         causal: causal masking within each sequence.
         scale: softmax scale, default ``1 / sqrt(D)``.
+        backend: overrides ``BMF_ATTENTION`` and the device default, as in :func:`attention`.
 
     Returns:
-        (T, H, D). Only the per-sequence reference exists for now (one host sync on ``cu_seqlens`` and a Python
-        loop over sequences); the Triton kernel will replace it for ``BMF_ATTENTION=triton``.
+        (T, H, D). The ``triton`` backend runs one fused kernel over the whole pack (no host sync on CUDA);
+        ``sdpa``/``reference`` (and calls the kernel does not support) run the per-sequence reference (one host
+        sync on ``cu_seqlens`` and a Python loop over sequences).
     """
-    backend = attention_backend()
-    if backend == "triton":
-        raise NotImplementedError(_TRITON_TODO)
-    return varlen_attention_reference(q, k, v, cu_seqlens, max_seqlen, causal, scale, dense_backend=backend)
+    name = attention_backend(q.device, backend)
+    if name == "triton":
+        _check_varlen_shapes(q, k, v, cu_seqlens)
+        if triton_fallback_reason(q, k, v) is None:
+            return triton_varlen_attention(q, k, v, cu_seqlens, max_seqlen, causal, scale)
+        name = "sdpa"
+    return varlen_attention_reference(q, k, v, cu_seqlens, max_seqlen, causal, scale, dense_backend=name)

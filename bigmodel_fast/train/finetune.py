@@ -32,6 +32,7 @@ class FinetuneConfig:
     train: str  # CSV / JSONL with text and label
     out: str
     valid: str | None = None
+    arch: str | None = None  # None: the checkpoint's arch; otherwise must equal it (bert | gpt | lstm)
     text_field: str = "text"
     label_field: str = "label"
     max_len: int = 128
@@ -61,9 +62,13 @@ def load_pretrained_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, t
 
 @torch.no_grad()
 def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, device, amp: str = "auto") -> torch.Tensor:
-    """Logits (N, C) in the order of ``seqs``; batches are formed from length-sorted sequences to pad little."""
-    was_training = model.training
-    model.eval()
+    """Logits (N, C) in the order of ``seqs``; batches are formed from length-sorted sequences to pad little.
+
+    ``model`` is a module or any callable ``(input_ids, attention_mask) -> logits`` (e.g. an AOTInductor package).
+    """
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
     order = np.argsort([len(s) for s in seqs], kind="stable")
     out = [None] * len(seqs)
     for start in range(0, len(seqs), batch_size):
@@ -73,7 +78,8 @@ def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, d
             logits = model(ids.to(device), mask.to(device)).float().cpu()
         for row, i in enumerate(idx):
             out[i] = logits[row]
-    model.train(was_training)
+    if was_training:
+        model.train()
     return torch.stack(out) if out else torch.empty(0, 0)
 
 
@@ -82,6 +88,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     base_cfg, pretrained = load_pretrained_backbone(cfg.checkpoint)
+    if cfg.arch is not None and cfg.arch != base_cfg.arch:
+        raise ValueError(f"{cfg.checkpoint}: the checkpoint is arch {base_cfg.arch!r} but arch {cfg.arch!r} was asked "
+                         f"for; the classifier always takes the pretraining checkpoint's arch (drop --arch)")
     tok = Tokenizer(Path(cfg.checkpoint) / ckpt.TOKENIZER)
 
     train = read_labelled(cfg.train, cfg.text_field, cfg.label_field)

@@ -14,14 +14,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..data.loader import CausalLoader, MLMLoader, SpecialIds
+from ..data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from ..data.prepared import PreparedData
 from ..data.tokenizer import Tokenizer
 from ..models import build_pretraining_model, check_inputs
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
 from . import checkpoint as ckpt
-from .common import MetricsLog, autocast_for, pick_device, seed_everything, to_device
+from .common import MetricsLog, autocast_for, pick_device, seed_everything
 from .optim import OptimConfig, build_optimizer, build_scheduler
 
 
@@ -31,7 +31,7 @@ class PretrainConfig:
 
     data: str  # a directory written by `bmf prepare`
     out: str  # run directory: checkpoint/, metrics.jsonl
-    arch: str = "bert"  # bert | gpt
+    arch: str = "bert"  # bert | gpt | lstm
     preset: str = "tiny"  # model size preset name or JSON path
     model_overrides: dict = field(default_factory=dict)
     seq_len: int = 128
@@ -51,6 +51,9 @@ class PretrainConfig:
     resume: bool = False
     stop_at: int = 0  # > 0: save and stop after this step, as if interrupted (the schedule still spans max_steps)
     progress: bool = True
+    loader: str = "native"  # native (C++ TokenLoader) | python (the reference loaders: same batches, slower)
+    pack: bool = True  # gpt: document-aware packing (position_ids + cu_seqlens: no attention across documents)
+    loader_threads: int = 2  # native loader worker threads (the batches do not depend on it)
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -58,16 +61,40 @@ class PretrainConfig:
         for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.arch not in ("bert", "gpt"):
-            raise ValueError(f"arch must be 'bert' or 'gpt', got {self.arch!r}")
+        if self.arch not in ("bert", "gpt", "lstm"):
+            raise ValueError(f"arch must be 'bert', 'gpt' or 'lstm', got {self.arch!r}")
+        if self.loader not in ("native", "python"):
+            raise ValueError(f"loader must be 'native' or 'python', got {self.loader!r}")
+        if self.loader_threads < 1:
+            raise ValueError(f"loader_threads must be >= 1, got {self.loader_threads}")
 
 
 def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
-    """The batch maker for ``cfg.arch``: MLM + NSP pairs for bert, causal windows for gpt."""
+    """The batch maker for ``cfg.arch``: MLM + NSP pairs for bert, causal windows for gpt and lstm.
+
+    ``cfg.loader`` picks the native :class:`TokenLoader` (default) or the Python reference; both produce the same
+    batches bit for bit, so a run may even switch between them on resume. GPT batches are packed when ``cfg.pack``
+    (the model gets ``position_ids``, ``cu_seqlens`` and ``max_seqlen``); BERT rows hold one pair each and use the
+    dense attention mask (per-row ``cu_seqlens`` only pay off with a varlen kernel); lstm windows are not packed.
+    """
+    pack = cfg.pack and cfg.arch == "gpt"
+    if cfg.loader == "native":
+        return TokenLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                           mode="mlm" if cfg.arch == "bert" else "causal", seed=seed,
+                           mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, pack=pack, tokenizer=tok,
+                           num_threads=cfg.loader_threads)
     if cfg.arch == "bert":
         return MLMLoader(shards, SpecialIds.from_tokenizer(tok), seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                         mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed)
-    return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed)
+                         mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed, pack=pack)
+    return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed,
+                        pack=pack)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Tensors to ``device`` (non-blocking on CUDA, asynchronous for the native loader's pinned tensors); other
+    values (``max_seqlen``, an int) pass through."""
+    non_blocking = device.type == "cuda"
+    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def build_model_config(cfg: PretrainConfig, tok: Tokenizer) -> ModelConfig:
@@ -181,5 +208,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
         bar.update(1)
     bar.close()
     log.close()
+    for ld in (loader, eval_loader):
+        if isinstance(ld, TokenLoader):
+            ld.close()  # join the worker threads now rather than at garbage collection
     summary.update(steps=step, checkpoint=str(ckpt_dir), metrics=str(log.path))
     return summary

@@ -1,4 +1,4 @@
-"""Tests for bigmodel_fast.data.dedup (exact de-duplication)."""
+"""Tests for bigmodel_fast.data.dedup, method="exact" (near-duplicates: test_minhash.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,7 @@ def expected_clusters(texts):
 
 def test_planted_duplicates_removed_first_kept():
     texts = ["alpha", "beta", "alpha", "gamma", "beta", "alpha", "delta"]
-    res = dedup(texts)
+    res = dedup(texts, method="exact")
     assert isinstance(res, DedupResult)
     assert res.keep.dtype == np.bool_ and res.cluster.dtype == np.int64
     assert res.keep.tolist() == [True, True, False, True, False, False, True]
@@ -33,7 +33,7 @@ def test_large_random_matches_oracle_for_any_threads_and_seed():
     texts = [pool[j] for j in rng.integers(0, len(pool), size=3000)]
     oracle = expected_clusters(texts)
     for threads, seed in ((1, 0), (2, 0), (0, 12345)):
-        res = dedup(texts, num_threads=threads, seed=seed)
+        res = dedup(texts, num_threads=threads, seed=seed, method="exact")
         np.testing.assert_array_equal(res.cluster, oracle)
         np.testing.assert_array_equal(res.keep, oracle == np.arange(len(texts)))
     assert res.stats["kept"] == len(set(texts))
@@ -42,25 +42,25 @@ def test_large_random_matches_oracle_for_any_threads_and_seed():
 def test_unicode_and_near_identical_texts():
     texts = ["café", "cafe\u0301", "café", "日本語のテキスト", "日本語のテキスト ", "日本語のテキスト",
              "😀", "😀"]
-    res = dedup(texts)
+    res = dedup(texts, method="exact")
     # "cafe\u0301" (combining accent) is a different code point sequence: not an exact duplicate.
     np.testing.assert_array_equal(res.cluster, expected_clusters(texts))
     assert res.cluster.tolist() == [0, 1, 0, 3, 4, 3, 6, 6]
 
 
 def test_empty_input_and_empty_strings():
-    res = dedup([])
+    res = dedup([], method="exact")
     assert res.keep.shape == (0,) and res.keep.dtype == np.bool_
     assert res.cluster.shape == (0,) and res.cluster.dtype == np.int64
     assert res.stats["documents"] == 0 and res.stats["kept"] == 0
-    res = dedup(["", "x", ""])
+    res = dedup(["", "x", ""], method="exact")
     assert res.cluster.tolist() == [0, 1, 0]
 
 
 def test_accepts_tuple_and_generator():
     texts = ("a", "b", "a")
-    assert dedup(texts).cluster.tolist() == [0, 1, 0]
-    assert dedup(t for t in texts).cluster.tolist() == [0, 1, 0]
+    assert dedup(texts, method="exact").cluster.tolist() == [0, 1, 0]
+    assert dedup((t for t in texts), method="exact").cluster.tolist() == [0, 1, 0]
 
 
 def test_colliding_hashes_are_verified_by_string_equality(monkeypatch):
@@ -72,7 +72,7 @@ def test_colliding_hashes_are_verified_by_string_equality(monkeypatch):
 
     monkeypatch.setattr(dedup_mod, "_hash_texts", constant_hash)
     texts = ["one", "two", "one", "three", "two", "four"]
-    res = dedup(texts)
+    res = dedup(texts, method="exact")
     assert calls == [6]
     assert res.cluster.tolist() == [0, 1, 0, 3, 1, 5]
     assert res.keep.tolist() == [True, True, False, True, False, True]
@@ -87,17 +87,18 @@ def test_partial_collision_only_splits_affected_group(monkeypatch):
         dedup_mod, "_hash_texts", lambda texts, *, seed, num_threads: np.array([table[t] for t in texts], np.uint64)
     )
     texts = ["z", "x", "y", "z", "y", "x"]
-    res = dedup(texts)
+    res = dedup(texts, method="exact")
     assert res.cluster.tolist() == [0, 1, 2, 0, 2, 1]
     assert res.stats["hash_collisions"] == 1
 
 
-def test_minhash_not_implemented_and_bad_arguments():
-    with pytest.raises(NotImplementedError, match="near-dedup issue"):
-        dedup(["a"], method="minhash")
+def test_default_method_is_minhash_and_bad_arguments():
+    assert dedup(["a b c", "a b c"]).stats["method"] == "minhash"
     with pytest.raises(ValueError, match="unknown method 'fuzzy'"):
         dedup(["a"], method="fuzzy")
     with pytest.raises(ValueError, match="num_threads"):
-        dedup(["a"], num_threads=-2)
+        dedup(["a"], method="exact", num_threads=-2)
     with pytest.raises(TypeError, match=r"texts\[1\]"):
-        dedup(["a", 5])
+        dedup(["a", 5], method="exact")
+    with pytest.raises(TypeError, match="single str"):
+        dedup("abc", method="exact")

@@ -195,12 +195,16 @@ def test_dispatch_honours_env_var(monkeypatch):
     assert calls == ["reference", "sdpa"]
 
 
-def test_triton_backend_not_implemented(monkeypatch):
+def test_triton_backend_needs_interpreter_on_cpu(monkeypatch):
+    # the kernels themselves are tested in test_attention_triton.py
+    from bigmodel_fast.ops.attention import TritonUnavailableError
+
     monkeypatch.setenv("BMF_ATTENTION", "triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     q, k, v = rand_qkv(1, 2, 5, 5, 32)
-    with pytest.raises(NotImplementedError, match="[Tt]riton"):
+    with pytest.raises(TritonUnavailableError, match="[Tt]riton"):
         attention(q, k, v)
-    with pytest.raises(NotImplementedError, match="[Tt]riton"):
+    with pytest.raises(TritonUnavailableError, match="[Tt]riton"):
         varlen_attention(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1),
                          torch.tensor([0, 5], dtype=torch.int32), 5)
 

@@ -1,0 +1,126 @@
+"""Build and call the C++ runner (``csrc/deploy``, binary ``bmf_runner``) from Python.
+
+``bmf export --build-runner`` calls :func:`build_runner`, which runs the documented CMake commands::
+
+    cmake -S csrc/deploy -B BUILD_DIR -DCMAKE_BUILD_TYPE=Release \\
+          -DCMAKE_PREFIX_PATH="$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+    cmake --build BUILD_DIR -j
+
+It needs CMake >= 3.18, a C++17 compiler, the installed torch wheel (its CMake config and LibTorch libraries) and
+the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``). The sources ship with a source checkout
+(``pip install -e .``), not inside a wheel.
+
+:func:`read_lines` is the Python statement of the runner's input policy (line ends and invalid UTF-8), identical to
+what ``bmf predict --input FILE`` does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["RUNNER_NAME", "RunnerBuildError", "build_runner", "missing_prerequisites", "read_lines", "run_runner",
+           "source_dir"]
+
+RUNNER_NAME = "bmf_runner"
+DEFAULT_BUILD_DIR = "build/bmf_runner"
+
+
+class RunnerBuildError(RuntimeError):
+    """The C++ runner could not be configured or built (the message says why and what to install)."""
+
+
+def source_dir() -> Path:
+    """``csrc/deploy`` of the source checkout this package was installed from."""
+    src = Path(__file__).resolve().parents[2] / "csrc" / "deploy"
+    if not (src / "CMakeLists.txt").is_file():
+        raise RunnerBuildError(f"{src}: C++ runner sources not found; the runner builds from a source checkout "
+                               f"of bigmodel_fast installed with `pip install -e .`")
+    return src
+
+
+def _sentencepiece_found() -> bool:
+    root = os.environ.get("SENTENCEPIECE_ROOT")
+    if root:
+        return (Path(root) / "include" / "sentencepiece_processor.h").is_file()
+    if shutil.which("pkg-config"):
+        r = subprocess.run(["pkg-config", "--exists", "sentencepiece"], capture_output=True)
+        if r.returncode == 0:
+            return True
+    return any((Path(p) / "sentencepiece_processor.h").is_file() for p in ("/usr/include", "/usr/local/include"))
+
+
+def missing_prerequisites() -> str | None:
+    """Why the runner cannot be built here (what is missing and how to install it), or None when it can."""
+    missing = []
+    if not shutil.which("cmake"):
+        missing.append("cmake")
+    if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++") or os.environ.get("CXX")):
+        missing.append("a C++17 compiler (g++)")
+    if not _sentencepiece_found():
+        missing.append("the SentencePiece C++ library (libsentencepiece-dev)")
+    try:
+        import torch.utils
+
+        if not (Path(torch.utils.cmake_prefix_path) / "Torch" / "TorchConfig.cmake").is_file():
+            missing.append("LibTorch's CMake config (torch/share/cmake/Torch)")
+    except ImportError:
+        missing.append("torch")
+    if not missing:
+        return None
+    return ("cannot build the C++ runner: missing " + ", ".join(missing) +
+            " (Debian/Ubuntu: apt-get install cmake g++ pkg-config libsentencepiece-dev)")
+
+
+def build_runner(build_dir: str | Path = DEFAULT_BUILD_DIR, *, jobs: int | None = None, build_type: str = "Release",
+                 cmake_args: Sequence[str] = (), verbose: bool = False) -> Path:
+    """Configure (once) and build ``bmf_runner`` in ``build_dir``; returns the binary's path.
+
+    Rebuilding an up-to-date tree is a no-op of a second or two. On failure raises :class:`RunnerBuildError` with
+    the tail of the CMake output.
+    """
+    import torch.utils
+
+    reason = missing_prerequisites()
+    if reason:
+        raise RunnerBuildError(reason)
+    src = source_dir()
+    build = Path(build_dir).resolve()
+    build.mkdir(parents=True, exist_ok=True)
+    configure = ["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_BUILD_TYPE={build_type}",
+                 f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", *cmake_args]
+    if os.environ.get("SENTENCEPIECE_ROOT"):
+        configure.append(f"-DSENTENCEPIECE_ROOT={os.environ['SENTENCEPIECE_ROOT']}")
+    compile_ = ["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)]
+    for cmd in (configure, compile_):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=not verbose, text=True)
+        if r.returncode != 0:
+            tail = "\n".join(((r.stdout or "") + (r.stderr or "")).splitlines()[-30:])
+            raise RunnerBuildError(f"`{' '.join(cmd)}` failed (exit {r.returncode}) after "
+                                   f"{time.perf_counter() - t0:.0f}s:\n{tail}")
+    binary = build / RUNNER_NAME
+    if not binary.is_file():
+        raise RunnerBuildError(f"{binary}: the build finished but produced no runner binary")
+    return binary
+
+
+def read_lines(data: bytes) -> list[str]:
+    """The texts the runner (and ``bmf predict --input``) reads from ``data``.
+
+    Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (universal newlines); invalid UTF-8 becomes U+FFFD, one per
+    maximal ill-formed subpart (``errors="replace"``); a last line without a newline counts when non-empty.
+    """
+    with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def run_runner(binary: str | Path, bundle: str | Path, data: bytes, *args: str,
+               timeout: float | None = 600) -> subprocess.CompletedProcess:
+    """Run ``binary bundle *args`` with ``data`` on stdin; returns the completed process (bytes stdout/stderr)."""
+    return subprocess.run([str(binary), str(bundle), *args], input=data, capture_output=True, timeout=timeout)

@@ -1,0 +1,160 @@
+"""LSTM models: backbone, causal language model and sequence classifier (``arch == "lstm"``).
+
+Built from :class:`bigmodel_fast.nn.lstm.LSTM`, so the recurrence runs through the ``ops.lstm`` dispatch (the
+fused Triton kernels on CUDA, the reference loop on CPU and inside TorchScript).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bigmodel_fast.models.bert import masked_cross_entropy
+from bigmodel_fast.models.classifier import SequenceClassifier
+from bigmodel_fast.models.config import ModelConfig
+from bigmodel_fast.nn import init_weights
+from bigmodel_fast.nn.lstm import LSTM
+
+__all__ = ["LSTMModel", "LSTMForCausalLM", "LSTMClassifier"]
+
+
+def _check_arch(cfg: ModelConfig, who: str) -> None:
+    if cfg.arch != "lstm":
+        raise ValueError(f"{who} needs a config with arch='lstm', got arch={cfg.arch!r}")
+
+
+class LSTMModel(nn.Module):
+    """LSTM backbone: word embeddings -> dropout -> ``cfg.num_layers`` LSTM layers of width ``cfg.hidden_size``
+    (bidirectional when ``cfg.bidirectional``; dropout between layers) -> (B, S, D * hidden_size).
+
+    ``forward(input_ids, attention_mask=None, token_type_ids=None)`` has the signature of the transformer
+    backbones. ``attention_mask`` (B, S), True = real token, must be right padding: its row sums are the sequence
+    lengths, padded steps leave the state unchanged and output 0, so real positions do not depend on the padding.
+    ``token_type_ids`` must be None. There are no position embeddings (``max_position`` only bounds inputs).
+
+    Args:
+        cfg: model config with ``arch == "lstm"``.
+    """
+
+    __jit_ignored_attributes__ = ["cfg"]
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        _check_arch(cfg, "LSTMModel")
+        self.cfg = cfg
+        self.bidirectional = cfg.bidirectional
+        self.hidden_size = cfg.hidden_size
+        self.output_size = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        self.embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.lstm = LSTM(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
+                         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+        init_weights(self.embeddings, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+    ) -> Tensor:
+        """(B, S) ids -> (B, S, D * hidden_size) LSTM outputs (0 at padded positions)."""
+        if token_type_ids is not None:
+            raise ValueError("LSTMModel: token_type_ids must be None (arch 'lstm' has no segment embeddings)")
+        if input_ids.dim() != 2:
+            raise ValueError("LSTMModel: input_ids must be (B, S); got shape " + str(input_ids.shape))
+        lengths: Optional[Tensor] = None
+        if attention_mask is not None:
+            lengths = attention_mask.to(torch.long).sum(dim=1)  # (B,), right padding
+        x = self.dropout(self.embeddings(input_ids))  # (B, S, E)
+        out, _ = self.lstm(x, None, lengths)  # (B, S, D*E)
+        return out
+
+    def pool(self, hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
+        """Sequence vector, (B, S, D*E) -> (B, D*E): the forward direction at the last real token (largest True
+        index of ``attention_mask``; S-1 without a mask), concatenated with the reverse direction at position 0 when
+        bidirectional (each direction's state after reading the whole sequence)."""
+        b, s, _ = hidden.shape
+        if attention_mask is None:
+            last = torch.full((b,), s - 1, dtype=torch.long, device=hidden.device)
+        else:
+            pos = torch.arange(s, device=hidden.device).expand(b, s)  # (B, S)
+            last = torch.where(attention_mask.to(torch.bool), pos, torch.zeros_like(pos)).max(dim=1).values  # (B,)
+        rows = torch.arange(b, device=hidden.device)
+        fwd = hidden[rows, last, : self.hidden_size]  # (B, E)
+        if not self.bidirectional:
+            return fwd
+        return torch.cat([fwd, hidden[:, 0, self.hidden_size:]], dim=1)  # (B, 2E)
+
+
+class LSTMForCausalLM(nn.Module):
+    """LSTM language model: :class:`LSTMModel` -> dropout -> output projection tied to the word embeddings.
+
+    ``forward(input_ids, labels=None, position_ids=None, attention_mask=None)`` mirrors
+    :class:`~bigmodel_fast.models.gpt.GPTForCausalLM` (``labels`` already shifted, -100 ignored), so the causal
+    loader and the pretraining loop drive it unchanged; ``position_ids`` is accepted and ignored.
+
+    Args:
+        cfg: model config with ``arch == "lstm"`` and ``bidirectional`` False.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        _check_arch(cfg, "LSTMForCausalLM")
+        if cfg.bidirectional:
+            raise ValueError("LSTMForCausalLM: a causal language model cannot be bidirectional "
+                             "(config field bidirectional must be false)")
+        self.cfg = cfg
+        self.backbone = LSTMModel(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if self.lm_head is not None:
+            init_weights(self.lm_head, cfg.initializer_range)
+
+    def output_weight(self) -> Tensor:
+        """The (V, E) output projection: the word-embedding weight itself when tied."""
+        if self.lm_head is not None:
+            return self.lm_head.weight
+        return self.backbone.embeddings.weight
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        labels: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+        attention_mask: Optional[Tensor] = None,
+    ) -> Dict[str, Tensor]:
+        """Next-token logits (B, S, V) and, with ``labels`` (B, S), the mean ``loss`` over counted tokens."""
+        hidden = self.dropout(self.backbone(input_ids, attention_mask))  # (B, S, E)
+        logits = F.linear(hidden, self.output_weight())  # (B, S, V)
+        out: Dict[str, Tensor] = {"logits": logits}
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                 f"got {tuple(labels.shape)}")
+            out["loss"] = masked_cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return out
+
+
+class LSTMClassifier(SequenceClassifier):
+    """:class:`SequenceClassifier` with an :class:`LSTMModel` backbone: pooled vector (see
+    :meth:`LSTMModel.pool`) -> dropout -> Linear(D * hidden_size, num_labels). Same ``forward`` and
+    ``load_backbone`` as the transformer classifiers; scriptable (the recurrence runs the reference path in
+    TorchScript), so ``bmf export`` works.
+
+    Args:
+        cfg: model config with ``arch == "lstm"`` and ``num_labels > 0``.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        nn.Module.__init__(self)
+        _check_arch(cfg, "LSTMClassifier")
+        if cfg.num_labels <= 0:
+            raise ValueError(f"SequenceClassifier needs config field num_labels > 0, got {cfg.num_labels}")
+        self.cfg = cfg
+        self.backbone = LSTMModel(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(self.backbone.output_size, cfg.num_labels)
+        init_weights(self.classifier, cfg.initializer_range)

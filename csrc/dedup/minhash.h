@@ -1,0 +1,204 @@
+// MinHash near-duplicate detection: text normalisation, word n-gram shingles, signatures, and an
+// incremental LSH index (banding + verified, deterministic online clustering) that can be saved and
+// loaded.
+//
+// Plain C++ (no Python API), so everything here can run on worker threads with the GIL released.
+//
+// Pipeline for one text (code units of a CPython str: Latin-1, UCS-2 or UCS-4):
+//   1. normalise: lowercase (ASCII, Latin-1, Latin Extended-A/B (regular parts), Latin Extended
+//      Additional, Greek, Cyrillic, Armenian, Georgian, fullwidth Latin: as Python's per-character
+//      str.lower() except U+0130 -> 'i'; other characters unchanged), punctuation / symbols / spaces /
+//      emoji / controls separate words, zero-width characters, soft hyphens, variation selectors are
+//      ignored. Characters of scripts written without spaces (CJK ideographs and radicals, Hiragana,
+//      Katakana, Bopomofo, Thai, Lao, Khmer, Myanmar, Yi) are one word each, so Chinese text gets
+//      character n-grams. The result is the list of words (UTF-8); all-ASCII text takes an AVX2 path.
+//   2. shingles: every run of `ngram` consecutive words ("w1 w2 ... wn"); a text with 1..ngram-1
+//      words has one shingle (all its words); a text with no word is "empty".
+//   3. shingle hash: each word w gets a 64-bit hash wh(w) (word_hash in minhash.cpp: fmix64 of the
+//      word's bytes read as little-endian 64-bit words, seeded); shingle k hashes to
+//      x = low 32 bits of fmix64(sum_j wh(w[k+j]) * B^(n-1-j) mod 2^64), B an odd constant
+//      (a polynomial hash of the word hashes: each word is hashed once, whatever n).
+//   (band keys, for LSH: fmix64 of a multiply-rotate chain over the band's rows, see band_keys.)
+//   4. signature slot i (of num_perm): min over shingles of h_i(x) = ((a_i * x + b_i) mod 2^64) >> 32,
+//      a_i, b_i 64-bit from splitmix64(seed) (multiply-add-shift: a 2-independent family on 32-bit
+//      keys; exact integer arithmetic, so the AVX-512 / AVX2 / scalar paths agree bit for bit).
+//      An empty text's signature is all 0xFFFFFFFF.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bmf {
+namespace dedup {
+
+// A borrowed view of a str's code units (`kind` 1, 2 or 4 bytes per unit).
+struct TextView {
+  const void* data;
+  std::size_t length;  // code units
+  int kind;
+};
+
+// Words of the normalised text: `buf[0, size)` holds them UTF-8 encoded, separated by single
+// spaces; word k < words spans bytes [starts[k], ends[k]). The vectors only grow (scratch reused
+// across texts), so their sizes are not the counts.
+struct NormalizedText {
+  std::vector<unsigned char> buf;
+  std::size_t size = 0;
+  std::vector<std::uint32_t> starts;
+  std::vector<std::uint32_t> ends;
+  std::size_t words = 0;
+};
+
+// Which SIMD implementation computes signatures: kAuto picks the best the CPU supports.
+enum class Isa { kAuto = 0, kScalar = 1, kAvx2 = 2, kAvx512 = 3 };
+// The implementation kAuto resolves to on this CPU.
+Isa best_isa();
+const char* isa_name(Isa isa);
+// Whether `isa` can run on this CPU (kScalar and kAuto always can).
+bool isa_supported(Isa isa);
+
+// Normalise `text` into `out`. Never fails: lone surrogates are word separators. The word spans
+// (not the bytes between them) are the result; kAvx2/kAvx512 use a SIMD path for ASCII text.
+void normalize_text(const TextView& text, NormalizedText& out, Isa isa = Isa::kAuto);
+
+// The 32-bit shingle hashes of a normalised text (empty for a text with no word); `word_hashes` is
+// scratch. See the header comment for the definition.
+void shingle_hashes(const NormalizedText& norm, std::size_t ngram, std::uint64_t seed,
+                    std::vector<std::uint64_t>& word_hashes, std::vector<std::uint32_t>& out);
+
+// The permutation parameters for `num_perm` slots and `seed`, split in 32-bit halves for SIMD.
+struct HashFamily {
+  std::uint64_t seed = 0;
+  std::vector<std::uint32_t> a_lo, a_hi, b_lo, b_hi;
+  HashFamily() = default;
+  HashFamily(std::size_t num_perm, std::uint64_t seed);
+  std::size_t size() const { return a_lo.size(); }
+};
+
+// Per-thread scratch buffers for `compute_signature`.
+struct SignatureScratch {
+  NormalizedText norm;
+  std::vector<std::uint64_t> word_hashes;
+  std::vector<std::uint32_t> hashes;
+};
+
+// Signature of `text` into `sig` (family.size() values). Returns false for an empty text (no word).
+bool compute_signature(const TextView& text, std::size_t ngram, const HashFamily& family, Isa isa,
+                       SignatureScratch& scratch, std::uint32_t* sig);
+
+// Number of equal slots of two signatures of length n.
+std::size_t equal_slots(const std::uint32_t* a, const std::uint32_t* b, std::size_t n);
+
+// A file that cannot be loaded as an index (the message names the file and the problem).
+class IndexFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Counters for one `MinHashIndex::add` call.
+struct AddStats {
+  std::uint64_t candidate_pairs = 0;  // (new document, stored representative) pairs compared
+  std::uint64_t verified_pairs = 0;   // of which the estimated Jaccard reached the threshold
+  std::uint64_t empty_documents = 0;  // documents with no word
+  std::uint64_t offset = 0;           // global index of the batch's first document
+  std::uint64_t total_docs = 0;       // documents in the index after the call
+  std::uint64_t total_clusters = 0;   // clusters (kept documents) after the call
+};
+
+// Incremental MinHash-LSH index over documents numbered 0, 1, 2, ... in insertion order.
+//
+// Each document is processed in order: its `bands` band keys (XXH64 of the band's rows) are looked
+// up; every stored representative in those buckets whose cluster is lower than the best found so
+// far is compared slot by slot, and the document joins the lowest cluster among the representatives
+// whose estimated Jaccard (equal slots / num_perm) reaches `threshold`; with none it starts its own
+// cluster (its own index: kept). It is then stored as a representative in every bucket that has no
+// representative of its cluster yet (at most `max_reps` per bucket). Clusters are never merged
+// afterwards, so a keep decision is final when it is made and any split of the documents into
+// batches gives the same result. Empty documents are their own cluster and never stored in buckets.
+//
+// Thread-safety: `add`, `save` and readers lock an internal mutex.
+class MinHashIndex {
+ public:
+  static constexpr std::uint32_t kFormatVersion = 1;
+  static constexpr std::uint32_t kDefaultMaxReps = 32;
+  static constexpr std::size_t kChunkDocs = 2048;  // signatures are stored in chunks of this many docs
+  static constexpr std::uint64_t kMaxDocs = 0xFFFFFFFEULL;
+
+  // Parameters must be valid (checked by the caller): 1 <= bands <= num_perm, num_perm % bands == 0,
+  // 0 < threshold <= 1, ngram >= 1.
+  MinHashIndex(double threshold, std::uint32_t ngram, std::uint32_t num_perm, std::uint32_t bands,
+               std::uint64_t seed, std::uint32_t max_reps = kDefaultMaxReps);
+
+  // Add `n` texts; cluster id (global document index of the cluster's first document) of each into
+  // `clusters_out` (n values). `threads` >= 1 workers compute signatures. Throws std::length_error
+  // past kMaxDocs documents (before adding any).
+  AddStats add(const TextView* texts, std::size_t n, std::size_t threads, Isa isa, std::int64_t* clusters_out);
+
+  void save(const std::string& path) const;                    // throws std::runtime_error on I/O errors
+  static std::unique_ptr<MinHashIndex> load(const std::string& path);  // throws IndexFileError
+
+  std::uint64_t num_docs() const;
+  std::uint64_t num_clusters() const;  // kept documents so far
+  std::uint64_t memory_bytes() const;  // bytes held by signatures, clusters, buckets and batch scratch
+  std::uint64_t bucket_entries() const;
+  double threshold() const { return threshold_; }
+  std::uint32_t ngram() const { return ngram_; }
+  std::uint32_t num_perm() const { return num_perm_; }
+  std::uint32_t bands() const { return bands_; }
+  std::uint64_t seed() const { return seed_; }
+  std::uint32_t max_reps() const { return max_reps_; }
+  // Copies of the stored signatures (num_docs x num_perm, row-major) and cluster ids.
+  std::vector<std::uint32_t> signatures() const;
+  std::vector<std::uint32_t> clusters() const;
+
+ private:
+  static constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+  struct Slot {
+    std::uint64_t key;   // 0 = empty
+    std::uint32_t head;  // first node, kNone if none
+    std::uint32_t count; // representatives in this bucket
+  };
+  struct Node {
+    std::uint32_t doc;
+    std::uint32_t next;  // kNone ends the list
+  };
+
+  std::uint32_t* sig_of(std::uint64_t doc) {
+    return chunks_[doc / kChunkDocs].get() + (doc % kChunkDocs) * num_perm_;
+  }
+  const std::uint32_t* sig_of(std::uint64_t doc) const {
+    return chunks_[doc / kChunkDocs].get() + (doc % kChunkDocs) * num_perm_;
+  }
+  void reserve_docs(std::uint64_t total);
+  void grow_table_for(std::uint64_t extra_entries);
+  std::size_t find_slot(std::uint64_t key) const;  // slot holding key, or the empty slot to use
+  void band_keys(const std::uint32_t* sig, std::uint64_t* keys) const;
+  void insert_one(std::uint32_t doc, bool empty, const std::uint64_t* keys, AddStats& stats,
+                  std::vector<std::uint32_t>& compared);
+
+  double threshold_;
+  std::uint32_t ngram_, num_perm_, bands_, rows_, max_reps_;
+  std::uint64_t seed_;
+  std::uint32_t need_equal_;  // smallest equal-slot count that passes verification
+  HashFamily family_;
+
+  std::vector<std::unique_ptr<std::uint32_t[]>> chunks_;
+  std::vector<std::uint32_t> cluster_;
+  std::uint64_t num_clusters_ = 0;
+  std::vector<Slot> slots_;  // open addressing, power-of-two capacity (or 0)
+  std::uint64_t used_slots_ = 0;
+  std::vector<Node> nodes_;
+  std::vector<std::size_t> where_;           // slot of each band key of the document being inserted
+  std::vector<std::uint64_t> keys_scratch_;  // band keys of the batch being added
+  std::vector<std::uint8_t> empty_scratch_;  // 1 for its documents with no word
+
+  mutable std::mutex mutex_;
+};
+
+}  // namespace dedup
+}  // namespace bmf
