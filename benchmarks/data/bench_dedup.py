@@ -104,7 +104,9 @@ def py_shingles(text: str, n: int = NGRAM) -> list[str]:
 def run_ours(texts: list[str], threads: int) -> np.ndarray:
     from bigmodel_fast.data.dedup import dedup
 
-    return dedup(texts, threshold=THRESHOLD, ngram=NGRAM, num_perm=NUM_PERM, bands=BANDS, num_threads=threads).cluster
+    # greedy, like the datasketch side; dedup()'s default union-find costs ~6% more here (same precision/recall)
+    return dedup(texts, threshold=THRESHOLD, ngram=NGRAM, num_perm=NUM_PERM, bands=BANDS, num_threads=threads,
+                 clustering="greedy").cluster
 
 
 def run_datasketch(texts: list[str]) -> np.ndarray:

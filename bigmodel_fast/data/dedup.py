@@ -19,14 +19,42 @@ different texts. Callers pass already-cleaned text.
 * Signature: ``num_perm`` slots, slot i = min over shingles x of ``((a_i*x + b_i) mod 2**64) >> 32``
   (x: a 32-bit shingle hash; a_i, b_i: 64-bit from splitmix64(seed)). Stored as uint32.
 * LSH: ``bands`` bands of ``num_perm // bands`` rows; documents sharing a band bucket are candidates,
-  and a candidate pair is only accepted when its estimated Jaccard (fraction of equal slots) reaches
-  ``threshold``. Documents are processed in index order: each joins the lowest cluster among its
-  accepted candidates (or starts its own, kept). Clusters are never merged afterwards, so a keep
-  decision is final when it is made: streaming through :class:`MinHashIndex` in batches gives exactly
-  the result of one call, and the result is the same for any ``num_threads``.
+  and a candidate pair is only accepted ("verified") when its estimated Jaccard (fraction of equal slots)
+  reaches ``threshold``.
+* Clustering, ``clustering=`` (one-shot :func:`dedup` only; the default is ``"union_find"``):
 
-A bucket keeps at most 32 representatives (a new document is stored in a bucket only if its cluster
-has none there yet), which bounds the comparisons per document.
+  - ``"union_find"`` (issue #3's spec; the union-find clustering of datatrove's MinHash pipeline, which
+    however does not verify pairs): every verified pair is merged with union-find (path halving, union by
+    minimum index), so clusters are the connected components of the verified-pair graph; the lowest
+    index of each component is kept and is its cluster id. Merging is transitive: a document bridging two
+    clusters merges them, so a member can be less similar than the threshold to the kept document
+    (A~B and B~C put A, B, C in one cluster even when A is not ~ C).
+    Candidates: documents are bucketed in index order and every bucket stores its first
+    ``UNION_FIND_BUCKET_MEMBERS`` (K = 32) documents; each document is verified against the stored members
+    of each of its buckets, skipping a member already in its component (that pair would connect nothing
+    new) or already compared in another band.
+    Guarantee: the clusters are exactly the connected components of the graph of verified candidate pairs
+    that have at least one document among the first K documents (lowest indices) of a bucket they share;
+    hence exactly the components over ALL verified candidate pairs whenever no bucket holds more than
+    K + 1 documents. Effect of the cap: two documents that both come after the first K of every bucket
+    they share are not compared; they still end in one cluster when linked through other verified pairs
+    (e.g. both similar to an early member). It bounds the work at K comparisons per document and band
+    (a bucket whose stored members are all in the document's component, e.g. exact copies, costs one
+    lookup), like greedy's 32 representatives.
+  - ``"greedy"``: documents are processed in index order and each joins the lowest cluster among its
+    verified candidates (or starts its own, kept); clusters are never merged afterwards, so a later
+    document never bridges two clusters and a keep decision is final when it is made. This is what the
+    streaming :class:`MinHashIndex` needs and does: ``dedup(clustering="greedy")`` equals adding the same
+    texts to an index in any batches. A bucket keeps at most 32 representatives (a new document is stored
+    in a bucket only if its cluster has none there yet), which bounds the comparisons per document.
+
+  Both are deterministic: signatures are computed in parallel, each document on its own, and the
+  clustering pass is sequential in document order, so result and stats are the same for any
+  ``num_threads``. Within the guarantee every greedy cluster lies inside one union-find component (greedy
+  only ever joins verified candidate pairs), so union-find keeps at most as many documents. Union-find
+  takes ~5-10% more time than greedy on the pydoc benchmark corpus (benchmarks/data/bench_dedup.py) and,
+  during the call, per document 4*num_perm bytes of signature, 8*bands of band keys, 9 bytes of
+  union-find state and up to ``bands`` bucket entries (~31-54 bytes each), all freed on return.
 
 Memory (``MinHashIndex``): per document 4*num_perm bytes of signature + 4 bytes of cluster id, plus one
 bucket entry (a 16-byte hash slot at load factor 0.35-0.7 + an 8-byte list node: ~31-54 bytes) per band
@@ -49,6 +77,7 @@ import numpy as np
 __all__ = [
     "DedupResult",
     "dedup",
+    "CLUSTERINGS",
     "METHODS",
     "MinHashIndex",
     "MinHashIndexError",
@@ -57,6 +86,8 @@ __all__ = [
 ]
 
 METHODS = ("exact", "minhash")
+CLUSTERINGS = ("union_find", "greedy")
+UNION_FIND_BUCKET_MEMBERS = 32  # K: documents stored per LSH bucket by union-find clustering (see above)
 MAX_NUM_PERM = 1 << 16
 MAX_NGRAM = 1 << 16
 _U64 = 1 << 64
@@ -73,7 +104,10 @@ class DedupResult:
     stats:   dict with ``documents``, ``kept``, ``duplicates``, ``method``; exact dedup adds
              ``hash_collisions`` (equal 64-bit hashes of different texts that string comparison told
              apart); minhash adds ``candidate_pairs`` (document pairs compared), ``verified_pairs`` (of
-             which the estimated Jaccard reached the threshold), ``empty_documents`` and the parameters.
+             which the estimated Jaccard reached the threshold), ``empty_documents``, ``clustering`` and the
+             parameters; union-find adds ``components_merged`` (unions that joined two different components:
+             every verified pair does, as pairs already in one component are not compared, so it equals
+             ``verified_pairs`` and the number of non-empty duplicates).
     """
 
     keep: np.ndarray
@@ -162,8 +196,11 @@ class MinHashIndex:
 
     ``add(texts)`` clusters a batch against everything added before (documents are numbered 0, 1, ... in
     the order they are added) and returns a :class:`DedupResult` whose ``cluster`` holds global document
-    indices. Adding a corpus in any number of batches gives exactly the result of ``dedup(corpus)`` with
-    the same parameters. ``save(path)`` / ``MinHashIndex.load(path)`` persist the index (signatures,
+    indices. The index clusters greedily (a keep decision is final when it is made; see the module
+    docstring): adding a corpus in any number of batches gives exactly the result of
+    ``dedup(corpus, clustering="greedy")`` with the same parameters. Union-find clustering (``dedup``'s
+    default) is one-shot only: a later document can merge two earlier clusters, which would revoke a keep
+    decision already handed out. ``save(path)`` / ``MinHashIndex.load(path)`` persist the index (signatures,
     cluster ids and buckets; not the texts) in a little-endian binary file: magic ``BMFMHIX\\0``, format
     version, parameters, sizes, the arrays and an XXH64-based checksum. Memory per document: see the
     module docstring (``memory_bytes()`` reports the actual figure).
@@ -283,6 +320,7 @@ def dedup(
     bands: int = 14,
     seed: int = 0,
     num_threads: int = 0,
+    clustering: str = "union_find",
 ) -> DedupResult:
     """Find duplicate (``"exact"``) or near-duplicate (``"minhash"``) documents.
 
@@ -298,27 +336,49 @@ def dedup(
         seed: minhash: seeds the hash family (results are reproducible for a given seed); exact: the XXH64
             seed (does not change the result).
         num_threads: worker threads; 0 = all hardware threads. The result does not depend on it.
+        clustering: minhash: ``"union_find"`` (default: connected components of the verified candidate
+            pairs, transitive) or ``"greedy"`` (each document joins the lowest earlier cluster it verifies
+            against, never merging clusters; equals streaming through :class:`MinHashIndex`). See the
+            module docstring for the trade-off and union-find's exact guarantee.
 
     Returns:
         DedupResult with ``keep`` (N,) bool and ``cluster`` (N,) int64; the first occurrence is kept.
 
     Raises:
-        ValueError: unknown method or an invalid parameter (the message names it and the expected range).
+        ValueError: unknown method or clustering, or an invalid parameter (the message names it and the
+            expected range).
         TypeError: a non-str item (the message names its index).
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"dedup: unknown method {method!r}; expected one of {METHODS}")
+    if not isinstance(clustering, str) or clustering not in CLUSTERINGS:
+        raise ValueError(f"dedup: unknown clustering {clustering!r}; expected one of {CLUSTERINGS}")
     num_threads = _check_threads(num_threads)
     if method == "exact":
         return _dedup_exact(_as_list(texts), seed=_check_seed(seed), num_threads=num_threads)
-    index = MinHashIndex(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
-                         num_threads=num_threads)
-    res = index.add(texts)
-    stats = {k: res.stats[k] for k in ("documents", "kept", "duplicates", "method", "candidate_pairs",
-                                        "verified_pairs", "empty_documents")}
-    stats.update(threshold=index.threshold, ngram=index.ngram, num_perm=index.num_perm, bands=index.bands,
-                 rows=index.num_perm // index.bands, seed=index.seed)
-    return DedupResult(keep=res.keep, cluster=res.cluster, stats=stats)
+    if clustering == "greedy":
+        index = MinHashIndex(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
+                             num_threads=num_threads)
+        res = index.add(texts)
+        keep, cluster = res.keep, res.cluster
+        extra = {k: res.stats[k] for k in ("candidate_pairs", "verified_pairs", "empty_documents")}
+        threshold, ngram, num_perm, bands, seed = index.threshold, index.ngram, index.num_perm, index.bands, index.seed
+    else:
+        threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
+        seed = _check_seed(seed)
+        items = _as_list(texts)
+        cluster, native = _native().minhash_union_find(
+            items, threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
+            max_members=UNION_FIND_BUCKET_MEMBERS, num_threads=num_threads)
+        keep = cluster == np.arange(len(items), dtype=np.int64)
+        extra = {k: native[k] for k in ("candidate_pairs", "verified_pairs", "components_merged",
+                                        "empty_documents")}
+    n = len(cluster)
+    kept = int(keep.sum())
+    stats = {"documents": n, "kept": kept, "duplicates": n - kept, "method": "minhash",
+             "clustering": clustering, **extra, "threshold": threshold, "ngram": ngram, "num_perm": num_perm,
+             "bands": bands, "rows": num_perm // bands, "seed": seed}
+    return DedupResult(keep=keep, cluster=cluster, stats=stats)
 
 
 def _dedup_exact(items: list, *, seed: int, num_threads: int) -> DedupResult:

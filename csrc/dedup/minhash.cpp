@@ -608,6 +608,31 @@ std::size_t equal_slots(const std::uint32_t* a, const std::uint32_t* b, std::siz
   return same;
 }
 
+std::uint32_t min_equal_slots(double threshold, std::uint32_t num_perm) {
+  // Smallest integer k with k / num_perm >= threshold (a tiny epsilon absorbs rounding of e.g. 0.8*112).
+  const double need = std::ceil(threshold * num_perm - 1e-9);
+  return static_cast<std::uint32_t>(std::max(1.0, std::min(need, static_cast<double>(num_perm))));
+}
+
+void compute_band_keys(const std::uint32_t* sig, std::uint32_t bands, std::uint32_t rows, std::uint64_t seed,
+                       std::uint64_t* keys) {
+  // The rows are min-hash values (already uniform): a multiply-rotate chain over 64-bit pairs of them,
+  // finished with fmix64, is a good enough 64-bit bucket key (and much cheaper than XXH64).
+  for (std::uint32_t b = 0; b < bands; ++b) {
+    const std::uint32_t* row = sig + static_cast<std::size_t>(b) * rows;
+    std::uint64_t h = seed ^ (0x9E3779B97F4A7C15ULL * (b + 1));
+    std::uint32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const std::uint64_t w = row[r] | (static_cast<std::uint64_t>(row[r + 1]) << 32);
+      h = (h ^ w) * 0x9FB21C651E98DF25ULL;
+      h = (h << 29) | (h >> 35);
+    }
+    if (r < rows) h = ((h ^ row[r]) * 0x9FB21C651E98DF25ULL);
+    const std::uint64_t k = mix64(h ^ rows);
+    keys[b] = k == 0 ? 1 : k;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // MinHashIndex
 // ---------------------------------------------------------------------------------------------
@@ -622,9 +647,7 @@ MinHashIndex::MinHashIndex(double threshold, std::uint32_t ngram, std::uint32_t 
       max_reps_(max_reps),
       seed_(seed),
       family_(num_perm, seed) {
-  // Smallest integer k with k / num_perm >= threshold (a tiny epsilon absorbs rounding of e.g. 0.8*112).
-  const double need = std::ceil(threshold * num_perm - 1e-9);
-  need_equal_ = static_cast<std::uint32_t>(std::max(1.0, std::min(need, static_cast<double>(num_perm))));
+  need_equal_ = min_equal_slots(threshold, num_perm);
 }
 
 std::uint64_t MinHashIndex::num_docs() const {
@@ -690,21 +713,7 @@ void MinHashIndex::grow_table_for(std::uint64_t extra) {
 }
 
 void MinHashIndex::band_keys(const std::uint32_t* sig, std::uint64_t* keys) const {
-  // The rows are min-hash values (already uniform): a multiply-rotate chain over 64-bit pairs of them,
-  // finished with fmix64, is a good enough 64-bit bucket key (and much cheaper than XXH64).
-  for (std::uint32_t b = 0; b < bands_; ++b) {
-    const std::uint32_t* row = sig + static_cast<std::size_t>(b) * rows_;
-    std::uint64_t h = seed_ ^ (0x9E3779B97F4A7C15ULL * (b + 1));
-    std::uint32_t r = 0;
-    for (; r + 2 <= rows_; r += 2) {
-      const std::uint64_t w = row[r] | (static_cast<std::uint64_t>(row[r + 1]) << 32);
-      h = (h ^ w) * 0x9FB21C651E98DF25ULL;
-      h = (h << 29) | (h >> 35);
-    }
-    if (r < rows_) h = ((h ^ row[r]) * 0x9FB21C651E98DF25ULL);
-    const std::uint64_t k = mix64(h ^ rows_);
-    keys[b] = k == 0 ? 1 : k;
-  }
+  compute_band_keys(sig, bands_, rows_, seed_, keys);
 }
 
 void MinHashIndex::insert_one(std::uint32_t doc, bool empty, const std::uint64_t* keys, AddStats& stats,
@@ -777,7 +786,7 @@ void reserve_geometric(std::vector<T>& v, std::size_t size) {
   if (v.capacity() < size) v.reserve(std::max(size, v.capacity() + v.capacity() / 2));
 }
 
-// Joins worker threads (after asking them to stop) on every way out of MinHashIndex::add.
+// Joins worker threads (after asking them to stop) on every way out of run_pipelined.
 struct JoinGuard {
   std::vector<std::thread>& pool;
   std::atomic<bool>& stop;
@@ -789,32 +798,18 @@ struct JoinGuard {
   }
 };
 
-}  // namespace
-
-AddStats MinHashIndex::add(const TextView* texts, std::size_t n, std::size_t threads, Isa isa,
-                           std::int64_t* clusters_out) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::uint64_t n0 = cluster_.size();
-  if (n0 + n > kMaxDocs) {
-    throw std::length_error("MinHashIndex holds at most " + std::to_string(kMaxDocs) + " documents; it has " +
-                            std::to_string(n0) + " and " + std::to_string(n) + " more were added");
-  }
-  AddStats stats;
-  stats.offset = stats.total_docs = n0;
-  stats.total_clusters = num_clusters_;
-  if (n == 0) return stats;
-  reserve_docs(n0 + n);
-  reserve_geometric(cluster_, n0 + n);
-  // Per-batch scratch, kept across calls (no fresh pages for every small batch).
-  if (keys_scratch_.size() < n * bands_) keys_scratch_.resize(n * bands_);
-  if (empty_scratch_.size() < n) empty_scratch_.resize(n);
-  std::uint64_t* const keys = keys_scratch_.data();
-  std::uint8_t* const empty = empty_scratch_.data();
-
-  // Signatures and band keys are computed block by block by all threads (each document on its own:
-  // deterministic); meanwhile the calling thread inserts the finished blocks in document order
-  // (bucketing and verification are sequential, hence deterministic), helping with signatures
-  // whenever the next block is not ready yet.
+// The signature / clustering pipeline shared by MinHashIndex::add and cluster_union_find.
+//
+// `compute(i, scratch)` (signature and band keys of document i: independent of every other document, so
+// deterministic) runs block by block on `threads` threads, the calling thread included; meanwhile the
+// calling thread hands the finished blocks, strictly in document order, to `consume(begin, end, ready_end)`
+// (documents [begin, end); [end, ready_end) are computed as well, for prefetching), helping with the
+// signatures whenever the next block is not ready yet. So the sequential part sees documents in index
+// order whatever the thread count. `setup()` runs on the calling thread once the workers have started.
+// An exception in `compute` stops the pipeline and is rethrown after every worker has stopped (the
+// blocks consumed so far stay consumed); one from `setup` / `consume` propagates the same way.
+template <typename Compute, typename Setup, typename Consume>
+void run_pipelined(std::size_t n, std::size_t threads, Compute&& compute, Setup&& setup, Consume&& consume) {
   constexpr std::size_t kBlock = 64;
   const std::size_t num_blocks = (n + kBlock - 1) / kBlock;
   std::unique_ptr<std::atomic<std::uint8_t>[]> done(new std::atomic<std::uint8_t>[num_blocks]);
@@ -828,12 +823,7 @@ AddStats MinHashIndex::add(const TextView* texts, std::size_t n, std::size_t thr
     const std::size_t k = next_block.fetch_add(1, std::memory_order_relaxed);
     if (k >= num_blocks) return false;
     const std::size_t end = std::min(n, (k + 1) * kBlock);
-    for (std::size_t i = k * kBlock; i < end; ++i) {
-      std::uint32_t* sig = sig_of(n0 + i);
-      const bool has_words = compute_signature(texts[i], ngram_, family_, isa, scratch, sig);
-      empty[i] = has_words ? 0 : 1;
-      if (has_words) band_keys(sig, &keys[i * bands_]);
-    }
+    for (std::size_t i = k * kBlock; i < end; ++i) compute(i, scratch);
     done[k].store(1, std::memory_order_release);
     return true;
   };
@@ -862,45 +852,234 @@ AddStats MinHashIndex::add(const TextView* texts, std::size_t n, std::size_t thr
   }
 
   SignatureScratch scratch;
-  std::vector<std::uint32_t> compared;
-  where_.resize(bands_);
-  // Room for every document of the batch in every band (the most it can need), so the buckets are
-  // not rehashed / reallocated while inserting; done while the workers start on the signatures.
-  grow_table_for(static_cast<std::uint64_t>(n) * bands_);
-  reserve_geometric(nodes_, nodes_.size() + n * bands_);
-  constexpr std::size_t kAhead = 8;  // documents whose buckets are prefetched ahead of use
-  std::size_t i = 0;
-  try {
-    for (std::size_t k = 0; k < num_blocks; ++k) {
-      while (!done[k].load(std::memory_order_acquire)) {
-        if (stop.load()) break;
-        if (!compute_next(scratch)) std::this_thread::yield();
-      }
-      if (!done[k].load(std::memory_order_acquire)) break;  // a worker failed
-      const std::size_t end = std::min(n, (k + 1) * kBlock);
-      const std::size_t ahead_end =
-          (k + 1 < num_blocks && done[k + 1].load(std::memory_order_acquire)) ? std::min(n, end + kBlock) : end;
-      for (; i < end; ++i) {
-        if (i + kAhead < ahead_end && !empty[i + kAhead] && !slots_.empty()) {
-          const std::size_t mask = slots_.size() - 1;
-          const std::uint64_t* ahead = &keys[(i + kAhead) * bands_];
-          for (std::uint32_t b = 0; b < bands_; ++b) BMF_PREFETCH(&slots_[static_cast<std::size_t>(ahead[b]) & mask]);
-        }
-        const std::uint32_t doc = static_cast<std::uint32_t>(n0 + i);
-        insert_one(doc, empty[i] != 0, &keys[i * bands_], stats, compared);
-        clusters_out[i] = cluster_[doc];
-      }
+  setup();
+  for (std::size_t k = 0; k < num_blocks; ++k) {
+    while (!done[k].load(std::memory_order_acquire)) {
+      if (stop.load()) break;
+      if (!compute_next(scratch)) std::this_thread::yield();
     }
-  } catch (...) {
-    // Out of memory while growing the buckets: the processed prefix stays consistent.
-    cluster_.resize(n0 + i);
-    throw;
+    if (!done[k].load(std::memory_order_acquire)) break;  // a worker failed
+    const std::size_t end = std::min(n, (k + 1) * kBlock);
+    const std::size_t ready_end =
+        (k + 1 < num_blocks && done[k + 1].load(std::memory_order_acquire)) ? std::min(n, end + kBlock) : end;
+    consume(k * kBlock, end, ready_end);
   }
   stop.store(true);
   for (auto& th : pool) th.join();
-  if (failure) std::rethrow_exception(failure);  // the processed prefix stays added
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+AddStats MinHashIndex::add(const TextView* texts, std::size_t n, std::size_t threads, Isa isa,
+                           std::int64_t* clusters_out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::uint64_t n0 = cluster_.size();
+  if (n0 + n > kMaxDocs) {
+    throw std::length_error("MinHashIndex holds at most " + std::to_string(kMaxDocs) + " documents; it has " +
+                            std::to_string(n0) + " and " + std::to_string(n) + " more were added");
+  }
+  AddStats stats;
+  stats.offset = stats.total_docs = n0;
+  stats.total_clusters = num_clusters_;
+  if (n == 0) return stats;
+  reserve_docs(n0 + n);
+  reserve_geometric(cluster_, n0 + n);
+  // Per-batch scratch, kept across calls (no fresh pages for every small batch).
+  if (keys_scratch_.size() < n * bands_) keys_scratch_.resize(n * bands_);
+  if (empty_scratch_.size() < n) empty_scratch_.resize(n);
+  std::uint64_t* const keys = keys_scratch_.data();
+  std::uint8_t* const empty = empty_scratch_.data();
+
+  // Signatures and band keys are computed by all threads (each document on its own: deterministic);
+  // the calling thread inserts the documents in order (bucketing and verification are sequential,
+  // hence deterministic).
+  auto compute = [&](std::size_t i, SignatureScratch& scratch) {
+    std::uint32_t* sig = sig_of(n0 + i);
+    const bool has_words = compute_signature(texts[i], ngram_, family_, isa, scratch, sig);
+    empty[i] = has_words ? 0 : 1;
+    if (has_words) band_keys(sig, &keys[i * bands_]);
+  };
+  auto setup = [&]() {
+    where_.resize(bands_);
+    // Room for every document of the batch in every band (the most it can need), so the buckets are
+    // not rehashed / reallocated while inserting; done while the workers start on the signatures.
+    grow_table_for(static_cast<std::uint64_t>(n) * bands_);
+    reserve_geometric(nodes_, nodes_.size() + n * bands_);
+  };
+  std::vector<std::uint32_t> compared;
+  constexpr std::size_t kAhead = 8;  // documents whose buckets are prefetched ahead of use
+  std::size_t i = 0;
+  auto consume = [&](std::size_t begin, std::size_t end, std::size_t ready_end) {
+    for (i = begin; i < end; ++i) {
+      if (i + kAhead < ready_end && !empty[i + kAhead] && !slots_.empty()) {
+        const std::size_t mask = slots_.size() - 1;
+        const std::uint64_t* ahead = &keys[(i + kAhead) * bands_];
+        for (std::uint32_t b = 0; b < bands_; ++b) BMF_PREFETCH(&slots_[static_cast<std::size_t>(ahead[b]) & mask]);
+      }
+      const std::uint32_t doc = static_cast<std::uint32_t>(n0 + i);
+      insert_one(doc, empty[i] != 0, &keys[i * bands_], stats, compared);
+      clusters_out[i] = cluster_[doc];
+    }
+  };
+  try {
+    run_pipelined(n, threads, compute, setup, consume);
+  } catch (...) {
+    // Out of memory while growing the buckets, or a failed signature: the processed prefix stays
+    // added and consistent.
+    cluster_.resize(n0 + i);
+    throw;
+  }
   stats.total_docs = cluster_.size();
   stats.total_clusters = num_clusters_;
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot union-find clustering
+// ---------------------------------------------------------------------------------------------
+
+UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double threshold, std::uint32_t ngram,
+                                  std::uint32_t num_perm, std::uint32_t bands, std::uint64_t seed,
+                                  std::uint32_t max_members, std::size_t threads, Isa isa,
+                                  std::int64_t* clusters_out) {
+  constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+  if (n > MinHashIndex::kMaxDocs) {
+    throw std::length_error("union-find MinHash clustering takes at most " + std::to_string(MinHashIndex::kMaxDocs) +
+                            " documents, got " + std::to_string(n));
+  }
+  UnionFindStats stats;
+  if (n == 0) return stats;
+  const std::uint32_t rows = num_perm / bands;
+  const std::uint32_t need = min_equal_slots(threshold, num_perm);
+  const HashFamily family(num_perm, seed);
+  std::unique_ptr<std::uint32_t[]> sigs(new std::uint32_t[n * num_perm]);  // (n, num_perm)
+  std::unique_ptr<std::uint64_t[]> keys(new std::uint64_t[n * bands]);     // (n, bands)
+  std::unique_ptr<std::uint8_t[]> empty(new std::uint8_t[n]);
+  std::unique_ptr<std::uint32_t[]> parent(new std::uint32_t[n]);  // union-find forest; a root is its set's minimum
+  std::unique_ptr<std::uint32_t[]> stamp(new std::uint32_t[n]);   // stamp[j] == i: pair (i, j) already compared
+
+  struct Slot {
+    std::uint64_t key;    // 0 = empty
+    std::uint32_t head;   // first node (the most recently stored member), kNone if none
+    std::uint16_t count;  // stored members (at most max_members: the bucket's first ones)
+    std::uint16_t one_set;  // 1: all stored members are known to be in one set (sets only ever merge)
+  };
+  struct Node {
+    std::uint32_t doc;
+    std::uint32_t next;
+  };
+  std::vector<Slot> slots;
+  std::vector<Node> nodes;
+  std::size_t mask = 0;
+
+  auto find = [&](std::uint32_t x) {
+    while (parent[x] != x) {  // path halving
+      parent[x] = parent[parent[x]];
+      x = parent[x];
+    }
+    return x;
+  };
+
+  auto compute = [&](std::size_t i, SignatureScratch& scratch) {
+    std::uint32_t* sig = &sigs[i * num_perm];
+    const bool has_words = compute_signature(texts[i], ngram, family, isa, scratch, sig);
+    empty[i] = has_words ? 0 : 1;
+    if (has_words) compute_band_keys(sig, bands, rows, seed, &keys[i * bands]);
+  };
+  auto setup = [&]() {
+    // Every document in every band at most: no rehashing, load factor <= 0.7 (as MinHashIndex).
+    const std::uint64_t want = static_cast<std::uint64_t>(n) * bands;
+    std::size_t cap = 1024;
+    while (want * 10 > static_cast<std::uint64_t>(cap) * 7) cap *= 2;
+    slots.assign(cap, Slot{0, kNone, 0, 0});
+    mask = cap - 1;
+    nodes.reserve(std::min<std::uint64_t>(want, static_cast<std::uint64_t>(n) * std::min(bands, max_members)));
+  };
+  constexpr std::size_t kAhead = 8;  // documents whose buckets are prefetched ahead of use
+  auto consume = [&](std::size_t begin, std::size_t end, std::size_t ready_end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::uint32_t doc = static_cast<std::uint32_t>(i);
+      parent[doc] = doc;
+      stamp[doc] = kNone;
+      if (empty[i]) {  // its own cluster, never a candidate
+        ++stats.empty_documents;
+        continue;
+      }
+      if (i + kAhead < ready_end && !empty[i + kAhead]) {
+        const std::uint64_t* ahead = &keys[(i + kAhead) * bands];
+        for (std::uint32_t b = 0; b < bands; ++b) BMF_PREFETCH(&slots[static_cast<std::size_t>(ahead[b]) & mask]);
+      }
+      const std::uint32_t* sig = &sigs[i * num_perm];
+      const std::uint64_t* my_keys = &keys[i * bands];
+      std::uint32_t root = doc;  // find(doc), kept current as it merges
+      for (std::uint32_t b = 0; b < bands; ++b) {
+        const std::uint64_t key = my_keys[b];
+        std::size_t at = static_cast<std::size_t>(key) & mask;
+        while (slots[at].key != 0 && slots[at].key != key) at = (at + 1) & mask;
+        Slot& slot = slots[at];
+        if (slot.key == 0) {  // a new bucket: no candidate
+          slot.key = key;
+          slot.head = static_cast<std::uint32_t>(nodes.size());
+          slot.count = 1;
+          slot.one_set = 1;
+          nodes.push_back(Node{doc, kNone});
+          continue;
+        }
+        // Every stored member (the bucket's first `max_members` documents, all earlier than this one)
+        // is compared unless it is already in this document's set (the pair would add no connection) or
+        // was compared with it in an earlier band. A bucket whose members are all in this document's
+        // set (e.g. exact copies) costs one find.
+        bool all_in_set = true;  // every member ends up in this document's set
+        if (slot.one_set && find(nodes[slot.head].doc) == root) {
+          // nothing to compare
+        } else {
+          for (std::uint32_t nd = slot.head; nd != kNone; nd = nodes[nd].next) {
+            const std::uint32_t j = nodes[nd].doc;
+            const std::uint32_t rj = find(j);
+            if (rj == root) continue;
+            if (stamp[j] == doc) {
+              all_in_set = false;
+              continue;
+            }
+            stamp[j] = doc;
+            ++stats.candidate_pairs;
+            if (equal_slots(sig, &sigs[static_cast<std::size_t>(j) * num_perm], num_perm) >= need) {
+              ++stats.verified_pairs;
+              // Union by minimum index: the lower root stays the root. rj != root, so two sets join.
+              ++stats.components_merged;
+              if (rj < root) {
+                parent[root] = rj;
+                root = rj;
+              } else {
+                parent[rj] = root;
+              }
+            } else {
+              all_in_set = false;
+            }
+          }
+        }
+        const bool stored = slot.count < max_members;
+        // Members already in one set stay so; with this document stored too, only if it is in that set.
+        if (all_in_set) {
+          slot.one_set = 1;
+        } else if (stored) {
+          slot.one_set = 0;
+        }
+        if (stored) {
+          nodes.push_back(Node{doc, slot.head});
+          slot.head = static_cast<std::uint32_t>(nodes.size() - 1);
+          ++slot.count;
+        }
+      }
+    }
+  };
+  run_pipelined(n, threads, compute, setup, consume);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t r = find(static_cast<std::uint32_t>(i));
+    clusters_out[i] = r;
+    stats.clusters += r == i;
+  }
   return stats;
 }
 

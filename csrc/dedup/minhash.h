@@ -1,6 +1,7 @@
-// MinHash near-duplicate detection: text normalisation, word n-gram shingles, signatures, and an
-// incremental LSH index (banding + verified, deterministic online clustering) that can be saved and
-// loaded.
+// MinHash near-duplicate detection: text normalisation, word n-gram shingles, signatures, an
+// incremental LSH index (banding + verified, deterministic greedy online clustering) that can be saved
+// and loaded, and one-shot union-find clustering (cluster_union_find: connected components of the
+// verified candidate pairs).
 //
 // Plain C++ (no Python API), so everything here can run on worker threads with the GIL released.
 //
@@ -94,6 +95,13 @@ bool compute_signature(const TextView& text, std::size_t ngram, const HashFamily
 // Number of equal slots of two signatures of length n.
 std::size_t equal_slots(const std::uint32_t* a, const std::uint32_t* b, std::size_t n);
 
+// Smallest number of equal slots (of num_perm) whose fraction reaches `threshold`: the verification bar.
+std::uint32_t min_equal_slots(double threshold, std::uint32_t num_perm);
+
+// The `bands` 64-bit LSH bucket keys of a signature (bands * rows slots), never 0.
+void compute_band_keys(const std::uint32_t* sig, std::uint32_t bands, std::uint32_t rows, std::uint64_t seed,
+                       std::uint64_t* keys);
+
 // A file that cannot be loaded as an index (the message names the file and the problem).
 class IndexFileError : public std::runtime_error {
  public:
@@ -109,6 +117,35 @@ struct AddStats {
   std::uint64_t total_docs = 0;       // documents in the index after the call
   std::uint64_t total_clusters = 0;   // clusters (kept documents) after the call
 };
+
+// Counters for one `cluster_union_find` call.
+struct UnionFindStats {
+  std::uint64_t candidate_pairs = 0;    // document pairs compared slot by slot
+  std::uint64_t verified_pairs = 0;     // of which the estimated Jaccard reached the threshold
+  std::uint64_t components_merged = 0;  // unions that joined two different sets
+  std::uint64_t empty_documents = 0;    // documents with no word
+  std::uint64_t clusters = 0;           // connected components (kept documents)
+};
+
+// One-shot union-find MinHash clustering of `n` texts (the same signatures and band keys as
+// MinHashIndex). Documents are bucketed in index order; every bucket stores its first `max_members`
+// documents (lowest indices), and each document is compared with the stored members of each of its
+// buckets, skipping a member already in its set (the pair would connect nothing new) or already
+// compared with it in another band. Pairs whose estimated Jaccard reaches `threshold` are merged
+// (union by minimum index, path halving). clusters_out[i] = lowest index of i's connected component.
+//
+// Guarantee: the clusters are exactly the connected components of the graph whose edges are the
+// verified candidate pairs (sharing a band bucket, estimated Jaccard >= threshold) with at least one
+// document among the first `max_members` documents of a bucket they share. In particular they equal
+// the components of ALL verified candidate pairs when no bucket holds more than max_members + 1
+// documents. Empty documents (no word) are their own cluster. Signatures are computed on `threads`
+// threads; the union pass is sequential in document order, so the result and stats do not depend on
+// `threads`. Parameters must be valid (as for MinHashIndex; max_members >= 1). Throws
+// std::length_error for more than MinHashIndex::kMaxDocs texts.
+UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double threshold, std::uint32_t ngram,
+                                  std::uint32_t num_perm, std::uint32_t bands, std::uint64_t seed,
+                                  std::uint32_t max_members, std::size_t threads, Isa isa,
+                                  std::int64_t* clusters_out);
 
 // Incremental MinHash-LSH index over documents numbered 0, 1, 2, ... in insertion order.
 //

@@ -2,6 +2,7 @@
 //   _C.MinHashIndexCore   the incremental LSH index (add / save / load), wrapped by
 //                         bigmodel_fast.data.dedup.MinHashIndex
 //   _C.minhash_signatures signatures of a batch of texts (numpy uint32 (N, num_perm))
+//   _C.minhash_union_find one-shot union-find clustering (dedup(clustering="union_find"))
 //   _C.minhash_words / _C.minhash_shingles   the normalisation, for tests and debugging
 //   _C.minhash_isa        which SIMD implementation computes signatures
 //
@@ -182,6 +183,35 @@ py::tuple index_add(MinHashIndex& index, py::object texts, long long num_threads
   return py::make_tuple(clusters, stats_dict(stats));
 }
 
+py::tuple union_find_py(py::object texts, double threshold, long long ngram, long long num_perm, long long bands,
+                        py::object seed_obj, long long max_members, long long num_threads, const std::string& isa_name) {
+  check_params(threshold, ngram, num_perm, bands, 1);
+  if (max_members < 1 || max_members > 65535) {
+    throw py::value_error("max_members must be an int in [1, 65535], got " + std::to_string(max_members));
+  }
+  const std::uint64_t seed = parse_seed(seed_obj);
+  const Isa isa = parse_isa(isa_name);
+  Batch batch = collect(texts);
+  const std::size_t threads = resolve_threads(num_threads, batch.total_units);
+  const std::size_t n = batch.views.size();
+  py::array_t<std::int64_t> clusters(static_cast<py::ssize_t>(n));
+  std::int64_t* out = clusters.mutable_data();
+  UnionFindStats s;
+  {
+    py::gil_scoped_release no_gil;
+    s = cluster_union_find(batch.views.data(), n, threshold, static_cast<std::uint32_t>(ngram),
+                           static_cast<std::uint32_t>(num_perm), static_cast<std::uint32_t>(bands), seed,
+                           static_cast<std::uint32_t>(max_members), threads, isa, out);
+  }
+  py::dict d;
+  d["candidate_pairs"] = s.candidate_pairs;
+  d["verified_pairs"] = s.verified_pairs;
+  d["components_merged"] = s.components_merged;
+  d["empty_documents"] = s.empty_documents;
+  d["clusters"] = s.clusters;
+  return py::make_tuple(clusters, d);
+}
+
 void index_save(const MinHashIndex& index, const std::string& path) {
   try {
     py::gil_scoped_release no_gil;
@@ -328,6 +358,12 @@ void minhash_init(py::module_& m) {
         py::arg("seed") = 0, py::arg("num_threads") = 0, py::arg("isa") = "auto",
         "MinHash signatures of `texts` (list of str): numpy uint32 (N, num_perm); an empty text (no word)\n"
         "gets all 0xFFFFFFFF. Computed with the GIL released; independent of num_threads and isa.");
+  m.def("minhash_union_find", &union_find_py, py::arg("texts"), py::arg("threshold") = 0.8, py::arg("ngram") = 5,
+        py::arg("num_perm") = 112, py::arg("bands") = 14, py::arg("seed") = 0, py::arg("max_members") = 32,
+        py::arg("num_threads") = 0, py::arg("isa") = "auto",
+        "One-shot union-find MinHash-LSH clustering (see cluster_union_find in minhash.h): returns (cluster\n"
+        "ids int64 (N,) = lowest index of each document's component, stats dict). GIL released; the result\n"
+        "does not depend on num_threads.");
   m.def("minhash_words", &words_of, py::arg("text"), py::arg("isa") = "auto",
         "The normalised words of `text` (see minhash.h): list of str.");
   m.def("minhash_shingles", &shingles_py, py::arg("text"), py::arg("ngram") = 5,

@@ -93,7 +93,10 @@ def test_partial_collision_only_splits_affected_group(monkeypatch):
 
 
 def test_default_method_is_minhash_and_bad_arguments():
-    assert dedup(["a b c", "a b c"]).stats["method"] == "minhash"
+    stats = dedup(["a b c", "a b c"]).stats
+    assert stats["method"] == "minhash" and stats["clustering"] == "union_find"
+    with pytest.raises(ValueError, match="unknown clustering 'fuzzy'.*union_find.*greedy"):
+        dedup(["a"], clustering="fuzzy")
     with pytest.raises(ValueError, match="unknown method 'fuzzy'"):
         dedup(["a"], method="fuzzy")
     with pytest.raises(ValueError, match="num_threads"):

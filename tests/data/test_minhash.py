@@ -218,9 +218,10 @@ def test_estimated_jaccard_tracks_true_jaccard(corpus):
 # ------------------------------------------------------------------------------------------------
 # dedup(method="minhash")
 # ------------------------------------------------------------------------------------------------
-def test_near_duplicates_recall_and_precision_vs_brute_force(corpus):
+@pytest.mark.parametrize("clustering", ["union_find", "greedy"])
+def test_near_duplicates_recall_and_precision_vs_brute_force(corpus, clustering):
     texts, family, true_j = corpus
-    res = dedup(texts, threshold=0.8, ngram=5, num_perm=112, bands=14)
+    res = dedup(texts, threshold=0.8, ngram=5, num_perm=112, bands=14, clustering=clustering)
     cl = res.cluster
     n = len(texts)
     assert res.keep.dtype == np.bool_ and cl.dtype == np.int64 and cl.shape == (n,)
@@ -241,23 +242,35 @@ def test_near_duplicates_recall_and_precision_vs_brute_force(corpus):
     truth_dup, pred_dup = best_earlier >= 0.8, ~res.keep
     tp = int(np.sum(truth_dup & pred_dup))
     assert tp / pred_dup.sum() >= 0.95 and tp / truth_dup.sum() >= 0.95
-    assert np.all(best_earlier[pred_dup] >= 0.7)  # no duplicate decision far below the threshold
+    if clustering == "greedy":  # no duplicate decision far below the threshold
+        assert np.all(best_earlier[pred_dup] >= 0.7)
+    else:  # union-find: a removed document may be justified by a later one (transitive clusters), but
+        # every member of a cluster has a true near-duplicate (J >= 0.7) in it.
+        best_in_cluster = np.zeros(n)
+        for (i, j), jac in true_j.items():
+            if cl[i] == cl[j]:
+                best_in_cluster[i] = max(best_in_cluster[i], jac)
+                best_in_cluster[j] = max(best_in_cluster[j], jac)
+        sizes = np.bincount(cl, minlength=n)
+        assert np.all(best_in_cluster[sizes[cl] > 1] >= 0.7)
     truth = [p for p, j in true_j.items() if j >= 0.8]
     assert np.mean([cl[i] == cl[j] for i, j in truth]) >= 0.95
     s = res.stats
     assert s["method"] == "minhash" and s["documents"] == n and s["kept"] == int(res.keep.sum())
+    assert s["clustering"] == clustering and ("components_merged" in s) == (clustering == "union_find")
     assert s["duplicates"] == n - s["kept"] and s["verified_pairs"] <= s["candidate_pairs"]
     assert (s["num_perm"], s["bands"], s["rows"], s["ngram"], s["threshold"]) == (112, 14, 8, 5, 0.8)
     # Exact copies are always duplicates; keep the first.
-    assert dedup(["x y z w v u", "x y z w v u"]).cluster.tolist() == [0, 0]
+    assert dedup(["x y z w v u", "x y z w v u"], clustering=clustering).cluster.tolist() == [0, 0]
 
 
 def test_deterministic_across_thread_counts_and_seeded():
     texts, _ = make_corpus(seed=5, n_base=1500, n_planted=1500)
-    results = [dedup(texts, num_threads=t) for t in (1, 2, 4)]
-    for r in results[1:]:
-        np.testing.assert_array_equal(r.cluster, results[0].cluster)
-        assert r.stats == results[0].stats
+    for clustering in ("greedy", "union_find"):
+        results = [dedup(texts, num_threads=t, clustering=clustering) for t in (1, 2, 4)]
+        for r in results[1:]:
+            np.testing.assert_array_equal(r.cluster, results[0].cluster)
+            assert r.stats == results[0].stats
     sigs = [minhash_signatures(texts, num_threads=t) for t in (1, 2, 4)]
     np.testing.assert_array_equal(sigs[0], sigs[1])
     np.testing.assert_array_equal(sigs[0], sigs[2])
@@ -321,11 +334,153 @@ def test_templated_corpus_work_stays_bounded():
 
 
 # ------------------------------------------------------------------------------------------------
+# Union-find clustering against a brute-force reference
+# ------------------------------------------------------------------------------------------------
+def make_chain_corpus(seed: int, n_families: int = 250, words: int = 150, subs: int = 3, copies: float = 0.1):
+    """Families of chains: member k+1 is member k with ``subs`` more words substituted, so with 3-gram
+    shingles consecutive members have Jaccard ~0.88, members two apart ~0.78 and three apart ~0.69
+    (A~B, B~C, A not~C at threshold 0.8). Chains of 1-6 members, some exact copies, all shuffled."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"v{i}" for i in range(20000)]
+    docs = []
+    for _ in range(n_families):
+        cur = [vocab[int(x)] for x in rng.integers(0, len(vocab), size=words)]
+        for _ in range(int(rng.integers(1, 7))):
+            docs.append(" ".join(cur))
+            if rng.random() < copies:
+                docs.append(" ".join(cur))  # an exact copy
+            cur = list(cur)
+            for i in rng.choice(words, size=subs, replace=False):
+                cur[int(i)] = vocab[int(rng.integers(0, len(vocab)))]
+    docs += ["", "!!!"]  # empty documents: never candidates
+    return [docs[i] for i in rng.permutation(len(docs))]
+
+
+def reference_components(texts, *, threshold, ngram, num_perm, bands, seed=0, max_members=None):
+    """Brute force over minhash_signatures: connected components (cluster = lowest index) of the graph of
+    candidate pairs (documents sharing a band bucket: all rows of the band equal) whose estimated Jaccard
+    reaches the threshold. With ``max_members`` only pairs with a document among the first max_members
+    (lowest-index) documents of a shared bucket count. Returns (cluster, largest bucket, bridged): bridged
+    = number of same-component candidate pairs that did not verify (transitive merges)."""
+    sig = minhash_signatures(texts, num_perm=num_perm, ngram=ngram, seed=seed, num_threads=1)
+    n, rows = len(texts), num_perm // bands
+    need = int(np.ceil(threshold * num_perm - 1e-9))
+    nonempty = [i for i, t in enumerate(texts) if _C.minhash_words(t)]
+    buckets: dict = {}
+    for b in range(bands):
+        for i in nonempty:
+            buckets.setdefault((b, sig[i, b * rows : (b + 1) * rows].tobytes()), []).append(i)
+    pairs = set()
+    for members in buckets.values():  # members ascending
+        for x, y in itertools.combinations(members, 2):
+            if max_members is None or members.index(x) < max_members:
+                pairs.add((x, y))
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    failed = []
+    for x, y in sorted(pairs):
+        if int(np.sum(sig[x] == sig[y])) >= need:
+            rx, ry = find(x), find(y)
+            parent[max(rx, ry)] = min(rx, ry)
+        else:
+            failed.append((x, y))
+    cluster = np.array([find(i) for i in range(n)], dtype=np.int64)
+    bridged = sum(cluster[x] == cluster[y] for x, y in failed)
+    return cluster, max(len(m) for m in buckets.values()), bridged
+
+
+@pytest.mark.parametrize("params", [dict(threshold=0.8, ngram=3, num_perm=112, bands=14, seed=0),
+                                    dict(threshold=0.75, ngram=3, num_perm=64, bands=16, seed=7)])
+def test_union_find_equals_brute_force_components(params):
+    from bigmodel_fast.data.dedup import UNION_FIND_BUCKET_MEMBERS
+
+    for corpus_seed in (0, 1):
+        texts = make_chain_corpus(corpus_seed)
+        ref, largest, bridged = reference_components(texts, **params)
+        # The documented guarantee is exact (all verified candidate pairs) when no bucket exceeds K + 1.
+        assert largest <= UNION_FIND_BUCKET_MEMBERS + 1
+        assert bridged > 0  # the corpus does chain: same-component pairs below the threshold exist
+        results = [dedup(texts, num_threads=t, **params) for t in (1, 2, 4)]
+        for res in results:
+            np.testing.assert_array_equal(res.cluster, ref)
+            np.testing.assert_array_equal(res.keep, ref == np.arange(len(texts)))
+            assert res.stats == results[0].stats  # deterministic, stats included
+        s = results[0].stats
+        assert s["clustering"] == "union_find" and s["empty_documents"] == 2
+        assert s["components_merged"] == s["verified_pairs"] == s["duplicates"]
+        assert s["verified_pairs"] <= s["candidate_pairs"]
+        # Greedy never chains through a later document: every greedy cluster lies inside one component,
+        # and on this corpus it keeps strictly more documents.
+        greedy = dedup(texts, clustering="greedy", **params)
+        assert greedy.stats["clustering"] == "greedy" and "components_merged" not in greedy.stats
+        np.testing.assert_array_equal(ref[greedy.cluster], ref)
+        assert greedy.stats["kept"] > s["kept"]
+
+
+def test_union_find_bucket_cap_matches_restricted_reference():
+    # Buckets larger than K + 1: the result is exactly the components of the verified candidate pairs
+    # with a document among the first K of a shared bucket (the documented guarantee), for several K.
+    # Few-word texts over a 12-word vocabulary, 8 bands of 1 row: crowded buckets (> 100 documents).
+    params = dict(threshold=0.75, ngram=1, num_perm=8, bands=8, seed=0)
+    rng = np.random.default_rng(0)
+    texts = [" ".join(f"w{int(x)}" for x in rng.choice(12, size=int(rng.integers(4, 7)), replace=False))
+             for _ in range(300)]
+    full, largest, _ = reference_components(texts, **params)
+    assert largest > 100
+    restricted = []
+    for k in (1, 2, 4, 32, largest - 1):
+        ref, _, _ = reference_components(texts, max_members=k, **params)
+        restricted.append(ref)
+        for threads in (1, 3):
+            cluster, stats = _C.minhash_union_find(texts, max_members=k, num_threads=threads, **params)
+            np.testing.assert_array_equal(cluster, ref)
+            assert stats["clusters"] == int(np.sum(ref == np.arange(len(texts))))
+            assert stats["components_merged"] == stats["verified_pairs"]
+        if k == largest - 1:
+            np.testing.assert_array_equal(cluster, full)
+    kept = [int(np.sum(r == np.arange(len(texts)))) for r in restricted]
+    assert kept[0] > kept[1] > kept[2] > kept[-1]  # the cap matters on this corpus: fewer edges, more kept
+    with pytest.raises(ValueError, match="max_members"):
+        _C.minhash_union_find(texts, max_members=0)
+
+
+def test_union_find_chain_and_clustering_argument():
+    # A~B and B~C but A not~C (estimated Jaccard): union-find puts all three in A's cluster; greedy keeps
+    # C when it comes before B (C has no earlier match, then B can join only one of them).
+    rng = np.random.default_rng(11)
+    words = [f"t{int(x)}" for x in rng.integers(0, 10**6, size=150)]
+    a = list(words)
+    b = list(a)
+    b[10:13] = ["x1", "x2", "x3"]
+    c = list(b)
+    c[100:103] = ["y1", "y2", "y3"]
+    c[50:53] = ["z1", "z2", "z3"]
+    texts = [" ".join(a), " ".join(c), " ".join(b)]  # A, C, B
+    params = dict(threshold=0.8, ngram=3)
+    sig = minhash_signatures(texts, ngram=3)
+    est = lambda i, j: float(np.mean(sig[i] == sig[j]))  # noqa: E731
+    assert est(0, 2) >= 0.8 and est(1, 2) >= 0.8 and est(0, 1) < 0.8
+    uf = dedup(texts, **params)
+    assert uf.cluster.tolist() == [0, 0, 0] and uf.stats["components_merged"] == 2
+    assert dedup(texts, clustering="greedy", **params).cluster.tolist() == [0, 1, 0]
+    for bad in ("unionfind", "", None, 3):
+        with pytest.raises(ValueError, match="unknown clustering"):
+            dedup(texts, clustering=bad)
+    with pytest.raises(ValueError, match="unknown clustering"):
+        dedup(texts, method="exact", clustering="bogus")
+
+
+# ------------------------------------------------------------------------------------------------
 # Streaming index
 # ------------------------------------------------------------------------------------------------
 def test_streaming_batches_equal_one_call(corpus):
     texts = corpus[0]
-    whole = dedup(texts)
+    whole = dedup(texts, clustering="greedy")
     index = MinHashIndex(num_threads=2)
     got, kept, offsets = [], [], []
     for lo, hi in [(0, 1), (1, 1), (1, 57), (57, 300), (300, 301), (301, len(texts))]:
@@ -346,7 +501,7 @@ def test_streaming_batches_equal_one_call(corpus):
 
 def test_save_load_round_trip(corpus, tmp_path):
     texts = corpus[0]
-    whole = dedup(texts, threshold=0.7, ngram=4, num_perm=64, bands=16, seed=3)
+    whole = dedup(texts, threshold=0.7, ngram=4, num_perm=64, bands=16, seed=3, clustering="greedy")
     index = MinHashIndex(threshold=0.7, ngram=4, num_perm=64, bands=16, seed=3)
     first = index.add(texts[:250])
     path = tmp_path / "index.bmfmh"
@@ -364,8 +519,9 @@ def test_save_load_round_trip(corpus, tmp_path):
         small.add(texts[lo : lo + 7])
     small.save(tmp_path / "small")
     again = MinHashIndex.load(tmp_path / "small")
-    np.testing.assert_array_equal(again.clusters(), dedup(texts).cluster)
-    assert again.add(texts[:3]).cluster.tolist() == dedup(texts).cluster[:3].tolist()
+    greedy = dedup(texts, clustering="greedy").cluster
+    np.testing.assert_array_equal(again.clusters(), greedy)
+    assert again.add(texts[:3]).cluster.tolist() == greedy[:3].tolist()
     # An empty index round-trips too.
     MinHashIndex().save(tmp_path / "empty")
     assert len(MinHashIndex.load(tmp_path / "empty")) == 0
