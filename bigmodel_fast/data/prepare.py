@@ -137,6 +137,31 @@ def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
     return [d.text for d in docs]
 
 
+def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> np.ndarray:
+    """Keep mask (N,) of MinHash-LSH near-dedup: one-shot union-find, or the persisted streaming index (greedy
+    clusters, decisions final) when ``cfg.minhash_index`` is set, so later runs dedup against earlier ones."""
+    params = dict(threshold=cfg.near_threshold, ngram=cfg.near_ngram, num_perm=cfg.near_num_perm,
+                  bands=cfg.near_bands, seed=cfg.seed)
+    t0 = time.time()
+    if not cfg.minhash_index:
+        near = dedup(texts, method="minhash", **params, num_threads=cfg.num_threads)
+    else:
+        path = Path(cfg.minhash_index)
+        if path.is_file():
+            index = MinHashIndex.load(path, num_threads=cfg.num_threads)
+            saved = {k: getattr(index, k) for k in params}
+            if any(abs(saved[k] - v) > 1e-9 for k, v in params.items()):
+                raise ValueError(f"{path}: the MinHash index was built with {saved}, but this run asks for "
+                                 f"{params}; use the same --near-* settings or a new --minhash-index path")
+            report["index_loaded"] = {"path": str(path), "documents": len(index)}
+        else:
+            index = MinHashIndex(**params, num_threads=cfg.num_threads)
+        near = index.add(texts)
+        index.save(path)
+    report["minhash"] = {**near.stats, **params, "seconds": round(time.time() - t0, 2)}
+    return near.keep
+
+
 def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> list[str]:
     """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``."""
     report: dict = {"method": cfg.dedup, "documents_in": len(texts)}
@@ -145,24 +170,7 @@ def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> list[str
         texts = [t for t, k in zip(texts, exact.keep) if k]
         report["exact"] = exact.stats
     if cfg.dedup == "minhash":
-        t0 = time.time()
-        params = dict(threshold=cfg.near_threshold, ngram=cfg.near_ngram, num_perm=cfg.near_num_perm,
-                      bands=cfg.near_bands, seed=cfg.seed)
-        index_path = Path(cfg.minhash_index) if cfg.minhash_index else None
-        if index_path is not None and index_path.is_file():
-            index = MinHashIndex.load(index_path, num_threads=cfg.num_threads)
-            saved = {k: getattr(index, k) for k in params}
-            if any(saved[k] != v if k != "threshold" else abs(saved[k] - v) > 1e-9 for k, v in params.items()):
-                raise ValueError(f"{index_path}: the MinHash index was built with {saved}, but this run asks for "
-                                 f"{params}; use the same --near-* settings or a new --minhash-index path")
-            report["index_loaded"] = {"path": str(index_path), "documents": len(index)}
-        else:
-            index = MinHashIndex(**params, num_threads=cfg.num_threads)
-        near = index.add(texts)
-        texts = [t for t, k in zip(texts, near.keep) if k]
-        if index_path is not None:
-            index.save(index_path)
-        report["minhash"] = {**near.stats, **params, "seconds": round(time.time() - t0, 2)}
+        texts = [t for t, k in zip(texts, _near_duplicates(cfg, texts, report)) if k]
     report["documents_out"] = len(texts)
     report["duplicates"] = report["documents_in"] - len(texts)
     stats["dedup"] = report

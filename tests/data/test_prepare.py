@@ -116,3 +116,15 @@ def test_prepare_rejects_bad_dedup_and_quality_config(tmp_path):
         PrepareConfig(inputs=["x"], out="o", dedup="fuzzy")
     with pytest.raises(ValueError, match="unknown keys"):
         PrepareConfig(inputs=["x"], out="o", quality_config={"gopher": {}})
+
+
+def test_prepare_one_shot_near_dedup_uses_union_find(tmp_path):
+    docs = _prose_docs(6)
+    near = docs[2].replace(" the ", " a ", 2)
+    rows = [*docs, near]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in rows) + "\n", encoding="utf-8")
+    stats = prepare(PrepareConfig(inputs=[str(tmp_path / "in.jsonl")], out=str(tmp_path / "out"), vocab_size=600,
+                                  valid_fraction=0.0, quality=False, progress=False))
+    mh = stats["dedup"]["minhash"]
+    assert mh["clustering"] == "union_find" and mh["duplicates"] == 1
+    assert stats["train"]["documents"] == len(docs)
