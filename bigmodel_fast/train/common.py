@@ -38,9 +38,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Tensors to ``device`` (non-blocking on CUDA: the native loader's tensors are pinned); other values
+    (``max_seqlen``, an int) pass through."""
     non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 class MetricsLog:

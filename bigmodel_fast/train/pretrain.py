@@ -21,7 +21,7 @@ from ..models import build_pretraining_model, check_inputs
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
 from . import checkpoint as ckpt
-from .common import MetricsLog, autocast_for, pick_device, seed_everything
+from .common import MetricsLog, autocast_for, pick_device, seed_everything, to_device
 from .optim import OptimConfig, build_optimizer, build_scheduler
 
 
@@ -88,13 +88,6 @@ def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
                          mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed, pack=pack)
     return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed,
                         pack=pack)
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    """Tensors to ``device`` (non-blocking on CUDA, asynchronous for the native loader's pinned tensors); other
-    values (``max_seqlen``, an int) pass through."""
-    non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def build_model_config(cfg: PretrainConfig, tok: Tokenizer) -> ModelConfig:
