@@ -15,7 +15,7 @@
 //      character n-grams. The result is the list of words (UTF-8); all-ASCII text takes an AVX2 path.
 //   2. shingles: every run of `ngram` consecutive words ("w1 w2 ... wn"); a text with 1..ngram-1
 //      words has one shingle (all its words); a text with no word is "empty".
-//   3. shingle hash: each word w gets a 64-bit hash wh(w) (word_hash in minhash.cpp: fmix64 of the
+//   3. shingle hash: each word w gets a 64-bit hash wh(w) (word_hash in minhash_text.cpp: fmix64 of the
 //      word's bytes read as little-endian 64-bit words, seeded); shingle k hashes to
 //      x = low 32 bits of fmix64(sum_j wh(w[k+j]) * B^(n-1-j) mod 2^64), B an odd constant
 //      (a polynomial hash of the word hashes: each word is hashed once, whatever n).

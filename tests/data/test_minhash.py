@@ -1,11 +1,12 @@
-"""Tests for MinHash near-duplicate detection: bigmodel_fast.data.dedup (method="minhash", MinHashIndex,
-remove_boilerplate_lines) and the native core bigmodel_fast._C.minhash_* / MinHashIndexCore."""
+"""Tests for MinHash near-duplicate detection: bigmodel_fast.data.dedup (method="minhash", minhash_signatures,
+remove_boilerplate_lines) and the native core bigmodel_fast._C.minhash_*: normalisation, signatures (SIMD paths,
+Python reference), dedup end to end, determinism and bad input. The streaming index is tested in
+test_minhash_index.py, union-find clustering in test_minhash_union_find.py; shared helpers: minhash_helpers.py."""
 from __future__ import annotations
 
 import gzip
 import itertools
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -14,11 +15,12 @@ _C = pytest.importorskip("bigmodel_fast._C", reason="native extension not built 
 
 from bigmodel_fast.data.dedup import (  # noqa: E402
     MinHashIndex,
-    MinHashIndexError,
     dedup,
     minhash_signatures,
     remove_boilerplate_lines,
 )
+from minhash_helpers import make_corpus, planted_corpus  # noqa: E402
+
 
 def _isa_supported(name: str) -> bool:
     try:
@@ -91,58 +93,9 @@ def ref_signature(text: str, num_perm: int, ngram: int, seed: int) -> list[int]:
     return [min((((a * x + b) & M64) >> 32) for x in xs) for a, b in ref_family(num_perm, seed)]
 
 
-def py_shingles(text: str, n: int = 5) -> set[str]:
-    """Shingle set of generated lowercase ASCII text (no punctuation): plain split is the normalisation."""
-    w = text.split()
-    if len(w) < n:
-        return {" ".join(w)} if w else set()
-    return {" ".join(w[i : i + n]) for i in range(len(w) - n + 1)}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-# ------------------------------------------------------------------------------------------------
-# Generated corpus with planted near-duplicates
-# ------------------------------------------------------------------------------------------------
-EDIT_RATES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.2)
-
-
-def make_corpus(seed: int = 0, n_base: int = 300, n_planted: int = 300):
-    """Random-word documents plus near-duplicates of some of them (word substitutions at known rates),
-    shuffled. Returns (texts, family) with family[i] = index of the base document text i derives from."""
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    vocab = ["".join(rng.choice(letters, size=int(rng.integers(2, 9)))) for _ in range(4000)]
-    base = [list(rng.choice(vocab, size=int(rng.integers(40, 220)))) for _ in range(n_base)]
-    docs, family = [" ".join(w) for w in base], list(range(n_base))
-    for k in range(n_planted):
-        src = int(rng.integers(0, n_base))
-        rate = EDIT_RATES[k % len(EDIT_RATES)]
-        words = list(base[src])
-        for i in np.flatnonzero(rng.random(len(words)) < rate):
-            words[i] = vocab[int(rng.integers(0, len(vocab)))]
-        docs.append(" ".join(words))
-        family.append(src)
-    order = rng.permutation(len(docs))
-    return [docs[i] for i in order], np.array(family)[order]
-
-
 @pytest.fixture(scope="module")
 def corpus():
-    texts, family = make_corpus()
-    shingles = [py_shingles(t) for t in texts]
-    # Brute force: exact Jaccard of every pair that shares a shingle (all other pairs have Jaccard 0).
-    post: dict[str, list[int]] = {}
-    for i, s in enumerate(shingles):
-        for x in s:
-            post.setdefault(x, []).append(i)
-    pairs = set()
-    for ids in post.values():
-        pairs.update(itertools.combinations(ids, 2))
-    true_j = {(i, j): jaccard(shingles[i], shingles[j]) for i, j in pairs}
-    return texts, family, true_j
+    return planted_corpus()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -332,266 +285,6 @@ def test_templated_corpus_work_stays_bounded():
     assert res.stats["kept"] == len(texts)
     assert 0 < res.stats["candidate_pairs"] <= len(texts) * 14 * 32
 
-
-# ------------------------------------------------------------------------------------------------
-# Union-find clustering against a brute-force reference
-# ------------------------------------------------------------------------------------------------
-def make_chain_corpus(seed: int, n_families: int = 250, words: int = 150, subs: int = 3, copies: float = 0.1):
-    """Families of chains: member k+1 is member k with ``subs`` more words substituted, so with 3-gram
-    shingles consecutive members have Jaccard ~0.88, members two apart ~0.78 and three apart ~0.69
-    (A~B, B~C, A not~C at threshold 0.8). Chains of 1-6 members, some exact copies, all shuffled."""
-    rng = np.random.default_rng(seed)
-    vocab = [f"v{i}" for i in range(20000)]
-    docs = []
-    for _ in range(n_families):
-        cur = [vocab[int(x)] for x in rng.integers(0, len(vocab), size=words)]
-        for _ in range(int(rng.integers(1, 7))):
-            docs.append(" ".join(cur))
-            if rng.random() < copies:
-                docs.append(" ".join(cur))  # an exact copy
-            cur = list(cur)
-            for i in rng.choice(words, size=subs, replace=False):
-                cur[int(i)] = vocab[int(rng.integers(0, len(vocab)))]
-    docs += ["", "!!!"]  # empty documents: never candidates
-    return [docs[i] for i in rng.permutation(len(docs))]
-
-
-def reference_components(texts, *, threshold, ngram, num_perm, bands, seed=0, max_members=None):
-    """Brute force over minhash_signatures: connected components (cluster = lowest index) of the graph of
-    candidate pairs (documents sharing a band bucket: all rows of the band equal) whose estimated Jaccard
-    reaches the threshold. With ``max_members`` only pairs with a document among the first max_members
-    (lowest-index) documents of a shared bucket count. Returns (cluster, largest bucket, bridged): bridged
-    = number of same-component candidate pairs that did not verify (transitive merges)."""
-    sig = minhash_signatures(texts, num_perm=num_perm, ngram=ngram, seed=seed, num_threads=1)
-    n, rows = len(texts), num_perm // bands
-    need = int(np.ceil(threshold * num_perm - 1e-9))
-    nonempty = [i for i, t in enumerate(texts) if _C.minhash_words(t)]
-    buckets: dict = {}
-    for b in range(bands):
-        for i in nonempty:
-            buckets.setdefault((b, sig[i, b * rows : (b + 1) * rows].tobytes()), []).append(i)
-    pairs = set()
-    for members in buckets.values():  # members ascending
-        for x, y in itertools.combinations(members, 2):
-            if max_members is None or members.index(x) < max_members:
-                pairs.add((x, y))
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    failed = []
-    for x, y in sorted(pairs):
-        if int(np.sum(sig[x] == sig[y])) >= need:
-            rx, ry = find(x), find(y)
-            parent[max(rx, ry)] = min(rx, ry)
-        else:
-            failed.append((x, y))
-    cluster = np.array([find(i) for i in range(n)], dtype=np.int64)
-    bridged = sum(cluster[x] == cluster[y] for x, y in failed)
-    return cluster, max(len(m) for m in buckets.values()), bridged
-
-
-@pytest.mark.parametrize("params", [dict(threshold=0.8, ngram=3, num_perm=112, bands=14, seed=0),
-                                    dict(threshold=0.75, ngram=3, num_perm=64, bands=16, seed=7)])
-def test_union_find_equals_brute_force_components(params):
-    from bigmodel_fast.data.dedup import UNION_FIND_BUCKET_MEMBERS
-
-    for corpus_seed in (0, 1):
-        texts = make_chain_corpus(corpus_seed)
-        ref, largest, bridged = reference_components(texts, **params)
-        # The documented guarantee is exact (all verified candidate pairs) when no bucket exceeds K + 1.
-        assert largest <= UNION_FIND_BUCKET_MEMBERS + 1
-        assert bridged > 0  # the corpus does chain: same-component pairs below the threshold exist
-        results = [dedup(texts, num_threads=t, **params) for t in (1, 2, 4)]
-        for res in results:
-            np.testing.assert_array_equal(res.cluster, ref)
-            np.testing.assert_array_equal(res.keep, ref == np.arange(len(texts)))
-            assert res.stats == results[0].stats  # deterministic, stats included
-        s = results[0].stats
-        assert s["clustering"] == "union_find" and s["empty_documents"] == 2
-        assert s["components_merged"] == s["verified_pairs"] == s["duplicates"]
-        assert s["verified_pairs"] <= s["candidate_pairs"]
-        # Greedy never chains through a later document: every greedy cluster lies inside one component,
-        # and on this corpus it keeps strictly more documents.
-        greedy = dedup(texts, clustering="greedy", **params)
-        assert greedy.stats["clustering"] == "greedy" and "components_merged" not in greedy.stats
-        np.testing.assert_array_equal(ref[greedy.cluster], ref)
-        assert greedy.stats["kept"] > s["kept"]
-
-
-def test_union_find_bucket_cap_matches_restricted_reference():
-    # Buckets larger than K + 1: the result is exactly the components of the verified candidate pairs
-    # with a document among the first K of a shared bucket (the documented guarantee), for several K.
-    # Few-word texts over a 12-word vocabulary, 8 bands of 1 row: crowded buckets (> 100 documents).
-    params = dict(threshold=0.75, ngram=1, num_perm=8, bands=8, seed=0)
-    rng = np.random.default_rng(0)
-    texts = [" ".join(f"w{int(x)}" for x in rng.choice(12, size=int(rng.integers(4, 7)), replace=False))
-             for _ in range(300)]
-    full, largest, _ = reference_components(texts, **params)
-    assert largest > 100
-    restricted = []
-    for k in (1, 2, 4, 32, largest - 1):
-        ref, _, _ = reference_components(texts, max_members=k, **params)
-        restricted.append(ref)
-        for threads in (1, 3):
-            cluster, stats = _C.minhash_union_find(texts, max_members=k, num_threads=threads, **params)
-            np.testing.assert_array_equal(cluster, ref)
-            assert stats["clusters"] == int(np.sum(ref == np.arange(len(texts))))
-            assert stats["components_merged"] == stats["verified_pairs"]
-        if k == largest - 1:
-            np.testing.assert_array_equal(cluster, full)
-    kept = [int(np.sum(r == np.arange(len(texts)))) for r in restricted]
-    assert kept[0] > kept[1] > kept[2] > kept[-1]  # the cap matters on this corpus: fewer edges, more kept
-    with pytest.raises(ValueError, match="max_members"):
-        _C.minhash_union_find(texts, max_members=0)
-
-
-def test_union_find_chain_and_clustering_argument():
-    # A~B and B~C but A not~C (estimated Jaccard): union-find puts all three in A's cluster; greedy keeps
-    # C when it comes before B (C has no earlier match, then B can join only one of them).
-    rng = np.random.default_rng(11)
-    words = [f"t{int(x)}" for x in rng.integers(0, 10**6, size=150)]
-    a = list(words)
-    b = list(a)
-    b[10:13] = ["x1", "x2", "x3"]
-    c = list(b)
-    c[100:103] = ["y1", "y2", "y3"]
-    c[50:53] = ["z1", "z2", "z3"]
-    texts = [" ".join(a), " ".join(c), " ".join(b)]  # A, C, B
-    params = dict(threshold=0.8, ngram=3)
-    sig = minhash_signatures(texts, ngram=3)
-    est = lambda i, j: float(np.mean(sig[i] == sig[j]))  # noqa: E731
-    assert est(0, 2) >= 0.8 and est(1, 2) >= 0.8 and est(0, 1) < 0.8
-    uf = dedup(texts, **params)
-    assert uf.cluster.tolist() == [0, 0, 0] and uf.stats["components_merged"] == 2
-    assert dedup(texts, clustering="greedy", **params).cluster.tolist() == [0, 1, 0]
-    for bad in ("unionfind", "", None, 3):
-        with pytest.raises(ValueError, match="unknown clustering"):
-            dedup(texts, clustering=bad)
-    with pytest.raises(ValueError, match="unknown clustering"):
-        dedup(texts, method="exact", clustering="bogus")
-
-
-# ------------------------------------------------------------------------------------------------
-# Streaming index
-# ------------------------------------------------------------------------------------------------
-def test_streaming_batches_equal_one_call(corpus):
-    texts = corpus[0]
-    whole = dedup(texts, clustering="greedy")
-    index = MinHashIndex(num_threads=2)
-    got, kept, offsets = [], [], []
-    for lo, hi in [(0, 1), (1, 1), (1, 57), (57, 300), (300, 301), (301, len(texts))]:
-        r = index.add(texts[lo:hi])
-        got.append(r.cluster)
-        kept.append(r.keep)
-        offsets.append(r.stats["offset"])
-        assert np.array_equal(r.keep, r.cluster == np.arange(lo, hi))
-    np.testing.assert_array_equal(np.concatenate(got), whole.cluster)
-    np.testing.assert_array_equal(np.concatenate(kept), whole.keep)
-    np.testing.assert_array_equal(index.clusters(), whole.cluster)
-    assert offsets == [0, 1, 1, 57, 300, 301]
-    assert len(index) == len(texts) and index.num_clusters == whole.stats["kept"]
-    assert index.signatures().shape == (len(texts), 112)
-    per_doc = index.memory_bytes() / len(texts)
-    assert 112 * 4 < per_doc < 4096
-
-
-def test_save_load_round_trip(corpus, tmp_path):
-    texts = corpus[0]
-    whole = dedup(texts, threshold=0.7, ngram=4, num_perm=64, bands=16, seed=3, clustering="greedy")
-    index = MinHashIndex(threshold=0.7, ngram=4, num_perm=64, bands=16, seed=3)
-    first = index.add(texts[:250])
-    path = tmp_path / "index.bmfmh"
-    index.save(path)
-    loaded = MinHashIndex.load(path)
-    assert (loaded.threshold, loaded.ngram, loaded.num_perm, loaded.bands, loaded.seed) == (0.7, 4, 64, 16, 3)
-    assert len(loaded) == 250 and loaded.num_clusters == index.num_clusters
-    np.testing.assert_array_equal(loaded.signatures(), index.signatures())
-    rest = loaded.add(texts[250:])
-    np.testing.assert_array_equal(np.concatenate([first.cluster, rest.cluster]), whole.cluster)
-    assert not (tmp_path / "index.bmfmh.tmp").exists()
-    # Many small batches fill the bucket table to its maximum load factor; that round-trips as well.
-    small = MinHashIndex()
-    for lo in range(0, len(texts), 7):
-        small.add(texts[lo : lo + 7])
-    small.save(tmp_path / "small")
-    again = MinHashIndex.load(tmp_path / "small")
-    greedy = dedup(texts, clustering="greedy").cluster
-    np.testing.assert_array_equal(again.clusters(), greedy)
-    assert again.add(texts[:3]).cluster.tolist() == greedy[:3].tolist()
-    # An empty index round-trips too.
-    MinHashIndex().save(tmp_path / "empty")
-    assert len(MinHashIndex.load(tmp_path / "empty")) == 0
-
-
-def test_corrupt_index_files_raise(tmp_path):
-    index = MinHashIndex()
-    index.add(["alpha beta gamma delta epsilon zeta", "alpha beta gamma delta epsilon zeta", "other words"])
-    good = tmp_path / "good.idx"
-    index.save(good)
-    data = good.read_bytes()
-
-    def write(name: str, payload: bytes):
-        p = tmp_path / name
-        p.write_bytes(payload)
-        return p
-
-    cases = {
-        "empty.idx": (b"", "truncated"),
-        "magic.idx": (b"NOTANIDX" + data[8:], "not a MinHash index"),
-        "version.idx": (data[:8] + (99).to_bytes(4, "little") + data[12:], "version 99"),
-        "trunc_header.idx": (data[:50], "truncated"),
-        "trunc_body.idx": (data[:-9], "truncated"),
-        "trailing.idx": (data + b"\0\0\0", "trailing"),
-        "flipped.idx": (data[:200] + bytes([data[200] ^ 0xFF]) + data[201:], "checksum"),
-        "bands.idx": (data[:16] + (5).to_bytes(4, "little") + data[20:], "invalid parameters"),
-        "huge_docs.idx": (data[:40] + (2**40).to_bytes(8, "little") + data[48:], "inconsistent sizes"),
-    }
-    for name, (payload, message) in cases.items():
-        p = write(name, payload)
-        with pytest.raises(MinHashIndexError, match=message) as err:
-            MinHashIndex.load(p)
-        assert str(p) in str(err.value)
-        assert isinstance(err.value, ValueError)
-    # Every possible truncation raises cleanly (never crashes).
-    for cut in range(0, len(data), max(1, len(data) // 97)):
-        with pytest.raises(MinHashIndexError):
-            MinHashIndex.load(write("cut.idx", data[:cut]))
-    with pytest.raises(FileNotFoundError, match="missing.idx"):
-        MinHashIndex.load(tmp_path / "missing.idx")
-    with pytest.raises(IsADirectoryError):
-        MinHashIndex.load(tmp_path)
-    with pytest.raises(OSError):
-        index.save(tmp_path / "no_such_dir" / "x.idx")
-
-
-def test_index_is_safe_to_share_between_threads():
-    texts, _ = make_corpus(seed=9, n_base=200, n_planted=200)
-    index = MinHashIndex()
-    errors = []
-
-    results = []
-
-    def work(chunk):
-        try:
-            results.append(index.add(chunk, num_threads=2))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(texts[i::4],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(index) == len(texts)
-    # Each batch got its own consecutive numbers, and its keep mask agrees with them.
-    spans = sorted((r.stats["offset"], r.stats["documents"]) for r in results)
-    assert [lo for lo, _ in spans] == list(itertools.accumulate([0] + [k for _, k in spans[:-1]]))
-    for r in results:
-        assert np.array_equal(r.keep, r.cluster == r.stats["offset"] + np.arange(r.stats["documents"]))
 
 
 # ------------------------------------------------------------------------------------------------
