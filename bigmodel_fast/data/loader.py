@@ -33,6 +33,8 @@ from .loader_reference import (  # noqa: F401  (re-exported: the reference API)
     Corpus,
     MLMLoader,
     SpecialIds,
+    checked_next_batch,
+    loader_state,
     mask_tokens,
 )
 from .shards import Shard, ShardFormatError, _paths
@@ -224,16 +226,11 @@ class TokenLoader:
     # ------------------------------------------------------------------------------------------------ state
 
     def state_dict(self) -> dict:
-        return {"next_batch": self.next_batch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
+        return loader_state(self)
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where ``state`` (from :meth:`state_dict`, or the reference loaders') stopped."""
-        for key in ("seed", "rank", "world_size"):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(
-                    f"loader state was saved with {key}={state.get(key)!r} but this loader has {key}={getattr(self, key)!r}"
-                )
-        self._core.seek(_check_int("next_batch", state["next_batch"], 0))
+        self._core.seek(checked_next_batch(self, state))
 
     def close(self) -> None:
         """Join the worker threads (idempotent; iterating again restarts them)."""

@@ -134,6 +134,24 @@ def epoch_permutation(seed: int, epoch: int, n: int, slots: np.ndarray) -> np.nd
 # ------------------------------------------------------------------------------------------------ corpus
 
 
+
+def loader_state(loader) -> dict:
+    """The resumable state of any loader here (native or reference): the next batch index and what fixes the
+    batch sequence (seed, rank, world size)."""
+    return {"next_batch": loader.next_batch, "seed": loader.seed, "rank": loader.rank, "world_size": loader.world_size}
+
+
+def checked_next_batch(loader, state: dict) -> int:
+    """``state["next_batch"]`` after checking that ``state`` was saved by a loader with the same seed and share."""
+    for key in ("seed", "rank", "world_size"):
+        if state.get(key) != getattr(loader, key):
+            raise ValueError(f"loader state was saved with {key}={state.get(key)!r} but this loader has "
+                             f"{key}={getattr(loader, key)!r}")
+    next_batch = state.get("next_batch")
+    if not isinstance(next_batch, int) or next_batch < 0:
+        raise ValueError(f"loader state field 'next_batch' must be an int >= 0, got {next_batch!r}")
+    return next_batch
+
 class ShardLike(Protocol):
     tokens: np.ndarray  # (num_tokens,) uint16/uint32
     offsets: np.ndarray  # (num_docs + 1,) int64
@@ -242,15 +260,10 @@ class _BatchMaker:
             yield b
 
     def state_dict(self) -> dict:
-        return {"next_batch": self.next_batch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
+        return loader_state(self)
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("seed", "rank", "world_size"):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(
-                    f"loader state was saved with {key}={state.get(key)!r} but this loader has {key}={getattr(self, key)!r}"
-                )
-        self.next_batch = int(state["next_batch"])
+        self.next_batch = checked_next_batch(self, state)
 
 
 class CausalLoader(_BatchMaker):
