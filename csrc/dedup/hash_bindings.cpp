@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "dedup/py_args.h"
 #include "dedup/utf8.h"
 #include "dedup/xxh64.h"
 
@@ -41,20 +42,6 @@ struct Item {
   std::size_t length;  // bytes for kind 0, code units otherwise
   int kind;
 };
-
-std::string type_name(py::handle obj) { return Py_TYPE(obj.ptr())->tp_name; }
-
-std::uint64_t parse_seed(py::handle seed) {
-  if (!PyLong_Check(seed.ptr())) {
-    throw py::type_error("seed must be an int in [0, 2**64), got " + type_name(seed));
-  }
-  const unsigned long long value = PyLong_AsUnsignedLongLong(seed.ptr());
-  if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw py::value_error("seed must be an int in [0, 2**64), got " + py::repr(seed).cast<std::string>());
-  }
-  return static_cast<std::uint64_t>(value);
-}
 
 std::string item_name(std::size_t index) { return "texts[" + std::to_string(index) + "]"; }
 

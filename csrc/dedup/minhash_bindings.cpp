@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "dedup/py_args.h"
 #include "dedup/minhash.h"
 
 namespace py = pybind11;
@@ -39,8 +40,6 @@ constexpr std::size_t kMinUnitsForThreads = std::size_t{1} << 15;
 constexpr std::size_t kMaxTextUnits = 800000000;
 constexpr long long kMaxPerm = 1 << 16;
 constexpr long long kMaxNgram = 1 << 16;
-
-std::string type_name(py::handle obj) { return Py_TYPE(obj.ptr())->tp_name; }
 
 struct Batch {
   py::tuple owned;  // keeps every str alive while the GIL is released
@@ -110,18 +109,6 @@ Isa parse_isa(const std::string& name) {
   }
   if (!isa_supported(isa)) throw py::value_error("isa '" + name + "' is not supported by this CPU");
   return isa == Isa::kAuto ? best_isa() : isa;
-}
-
-std::uint64_t parse_seed(py::handle seed) {
-  if (!PyLong_Check(seed.ptr()) || PyBool_Check(seed.ptr())) {
-    throw py::type_error("seed must be an int in [0, 2**64), got " + type_name(seed));
-  }
-  const unsigned long long value = PyLong_AsUnsignedLongLong(seed.ptr());
-  if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw py::value_error("seed must be an int in [0, 2**64), got " + py::repr(seed).cast<std::string>());
-  }
-  return static_cast<std::uint64_t>(value);
 }
 
 void check_ngram(long long ngram) {
