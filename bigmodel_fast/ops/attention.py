@@ -7,7 +7,8 @@ the device:
 
 * ``triton`` (default on CUDA when Triton is installed): the fused FlashAttention-2 style kernels in
   :mod:`bigmodel_fast.ops.attention_triton`, registered as the custom ops ``bmf::flash_attn_fwd`` /
-  ``bmf::flash_attn_bwd`` (so ``torch.compile`` traces through them). They take no mask other than a key-padding
+  ``bmf::flash_attn_bwd`` (so ``torch.compile`` traces through them; eager calls skip the custom-op dispatch
+  through an ``autograd.Function`` over the same launchers). They take no mask other than a key-padding
   mask (shape (B or 1, 1, 1, S_k), handled in-kernel, any padding side) and no dropout; calls with a general
   ``attn_mask``, ``dropout_p > 0``, head dim > 128 or a dtype other than fp16/bf16/fp32 fall back to ``sdpa``
   (see :func:`triton_fallback_reason`). On CPU, ``triton`` runs the kernels through the Triton interpreter and needs
@@ -292,6 +293,40 @@ def _fwd_backward(ctx, dout, dlse):
 _flash_attn_fwd.register_autograd(_fwd_backward, setup_context=_fwd_setup_context)
 
 
+class _FlashAttnFunction(torch.autograd.Function):
+    """Eager-mode autograd around the same launchers as the custom ops.
+
+    A custom-op call costs about 3x the host time of an ``autograd.Function`` call forward, 2x forward + backward
+    (argument normalisation and dispatcher hops; ``benchmarks/ops/bench_attention_dispatch.py``), which matters when short sequences or small
+    models leave the GPU waiting on the host. Eager calls therefore come here; under ``torch.compile`` the custom ops
+    are used, so the compiler still sees one opaque op with a fake implementation.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale):
+        out, lse = _triton_module().flash_attn_forward(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
+        ctx.save_for_backward(q, k, v, out, lse, kmask, cu_seqlens)
+        ctx.max_seqlen, ctx.causal, ctx.scale = max_seqlen, causal, scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # the backward kernels have no backward of their own
+    def backward(ctx, dout):
+        q, k, v, out, lse, kmask, cu_seqlens = ctx.saved_tensors
+        dq, dk, dv = _triton_module().flash_attn_backward(dout, q, k, v, out, lse, kmask, cu_seqlens, ctx.max_seqlen,
+                                                          ctx.causal, ctx.scale)
+        return dq, dk, dv, None, None, None, None, None
+
+
+def _flash_attn(q: Tensor, k: Tensor, v: Tensor, kmask: Optional[Tensor], cu_seqlens: Optional[Tensor],
+                max_seqlen: int, causal: bool, scale: float) -> Tensor:
+    """The one call into the Triton kernels: the custom op while ``torch.compile`` traces, the cheaper
+    ``autograd.Function`` in eager mode (same kernels, bit-identical results). Returns out shaped like q."""
+    if torch.compiler.is_compiling():
+        return _flash_attn_fwd(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)[0]
+    return _FlashAttnFunction.apply(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
+
+
 def _key_mask(attn_mask: Tensor, b: int, s_k: int) -> Optional[Tensor]:
     """``attn_mask`` as a (B, S_k) uint8 key mask if it is a bool key-padding mask (B or 1, 1, 1, S_k), else None."""
     if attn_mask.dtype != torch.bool or attn_mask.dim() > 4 or attn_mask.dim() == 0:
@@ -340,11 +375,16 @@ def triton_attention(
     why = triton_fallback_reason(q, k, v, attn_mask, 0.0)
     if why is not None:
         raise ValueError("triton_attention: unsupported call: " + why)
+    return _triton_dense(q, k, v, attn_mask, causal, scale)
+
+
+def _triton_dense(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], causal: bool,
+                  scale: Optional[float]) -> Tensor:
+    """:func:`triton_attention` after its checks (callers have made them)."""
     _require_triton(q.device)
     kmask = None if attn_mask is None else _key_mask(attn_mask, q.shape[0], k.shape[2])
     sm_scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else float(scale)
-    out, _ = _flash_attn_fwd(q, k, v, kmask, None, 0, causal, sm_scale)
-    return out
+    return _flash_attn(q, k, v, kmask, None, 0, causal, sm_scale)
 
 
 def attention(
@@ -385,7 +425,7 @@ def attention(
     _check_qkv(q, k, v)
     if triton_fallback_reason(q, k, v, attn_mask, dropout_p) is not None:
         return attention_sdpa(q, k, v, attn_mask, causal, scale, dropout_p)
-    return triton_attention(q, k, v, attn_mask, causal, scale)
+    return _triton_dense(q, k, v, attn_mask, causal, scale)
 
 
 def _check_varlen_shapes(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> None:
@@ -477,8 +517,7 @@ def triton_varlen_attention(
     _require_triton(q.device)
     cu = cu_seqlens.to(device=q.device, dtype=torch.int32).contiguous()
     sm_scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
-    out, _ = _flash_attn_fwd(q, k, v, None, cu, int(max_seqlen), causal, sm_scale)
-    return out
+    return _flash_attn(q, k, v, None, cu, int(max_seqlen), causal, sm_scale)
 
 
 def varlen_attention(

@@ -224,13 +224,13 @@ def test_dispatch_defaults(monkeypatch):
 
 def _spy_op(monkeypatch):
     calls = []
-    real = attn_mod._flash_attn_fwd
+    real = attn_mod._flash_attn
 
     def spy(*args):
         calls.append(args[4] is not None)  # varlen?
         return real(*args)
 
-    monkeypatch.setattr(attn_mod, "_flash_attn_fwd", spy)
+    monkeypatch.setattr(attn_mod, "_flash_attn", spy)
     return calls
 
 
@@ -287,6 +287,36 @@ def test_models_run_through_the_kernel(monkeypatch):
     got = model(ids, am)
     assert len(calls) == cfg.num_layers
     torch.testing.assert_close(got, expect, atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------- eager autograd.Function vs custom op, compile
+@pytest.mark.parametrize("varlen", [False, True])
+def test_eager_function_and_custom_op_agree_bitwise(varlen, monkeypatch):
+    """Eager calls skip the custom op (cheaper dispatch) but run the same kernels: results must be identical."""
+    if varlen:
+        q, k, v, do = (randn(12, 4, 16, dtype=torch.float32, seed=i) for i in range(4))
+        k, v = k[:, :2], v[:, :2]  # GQA
+        cu = torch.tensor([0, 1, 9, 12], dtype=torch.int32, device=DEV)
+        extra = (None, cu, 8, True, 0.3)
+    else:
+        q, k, v, do = (randn(2, 2, 9, 16, dtype=torch.float32, seed=i) for i in range(4))
+        extra = (torch.tensor([[1] * 9, [1] * 5 + [0] * 4], dtype=torch.uint8, device=DEV), None, 0, True, 0.3)
+    op_calls = []
+    real_op = attn_mod._flash_attn_fwd
+    monkeypatch.setattr(attn_mod, "_flash_attn_fwd", lambda *a: op_calls.append(1) or real_op(*a))
+    eager = run(lambda q, k, v: attn_mod._flash_attn(q, k, v, *extra), [q, k, v], do)
+    assert op_calls == []  # eager mode went through the autograd.Function
+    op = run(lambda q, k, v: real_op(q, k, v, *extra)[0], [q, k, v], do)
+    for name, a, b in zip(("out", "dq", "dk", "dv"), eager, op):
+        assert torch.equal(a, b), name
+
+
+def test_double_backward_is_a_clear_error():
+    q, k, v = (randn(1, 2, 5, 16, dtype=torch.float32, seed=i).requires_grad_() for i in range(3))
+    out = triton_attention(q, k, v, None, True)
+    (gq,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        gq.sum().backward()
 
 
 # ------------------------------------------------------------------------------------------ torch.compile, opcheck

@@ -38,3 +38,19 @@ def test_dry_run_writes_every_row(tmp_path):
         assert float(r["ms"]) > 0 and r["causal"] == "1" and r["dtype"] == "fp16"
         if r["impl"] == "triton":  # the tuned block sizes of all three kernels are recorded
             assert all(k in r["note"] for k in ("fwd:", "bwd_dkdv:", "bwd_dq:")), r["note"]
+
+
+def test_dispatch_benchmark_runs_and_ranks_paths(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ops" / "bench_attention_dispatch.py"), "--calls", "50",
+         "--repeat", "1", "--out", str(tmp_path), "--tag", "t"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "attention_dispatch_t.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["direction"], r["path"].split()[0]) for r in rows] == [
+        ("fwd", "custom_op"), ("fwd", "autograd.Function"), ("fwd+bwd", "custom_op"),
+        ("fwd+bwd", "autograd.Function"), ("fwd", "attention()"), ("fwd+bwd", "attention()")]
+    assert all(float(r["us_per_call"]) > 0 and r["cpu"] and r["torch"] for r in rows)
+    assert {float(r["ratio_vs_custom_op"]) for r in rows if r["path"] == "custom_op"} == {1.0}
