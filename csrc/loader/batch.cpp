@@ -40,8 +40,9 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
   check_arg(cfg.world_size >= 1, "world_size must be >= 1, got " + std::to_string(cfg.world_size));
   check_arg(cfg.rank >= 0 && cfg.rank < cfg.world_size,
             "rank must be in [0, world_size=" + std::to_string(cfg.world_size) + "), got " + std::to_string(cfg.rank));
-  check_arg(cfg.batch_size * cfg.seq_len < std::numeric_limits<std::int32_t>::max() / 2,
-            "batch_size * seq_len must fit int32 cu_seqlens, got " + std::to_string(cfg.batch_size * cfg.seq_len));
+  check_arg(cfg.seq_len < std::numeric_limits<std::int32_t>::max() / 2 / cfg.batch_size,
+            "batch_size * seq_len must fit int32 cu_seqlens (< 2^30), got batch_size=" +
+                std::to_string(cfg.batch_size) + ", seq_len=" + std::to_string(cfg.seq_len));
 
   shard_start_.push_back(0);
   for (const std::string& path : bin_paths) {
@@ -116,7 +117,22 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
   num_samples_ = cum_chunks_.back();
 }
 
+std::int64_t Corpus::max_index() const {
+  // largest index whose sample positions (index * world_size + rank) * batch_size + e stay below INT64_MAX
+  return (std::numeric_limits<std::int64_t>::max() - cfg_.batch_size) / (cfg_.world_size * cfg_.batch_size) - 1;
+}
+
+void Corpus::check_index(std::int64_t index) const {
+  if (index < 0 || index > max_index())
+    throw std::out_of_range("batch index must be in [0, " + std::to_string(max_index()) + "], got " +
+                            std::to_string(index));
+}
+
 void Corpus::sample_of(std::int64_t index, std::int64_t e, std::int64_t* epoch, std::int64_t* item) const {
+  check_index(index);
+  if (e < 0 || e >= cfg_.batch_size)
+    throw std::out_of_range("row must be in [0, batch_size=" + std::to_string(cfg_.batch_size) + "), got " +
+                            std::to_string(e));
   const std::int64_t p = (index * cfg_.world_size + cfg_.rank) * cfg_.batch_size + e;
   *epoch = p / num_samples_;
   const std::int64_t slot = p % num_samples_;
@@ -191,7 +207,7 @@ std::int64_t Corpus::doc_of_chunk(std::int64_t chunk) const {
 }
 
 void Corpus::build(std::int64_t index, Batch* out) const {
-  if (index < 0) throw std::out_of_range("batch index must be >= 0, got " + std::to_string(index));
+  check_index(index);
   out->index = index;
   if (cfg_.mlm) {
     build_mlm(index, out);

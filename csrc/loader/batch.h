@@ -64,7 +64,11 @@ class Corpus {
   std::int64_t num_tokens() const { return total_tokens_; }
   std::int64_t num_docs() const { return num_docs_; }
   std::uint64_t shard_vocab_size() const { return shard_vocab_; }
-  // Which sample (window / chunk) and epoch fill example `e` of batch `index` (tests and tools).
+  // Throws std::out_of_range unless 0 <= index <= max_index(), so that sample positions cannot overflow int64.
+  void check_index(std::int64_t index) const;
+  std::int64_t max_index() const;
+  // Which sample (window / chunk) and epoch fill example `e` of batch `index` (tests and tools); throws
+  // std::out_of_range for a bad index or row.
   void sample_of(std::int64_t index, std::int64_t e, std::int64_t* epoch, std::int64_t* item) const;
 
   void build(std::int64_t index, Batch* out) const;

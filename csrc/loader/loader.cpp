@@ -65,7 +65,7 @@ void Prefetcher::stop() {
 }
 
 void Prefetcher::seek(std::int64_t index) {
-  if (index < 0) throw std::invalid_argument("next_batch must be >= 0, got " + std::to_string(index));
+  corpus_->check_index(index);
   stop();
   std::lock_guard<std::mutex> lock(mu_);
   consumed_ = claimed_ = index;

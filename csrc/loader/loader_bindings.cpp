@@ -194,6 +194,8 @@ void loader_init(py::module_& m) {
       .def_property_readonly("num_samples", [](const TokenLoaderCore& c) { return c.corpus().num_samples(); })
       .def_property_readonly("num_tokens", [](const TokenLoaderCore& c) { return c.corpus().num_tokens(); })
       .def_property_readonly("num_docs", [](const TokenLoaderCore& c) { return c.corpus().num_docs(); })
+      .def_property_readonly("max_index", [](const TokenLoaderCore& c) { return c.corpus().max_index(); },
+                             "Largest valid batch index (positions beyond it would overflow int64).")
       .def_property_readonly("shard_vocab_size",
                              [](const TokenLoaderCore& c) { return c.corpus().shard_vocab_size(); });
 

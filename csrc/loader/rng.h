@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace bmf {
 namespace loader {
@@ -49,7 +51,10 @@ class EpochPermutation {
     for (std::uint64_t r = 0; r < 4; ++r) round_[r] = mix(k ^ r);
   }
 
+  // x must lie in [0, n): the Feistel network only permutes the low 2 * half_ bits, so cycle walking from a larger
+  // x would never end.
   std::uint64_t operator()(std::uint64_t x) const {
+    if (x >= n_) throw std::out_of_range("EpochPermutation: slot " + std::to_string(x) + " >= n=" + std::to_string(n_));
     do {
       x = feistel(x);
     } while (x >= n_);

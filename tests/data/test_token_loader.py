@@ -270,12 +270,32 @@ def test_out_of_range_ids_raise_in_the_consumer_thread(tmp_path):
     (dict(prefetch=0), "prefetch"), (dict(mlm_probability=1.5), "mlm_probability"), (dict(seed=-1), "seed"),
     (dict(mode="mlm", whole_word_mask=True), "whole_word_mask"), (dict(seq_len=10**6), "seq_len"),
     (dict(mode="mlm", seq_len=4), "seq_len"), (dict(word_start=np.ones((2, 2))), "word_start"),
+    (dict(mode="mlm", pack=False, seq_len=2**32, batch_size=2**32), "batch_size \\* seq_len"),  # product wraps
 ])
 def test_invalid_arguments_raise_value_errors_naming_them(corpus, kwargs, match):
     args = dict(seq_len=8, batch_size=2)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         TokenLoader(corpus, **args)
+
+
+@pytest.mark.parametrize("mode", ["causal", "mlm"])
+def test_out_of_range_batch_indices_and_rows_raise_index_errors(corpus, mode):
+    """Negative or overflowing positions once sent the permutation's cycle walk into an endless loop."""
+    ld = TokenLoader(corpus, mode=mode, seq_len=8, batch_size=3, world_size=2, rank=1)
+    top = ld._core.max_index
+    assert top > 10**17
+    ld.sample_of(top, 2)  # the largest valid position works
+    ld._core.batch(top)
+    for index, row in [(-1, 0), (0, -5), (0, 3), (top + 1, 0), (2**62, 0)]:
+        with pytest.raises(IndexError, match="batch index|row"):
+            ld.sample_of(index, row)
+    for index in (top + 1, 2**62):
+        with pytest.raises(IndexError, match="batch index"):
+            ld._core.batch(index)
+        with pytest.raises(IndexError, match="batch index"):
+            ld._core.seek(index)
+    ld.close()
 
 
 def test_batches_are_zero_copy_views_of_native_buffers(corpus):
