@@ -137,12 +137,14 @@ def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
     return [d.text for d in docs]
 
 
-def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> np.ndarray:
+def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> tuple[np.ndarray, MinHashIndex | None]:
     """Keep mask (N,) of MinHash-LSH near-dedup: one-shot union-find, or the persisted streaming index (greedy
-    clusters, decisions final) when ``cfg.minhash_index`` is set, so later runs dedup against earlier ones."""
+    clusters, decisions final) when ``cfg.minhash_index`` is set, so later runs dedup against earlier ones.
+    Returns the mask and that index, which the caller saves only once the run's output is written."""
     params = dict(threshold=cfg.near_threshold, ngram=cfg.near_ngram, num_perm=cfg.near_num_perm,
                   bands=cfg.near_bands, seed=cfg.seed)
     t0 = time.time()
+    index = None
     if not cfg.minhash_index:
         near = dedup(texts, method="minhash", **params, num_threads=cfg.num_threads)
     else:
@@ -157,20 +159,22 @@ def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> np.n
         else:
             index = MinHashIndex(**params, num_threads=cfg.num_threads)
         near = index.add(texts)
-        index.save(path)
     report["minhash"] = {**near.stats, **params, "seconds": round(time.time() - t0, 2)}
-    return near.keep
+    return near.keep, index
 
 
-def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> list[str]:
-    """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``."""
+def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> tuple[list[str], MinHashIndex | None]:
+    """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``.
+    Returns the kept texts and the updated streaming index (None without ``cfg.minhash_index``), not yet saved."""
     report: dict = {"method": cfg.dedup, "documents_in": len(texts)}
+    index = None
     if cfg.dedup != "none":
         exact = dedup(texts, method="exact", num_threads=cfg.num_threads)
         texts = [t for t, k in zip(texts, exact.keep) if k]
         report["exact"] = exact.stats
     if cfg.dedup == "minhash":
-        texts = [t for t, k in zip(texts, _near_duplicates(cfg, texts, report)) if k]
+        keep, index = _near_duplicates(cfg, texts, report)
+        texts = [t for t, k in zip(texts, keep) if k]
     report["documents_out"] = len(texts)
     report["duplicates"] = report["documents_in"] - len(texts)
     stats["dedup"] = report
@@ -178,7 +182,7 @@ def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> list[str
         raise ValueError(f"all {report['documents_in']} documents are duplicates"
                          + (f" of the documents already in {cfg.minhash_index}" if cfg.minhash_index else "")
                          + "; nothing to write")
-    return texts
+    return texts, index
 
 
 def prepare(cfg: PrepareConfig) -> dict:
@@ -192,7 +196,7 @@ def prepare(cfg: PrepareConfig) -> dict:
 
     stats: dict = {"config": asdict(cfg)}
     texts = _filtered_texts(cfg, stats)
-    texts = _deduplicated(cfg, texts, stats)
+    texts, index = _deduplicated(cfg, texts, stats)
     is_valid = _split_valid(len(texts), cfg.valid_fraction, cfg.seed)
     train = [t for t, v in zip(texts, is_valid) if not v]
     valid = [t for t, v in zip(texts, is_valid) if v]
@@ -206,4 +210,6 @@ def prepare(cfg: PrepareConfig) -> dict:
     })
     stats["seconds"] = round(time.time() - t0, 2)
     write_json(out / STATS, stats)
+    if index is not None:  # last: a run that fails earlier must not mark its documents as seen
+        index.save(Path(cfg.minhash_index))
     return stats

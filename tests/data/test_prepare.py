@@ -111,6 +111,29 @@ def test_prepare_filters_masks_and_near_dedups(tmp_path):
                               near_threshold=0.5, minhash_index=str(index), progress=False))
 
 
+def test_minhash_index_is_saved_only_after_the_output_is_written(tmp_path, monkeypatch):
+    """A run that fails after dedup must not record its documents as seen (a re-run would drop them all)."""
+    import bigmodel_fast.data.prepare as prep_mod
+
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in _prose_docs(6)) + "\n",
+                                       encoding="utf-8")
+    index = tmp_path / "mh.index"
+    cfg = PrepareConfig(inputs=[str(tmp_path / "in.jsonl")], out=str(tmp_path / "out"), vocab_size=600,
+                        valid_fraction=0.0, quality=False, minhash_index=str(index), progress=False)
+
+    def broken_train(*args, **kwargs):
+        raise RuntimeError("tokenizer training failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(prep_mod.Tokenizer, "train", broken_train)
+        with pytest.raises(RuntimeError, match="tokenizer training failed"):
+            prepare(cfg)
+    assert not index.exists()
+    stats = prepare(cfg)  # the retry keeps every document and only now writes the index
+    assert stats["dedup"]["duplicates"] == 0 and stats["train"]["documents"] == 6
+    assert index.is_file()
+
+
 def test_prepare_rejects_bad_dedup_and_quality_config(tmp_path):
     with pytest.raises(ValueError, match="dedup must be"):
         PrepareConfig(inputs=["x"], out="o", dedup="fuzzy")
