@@ -27,6 +27,7 @@ class Predictor:
         self.path, self.device = path, pick_device(device)
         if (path / BUNDLE_JSON).is_file():
             self.model, info = load_bundle_model(path, device=str(self.device))
+            self.device = torch.device(info["device"])  # an AOTInductor bundle runs on CPU whatever was asked
             if info.get("task", "classify") != "classify":
                 raise ValueError(f"{path}: a {info['task']!r} bundle has no labels to predict; "
                                  f"expected a classifier bundle (`bmf export` of a fine-tuned checkpoint)")

@@ -114,7 +114,8 @@ def read_bundle(path: str | Path) -> dict:
 
 def load_bundle_model(path: str | Path, device: str = "cpu"):
     """``(model, info)`` of a bundle directory: a callable ``model(input_ids, attention_mask) -> logits`` for
-    either format (TorchScript module in eval mode, or the AOTInductor package, which runs on CPU only here)."""
+    either format (TorchScript module in eval mode, or the AOTInductor package, which runs on CPU only here).
+    ``info["device"]`` is where the model runs and its inputs must go: ``device``, or ``"cpu"`` for AOTInductor."""
     import torch
 
     path = Path(path)
@@ -122,7 +123,9 @@ def load_bundle_model(path: str | Path, device: str = "cpu"):
     if info["format"] == "aoti":
         from .aoti import load_aoti
 
+        info["device"] = "cpu"  # exported from the CPU checkpoint and compiled for CPU
         return load_aoti(path / info["model"]), info
+    info["device"] = str(device)
     from .torchscript import load_torchscript
 
     module, _ = load_torchscript(path / info["model"], map_location=torch.device(device))

@@ -40,7 +40,9 @@ def runner(tmp_path_factory):
 def test_aoti_bundle_dynamic_shapes_match_eager(aoti_bundle, tiny_classifier):
     info = read_bundle(aoti_bundle)
     assert info["format"] == "aoti" and info["model"] == "model.pt2" and not (aoti_bundle / "model.pt").exists()
-    model, _ = load_bundle_model(aoti_bundle)
+    model, info = load_bundle_model(aoti_bundle)
+    assert info["device"] == "cpu"
+    assert load_bundle_model(aoti_bundle, device="cuda")[1]["device"] == "cpu"  # CPU package: inputs go to CPU
     eager = load_export_target(tiny_classifier).module
     g = torch.Generator().manual_seed(0)
     for b, s in ((1, 1), (1, 2), (5, 7), (64, info["max_len"]), (3, eager.cfg.max_position)):
