@@ -42,6 +42,11 @@ def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
     return mask[:, None, None, :]  # (B, 1, 1, S)
 
 
+def packed_max_seqlen(cu_seqlens: Tensor) -> int:
+    """Longest sequence of a packed batch, from ``cu_seqlens`` (N + 1,); one host sync on CUDA."""
+    return int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+
+
 def packed_attention(qkv: Tensor, num_heads: int, num_kv_heads: int, head_dim: int, cu_seqlens: Tensor,
                      max_seqlen: Optional[int], causal: bool) -> Tensor:
     """Fused qkv (B, S, (H + 2 H_kv) D) of packed sequences -> (B, S, H D) through ``varlen_attention`` (eager only).
@@ -55,7 +60,7 @@ def packed_attention(qkv: Tensor, num_heads: int, num_kv_heads: int, head_dim: i
     k = flat[:, h * d : (h + h_kv) * d].reshape(b * s, h_kv, d)  # (T, H_kv, D)
     v = flat[:, (h + h_kv) * d :].reshape(b * s, h_kv, d)
     if max_seqlen is None:
-        max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+        max_seqlen = packed_max_seqlen(cu_seqlens)
     y = varlen_attention(q, k, v, cu_seqlens, int(max_seqlen), causal=causal)  # (T, H, D)
     return y.reshape(b, s, h * d)
 
@@ -255,6 +260,8 @@ class TransformerStack(nn.Module):
         """
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
         mask = key_padding_mask(attention_mask) if cu_seqlens is None else None  # (B, 1, 1, S) or None
+        if cu_seqlens is not None and max_seqlen is None:
+            max_seqlen = packed_max_seqlen(cu_seqlens)  # once here, not one host sync per layer
         for layer in self.layers:
             x = layer(x, mask, cu_seqlens, max_seqlen)
         norm = self.final_norm

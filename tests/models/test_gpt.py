@@ -107,3 +107,22 @@ def test_overfits_a_batch(tiny_config, overfit):
     labels = causal_lm_labels(ids)
     losses = overfit(model, lambda: model(ids, labels)["loss"], 30)
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_packed_max_seqlen_is_computed_once_per_forward(tiny_config, monkeypatch):
+    """Without max_seqlen the stack derives it from cu_seqlens once (a host sync on CUDA), not once per layer."""
+    import bigmodel_fast.nn.transformer as tr
+
+    torch.manual_seed(4)
+    cfg = tiny_config("gpt")
+    assert cfg.num_layers >= 2
+    model = GPTModel(cfg).eval()
+    ids = torch.randint(0, 64, (2, 6))
+    cu = torch.tensor([0, 4, 6, 11, 12], dtype=torch.int32)  # documents of 4, 2, 5, 1 tokens over the 12
+    calls = []
+    real = tr.packed_max_seqlen
+    monkeypatch.setattr(tr, "packed_max_seqlen", lambda c: calls.append(1) or real(c))
+    got = model(ids, cu_seqlens=cu)
+    assert len(calls) == 1
+    torch.testing.assert_close(got, model(ids, cu_seqlens=cu, max_seqlen=5))
+    assert real(cu) == 5
