@@ -204,11 +204,8 @@ def test_cli_export_needs_checkpoint_or_build(capsys):
 def test_lstm_classifier_through_runner(runner, tiny_pretrained, tmp_path):
     """The LSTM classifier plugs into export with no export-side code (TorchScript bundle)."""
     from bigmodel_fast.models import ModelConfig, build_classifier
-    from bigmodel_fast.models.config import ARCHS
     from bigmodel_fast.train import checkpoint as ckpt
 
-    if "lstm" not in ARCHS:
-        pytest.skip("no LSTM classifier in this tree yet")
     vocab = Tokenizer(tiny_pretrained / "tokenizer.model").vocab_size
     cfg = ModelConfig(arch="lstm", vocab_size=vocab, hidden_size=32, num_layers=2, num_heads=1, intermediate_size=64,
                       max_position=64, type_vocab_size=0, bidirectional=True, num_labels=2, label_names=["neg", "pos"])

@@ -39,7 +39,7 @@ def _pair(input_size, hidden, seed=0, dtype=torch.float32, device="cpu", **kw):
     torch.manual_seed(seed)
     ref = torch.nn.LSTM(input_size, hidden, **kw).to(device=device, dtype=dtype)
     ours = LSTM(input_size, hidden, **kw).to(device=device, dtype=dtype)
-    assert ours.load_state_dict(ref.state_dict()) is not None
+    ours.load_state_dict(ref.state_dict())  # strict: raises on any missing or unexpected key
     return ref, ours
 
 
@@ -146,14 +146,15 @@ def test_packed_sequence_and_lengths_match_torch():
     torch.testing.assert_close(out, padded)  # padded positions are 0
     torch.testing.assert_close(lh, hn)
     # gradients through the lengths path equal torch's through the packed path
-    errs = _errs(_forward_backward(ours, x, (h0, c0), lengths=lengths)[3:],
-                 _packed_grads(ref, x, (h0, c0), lengths))
+    errs = _errs(_forward_backward(ours, x, (h0, c0), lengths=lengths),
+                 _packed_forward_backward(ref, x, (h0, c0), lengths))
     assert max(errs) < 1e-5, errs
     with pytest.raises(ValueError, match="not both"):
         ours(packed, lengths=lengths)
 
 
-def _packed_grads(ref, x, hx, lengths):
+def _packed_forward_backward(ref, x, hx, lengths):
+    """:func:`_forward_backward` of torch's LSTM run on the packed batch, outputs padded back (pads 0)."""
     ref.zero_grad()
     x = x.detach().clone().requires_grad_()
     hx = tuple(s.detach().clone().requires_grad_() for s in hx)
@@ -162,7 +163,7 @@ def _packed_grads(ref, x, hx, lengths):
     g = torch.Generator().manual_seed(5)
     loss = sum((y.double() * torch.randn(y.shape, generator=g, dtype=torch.float64)).sum() for y in (out, h_n, c_n))
     loss.backward()
-    return [x.grad, hx[0].grad, hx[1].grad] + [p.grad for _, p in sorted(ref.named_parameters())]
+    return [out, h_n, c_n, x.grad, hx[0].grad, hx[1].grad] + [p.grad for _, p in sorted(ref.named_parameters())]
 
 
 def test_scriptable():
@@ -199,8 +200,7 @@ def test_triton_backend_matches_torch_fp32(t, b, i, h, layers, bidir, batch_firs
     else:
         lens = torch.tensor(lengths)
         got = _forward_backward(ours, x, (h0, c0), lengths=lens)
-        want = [None] * 3 + _packed_grads(ref.cpu(), x.cpu(), (h0.cpu(), c0.cpu()), lens)
-        got, want = got[3:], want[3:]
+        want = _packed_forward_backward(ref.cpu(), x.cpu(), (h0.cpu(), c0.cpu()), lens)
     errs = _errs(got, want)
     assert max(errs) < 5e-5, errs
 
