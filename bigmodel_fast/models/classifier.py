@@ -24,18 +24,22 @@ class SequenceClassifier(nn.Module):
 
     Args:
         cfg: model config with ``num_labels > 0``; ``cfg.arch`` picks the backbone.
+        backbone: a prebuilt backbone instead (subclasses: the LSTM classifier); the head is as wide as its
+            ``output_size`` (default ``cfg.hidden_size``).
     """
 
     __jit_ignored_attributes__ = ["cfg"]
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, backbone: Optional[nn.Module] = None) -> None:
         super().__init__()
         if cfg.num_labels <= 0:
             raise ValueError(f"SequenceClassifier needs config field num_labels > 0, got {cfg.num_labels}")
         self.cfg = cfg
-        self.backbone = BertModel(cfg) if cfg.arch == "bert" else GPTModel(cfg)
+        if backbone is None:
+            backbone = BertModel(cfg) if cfg.arch == "bert" else GPTModel(cfg)
+        self.backbone = backbone  # has pool(hidden, attention_mask); output_size when not hidden_size wide
         self.dropout = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.classifier = nn.Linear(getattr(backbone, "output_size", cfg.hidden_size), cfg.num_labels)
         init_weights(self.classifier, cfg.initializer_range)
 
     def forward(

@@ -41,12 +41,18 @@ class GPTModel(TransformerStack):
         The last real token is the largest index where ``attention_mask`` is True (works for right and left
         padding); without a mask it is position S-1.
         """
-        b, s, _ = hidden.shape
-        if attention_mask is None:
-            return hidden[:, -1]
-        pos = torch.arange(s, device=hidden.device).expand(b, s)  # (B, S)
-        last = torch.where(attention_mask.to(torch.bool), pos, torch.zeros_like(pos)).max(dim=1).values  # (B,)
-        return hidden[torch.arange(b, device=hidden.device), last]  # (B, E)
+        return last_token(hidden, attention_mask)
+
+
+def last_token(hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
+    """(B, S, F) -> (B, F): the features at each row's last real token, the largest index where
+    ``attention_mask`` (B, S) is True (right or left padding); position S-1 without a mask. Scriptable."""
+    b, s, _ = hidden.shape
+    if attention_mask is None:
+        return hidden[:, -1]
+    pos = torch.arange(s, device=hidden.device).expand(b, s)  # (B, S)
+    last = torch.where(attention_mask.to(torch.bool), pos, torch.zeros_like(pos)).max(dim=1).values  # (B,)
+    return hidden[torch.arange(b, device=hidden.device), last]  # (B, F)
 
 
 def causal_lm_labels(input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from bigmodel_fast.models.bert import masked_cross_entropy
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
+from bigmodel_fast.models.gpt import last_token
 from bigmodel_fast.nn import init_weights
 from bigmodel_fast.nn.lstm import LSTM
 
@@ -76,14 +77,7 @@ class LSTMModel(nn.Module):
         """Sequence vector, (B, S, D*E) -> (B, D*E): the forward direction at the last real token (largest True
         index of ``attention_mask``; S-1 without a mask), concatenated with the reverse direction at position 0 when
         bidirectional (each direction's state after reading the whole sequence)."""
-        b, s, _ = hidden.shape
-        if attention_mask is None:
-            last = torch.full((b,), s - 1, dtype=torch.long, device=hidden.device)
-        else:
-            pos = torch.arange(s, device=hidden.device).expand(b, s)  # (B, S)
-            last = torch.where(attention_mask.to(torch.bool), pos, torch.zeros_like(pos)).max(dim=1).values  # (B,)
-        rows = torch.arange(b, device=hidden.device)
-        fwd = hidden[rows, last, : self.hidden_size]  # (B, E)
+        fwd = last_token(hidden[:, :, : self.hidden_size], attention_mask)  # (B, E)
         if not self.bidirectional:
             return fwd
         return torch.cat([fwd, hidden[:, 0, self.hidden_size:]], dim=1)  # (B, 2E)
@@ -149,12 +143,5 @@ class LSTMClassifier(SequenceClassifier):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        nn.Module.__init__(self)
         _check_arch(cfg, "LSTMClassifier")
-        if cfg.num_labels <= 0:
-            raise ValueError(f"SequenceClassifier needs config field num_labels > 0, got {cfg.num_labels}")
-        self.cfg = cfg
-        self.backbone = LSTMModel(cfg)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(self.backbone.output_size, cfg.num_labels)
-        init_weights(self.classifier, cfg.initializer_range)
+        super().__init__(cfg, LSTMModel(cfg))
