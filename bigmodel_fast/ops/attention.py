@@ -36,7 +36,6 @@ TorchScript: :func:`attention` is scriptable. Under ``torch.jit.is_scripting()``
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import math
 import os
 from typing import List, Optional, Tuple
@@ -44,6 +43,8 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from bigmodel_fast.ops.triton_env import HAS_TRITON, interpreting
 
 __all__ = [
     "ENV_VAR",
@@ -64,7 +65,7 @@ __all__ = [
 ENV_VAR = "BMF_ATTENTION"
 VALID_BACKENDS = ("sdpa", "reference", "triton")
 _DEFAULT_BACKEND = "sdpa"  # default off CUDA (and on CUDA without Triton)
-_HAS_TRITON = importlib.util.find_spec("triton") is not None  # checked without importing Triton
+_HAS_TRITON = HAS_TRITON  # checked without importing Triton
 TRITON_MAX_HEAD_DIM = 128
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -109,7 +110,7 @@ def _require_triton(device: torch.device) -> None:
         raise TritonUnavailableError("attention backend 'triton' needs the `triton` package, which is not installed")
     if device.type == "cuda":
         return
-    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "") == "1":
+    if device.type == "cpu" and interpreting():
         return
     raise TritonUnavailableError(
         f"attention backend 'triton' got tensors on {device.type}: the kernels run on CUDA, or on CPU through the "

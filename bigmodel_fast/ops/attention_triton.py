@@ -30,10 +30,11 @@ import triton.language as tl
 from torch import Tensor
 
 from bigmodel_fast.ops.attention import _empty_like_bshd, _grad_like, _lse_shape
+from bigmodel_fast.ops.triton_env import interpreting
 
 LOG2E = 1.4426950408889634
 MAX_HEAD_DIM = 128
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+INTERPRET = interpreting()
 
 
 AUTOTUNE = os.environ.get("BMF_TRITON_AUTOTUNE", "1") != "0"  # 0: first config that fits (fast compiles, tests)

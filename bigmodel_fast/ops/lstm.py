@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bigmodel_fast.ops.triton_env import HAS_TRITON, interpreting
+
 __all__ = [
     "ENV_VAR",
     "MODE_ENV_VAR",
@@ -66,14 +68,10 @@ class LSTMBackendError(ValueError):
     """``BMF_LSTM`` names an unknown backend, or ``triton`` cannot run on the given device."""
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
-
-
 def lstm_backend(device: Optional[torch.device] = None) -> str:
     """Resolve ``BMF_LSTM`` for tensors on ``device``: returns ``"reference"`` or ``"triton"``.
 
-    Unset, empty or ``auto``: ``triton`` on CUDA, ``reference`` elsewhere. Case and whitespace are ignored.
+    Unset, empty or ``auto``: ``triton`` on CUDA when Triton is installed, ``reference`` elsewhere. Case and whitespace are ignored.
 
     Raises:
         LSTMBackendError: unknown value, or ``triton`` forced for a non-CUDA device without ``TRITON_INTERPRET=1``.
@@ -87,8 +85,8 @@ def lstm_backend(device: Optional[torch.device] = None) -> str:
         )
     is_cuda = device is not None and device.type == "cuda"
     if name == "auto":
-        return "triton" if is_cuda else "reference"
-    if name == "triton" and not is_cuda and not _interpreting():
+        return "triton" if is_cuda and HAS_TRITON else "reference"
+    if name == "triton" and not is_cuda and not interpreting():
         raise LSTMBackendError(
             f"{ENV_VAR}=triton on a {device.type if device is not None else 'cpu'} tensor needs the Triton "
             f"interpreter: set TRITON_INTERPRET=1 before triton is imported, or use {ENV_VAR}=reference"

@@ -36,6 +36,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from bigmodel_fast.ops.triton_env import interpreting
+
 RESIDENT_MAX_H = 128  # W_hh slice held in registers/shared memory across the time loop when H <= this
 
 
@@ -237,11 +239,6 @@ def _lstm_bwd_kernel(
 
 
 # ---------------------------------------------------------------------------------------------------------- launchers
-
-def interpreting() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
-
 
 def _num_sms(device: torch.device) -> int:
     if device.type != "cuda":
