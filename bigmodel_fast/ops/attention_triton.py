@@ -81,6 +81,75 @@ def _pruner(kind):
     return {"early_config_prune": prune}
 
 
+# ---------------------------------------------------------------------------------------------- shared pieces
+@triton.jit
+def _seq_bounds(CU, off_b, seqlen_q, seqlen_k, IS_VARLEN: tl.constexpr):
+    """(first row, S_q, S_k) of batch entry ``off_b``: dense rows start at 0 with the given lengths; a packed
+    sequence starts at ``cu_seqlens[b]`` and has S_q == S_k == ``cu_seqlens[b + 1] - cu_seqlens[b]``."""
+    if IS_VARLEN:
+        row0 = tl.load(CU + off_b).to(tl.int64)
+        seqlen_q = (tl.load(CU + off_b + 1) - tl.load(CU + off_b)).to(tl.int32)
+        seqlen_k = seqlen_q
+    else:
+        row0 = 0
+    return row0, seqlen_q, seqlen_k
+
+
+@triton.jit
+def _query_program(CU, H, GROUP, seqlen_q, seqlen_k, IS_VARLEN: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Work of a program of the query-block grid (query block, batch * head): (start_m, b, h, kv head, first row,
+    S_q, S_k). Query blocks run in reverse, so the longest (causal) blocks start first."""
+    start_m = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
+    bh = tl.program_id(1)
+    off_b = bh // H
+    off_h = bh % H
+    row0, seqlen_q, seqlen_k = _seq_bounds(CU, off_b, seqlen_q, seqlen_k, IS_VARLEN)
+    return start_m, off_b, off_h, off_h // GROUP, row0, seqlen_q, seqlen_k
+
+
+@triton.jit
+def _kv_range(start_m, seqlen_q, seqlen_k, IS_CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Keys of the query block at ``start_m``: every row sees [0, full_end) in full (no mask), [full_end, hi) needs
+    the mask; ``diag = S_k - S_q`` aligns causal masking bottom-right (row i sees keys j <= i + diag)."""
+    diag = seqlen_k - seqlen_q
+    if IS_CAUSAL:
+        hi = tl.minimum(seqlen_k, start_m + BLOCK_M + diag)
+        full_end = tl.minimum(start_m + diag + 1, seqlen_k)
+    else:
+        hi = seqlen_k
+        full_end = seqlen_k
+    full_end = tl.maximum(full_end, 0) // BLOCK_N * BLOCK_N
+    return diag, full_end, hi
+
+
+@triton.jit
+def _load_kv(ptrs, cols, seqlen_k, d_ok, MASKED: tl.constexpr, EVEN_D: tl.constexpr):
+    """A (BLOCK_N, BLOCK_D) key or value tile; rows past S_k (MASKED) and padded head-dim columns read 0."""
+    if MASKED:
+        t = tl.load(ptrs, mask=(cols < seqlen_k)[:, None] & d_ok[None, :], other=0.0)
+    elif EVEN_D:
+        t = tl.load(ptrs)
+    else:
+        t = tl.load(ptrs, mask=d_ok[None, :], other=0.0)
+    return t
+
+
+@triton.jit
+def _visible(cols, offs_m, seqlen_k, diag, IS_CAUSAL: tl.constexpr):
+    """(BLOCK_M or 1, BLOCK_N) bool: key ``cols`` exists and, when causal, is not after query ``offs_m``."""
+    valid = (cols < seqlen_k)[None, :]
+    if IS_CAUSAL:
+        valid = valid & (cols[None, :] <= offs_m[:, None] + diag)
+    return valid
+
+
+@triton.jit
+def _key_kept(km_base, cols, smn, seqlen_k):
+    """(1, BLOCK_N) bool: the key-padding mask keeps key ``cols``."""
+    km = tl.load(km_base + cols * smn, mask=cols < seqlen_k, other=0)
+    return (km != 0)[None, :]
+
+
 # ---------------------------------------------------------------------------------------------------------- forward
 @triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, km_base, sks, svs, smn, lo, hi, seqlen_k, diag, qk_scale,
@@ -92,33 +161,18 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, km_base, sks, svs, smn, lo, hi,
         cols = start_n + offs_n  # (BLOCK_N,)
         k_ptrs = k_base + cols[:, None] * sks + offs_d[None, :]
         v_ptrs = v_base + cols[:, None] * svs + offs_d[None, :]
-        if MASKED:
-            kv_ok = (cols < seqlen_k)[:, None] & d_ok[None, :]
-            k = tl.load(k_ptrs, mask=kv_ok, other=0.0)
-        elif EVEN_D:
-            k = tl.load(k_ptrs)
-        else:
-            k = tl.load(k_ptrs, mask=d_ok[None, :], other=0.0)
+        k = _load_kv(k_ptrs, cols, seqlen_k, d_ok, MASKED, EVEN_D)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N) fp32, log2 units
         if MASKED:
-            valid = (cols < seqlen_k)[None, :]
-            if IS_CAUSAL:
-                valid = valid & (cols[None, :] <= offs_m[:, None] + diag)
-            qk = tl.where(valid, qk, float("-inf"))
+            qk = tl.where(_visible(cols, offs_m, seqlen_k, diag, IS_CAUSAL), qk, float("-inf"))
         if HAS_KMASK:
-            km = tl.load(km_base + cols * smn, mask=cols < seqlen_k, other=0)
-            qk = tl.where((km != 0)[None, :], qk, float("-inf"))
+            qk = tl.where(_key_kept(km_base, cols, smn, seqlen_k), qk, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(qk, 1))  # finite: m_i starts at -1e30
         alpha = tl.math.exp2(m_i - m_new)
         p = tl.math.exp2(qk - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
-        if MASKED:
-            v = tl.load(v_ptrs, mask=kv_ok, other=0.0)
-        elif EVEN_D:
-            v = tl.load(v_ptrs)
-        else:
-            v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
+        v = _load_kv(v_ptrs, cols, seqlen_k, d_ok, MASKED, EVEN_D)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
         m_i = m_new
     return acc, l_i, m_i
@@ -131,18 +185,8 @@ def _attn_fwd(Q, K, V, O, LSE, KMASK, CU,
               H, GROUP, seqlen_q, seqlen_k, qk_scale, SEQ_BUCKET,
               HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, IS_CAUSAL: tl.constexpr, IS_VARLEN: tl.constexpr,
               HAS_KMASK: tl.constexpr, DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # longest (causal) query blocks first
-    start_m = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
-    bh = tl.program_id(1)
-    off_b = bh // H
-    off_h = bh % H
-    off_hk = off_h // GROUP
-    if IS_VARLEN:
-        row0 = tl.load(CU + off_b).to(tl.int64)
-        seqlen_q = (tl.load(CU + off_b + 1) - tl.load(CU + off_b)).to(tl.int32)
-        seqlen_k = seqlen_q
-    else:
-        row0 = 0
+    start_m, off_b, off_h, off_hk, row0, seqlen_q, seqlen_k = _query_program(CU, H, GROUP, seqlen_q, seqlen_k,
+                                                                             IS_VARLEN, BLOCK_M)
     if start_m >= seqlen_q:
         return
     offs_m = start_m + tl.arange(0, BLOCK_M)
@@ -160,14 +204,7 @@ def _attn_fwd(Q, K, V, O, LSE, KMASK, CU,
     m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    diag = seqlen_k - seqlen_q  # bottom-right aligned causal: row i sees keys j <= i + diag
-    if IS_CAUSAL:
-        hi = tl.minimum(seqlen_k, start_m + BLOCK_M + diag)
-        full_end = tl.minimum(start_m + diag + 1, seqlen_k)
-    else:
-        hi = seqlen_k
-        full_end = seqlen_k
-    full_end = tl.maximum(full_end, 0) // BLOCK_N * BLOCK_N  # key blocks every row of this block sees in full
+    diag, full_end, hi = _kv_range(start_m, seqlen_q, seqlen_k, IS_CAUSAL, BLOCK_M, BLOCK_N)
     EVEN_D: tl.constexpr = HEAD_DIM == BLOCK_D
     acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, km_base, sks, svs, smn, 0, full_end, seqlen_k,
                                diag, qk_scale, offs_m, offs_n, offs_d, HEAD_DIM, EVEN_D, False, IS_CAUSAL,
@@ -194,11 +231,7 @@ def _bwd_preprocess(O, DO, DELTA, CU, sob, soh, sos, sdb, sdh, sds, slb, slh, H,
     bh = tl.program_id(1)
     off_b = bh // H
     off_h = bh % H
-    if IS_VARLEN:
-        row0 = tl.load(CU + off_b).to(tl.int64)
-        seqlen_q = (tl.load(CU + off_b + 1) - tl.load(CU + off_b)).to(tl.int32)
-    else:
-        row0 = 0
+    row0, seqlen_q, _ = _seq_bounds(CU, off_b, seqlen_q, seqlen_q, IS_VARLEN)
     if start_m >= seqlen_q:
         return
     offs_m = start_m + tl.arange(0, BLOCK_M)
@@ -249,12 +282,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, KMASK, CU,
     bh = tl.program_id(1)
     off_b = bh // H_KV
     off_hk = bh % H_KV
-    if IS_VARLEN:
-        row0 = tl.load(CU + off_b).to(tl.int64)
-        seqlen_q = (tl.load(CU + off_b + 1) - tl.load(CU + off_b)).to(tl.int32)
-        seqlen_k = seqlen_q
-    else:
-        row0 = 0
+    row0, seqlen_q, seqlen_k = _seq_bounds(CU, off_b, seqlen_q, seqlen_k, IS_VARLEN)
     if start_n >= seqlen_k:
         return
     offs_m = tl.arange(0, BLOCK_M)
@@ -315,26 +343,14 @@ def _dq_inner(dq, q, do, lse, delta, k_base, v_base, km_base, sks, svs, smn, lo,
         cols = start_n + offs_n
         k_ptrs = k_base + cols[:, None] * sks + offs_d[None, :]
         v_ptrs = v_base + cols[:, None] * svs + offs_d[None, :]
-        if MASKED:
-            kv_ok = (cols < seqlen_k)[:, None] & d_ok[None, :]
-            k = tl.load(k_ptrs, mask=kv_ok, other=0.0)
-            v = tl.load(v_ptrs, mask=kv_ok, other=0.0)
-        elif EVEN_D:
-            k = tl.load(k_ptrs)
-            v = tl.load(v_ptrs)
-        else:
-            k = tl.load(k_ptrs, mask=d_ok[None, :], other=0.0)
-            v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
+        k = _load_kv(k_ptrs, cols, seqlen_k, d_ok, MASKED, EVEN_D)
+        v = _load_kv(v_ptrs, cols, seqlen_k, d_ok, MASKED, EVEN_D)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
         p = tl.math.exp2(qk - lse[:, None])
         if MASKED:
-            valid = (cols < seqlen_k)[None, :]
-            if IS_CAUSAL:
-                valid = valid & (cols[None, :] <= offs_m[:, None] + diag)
-            p = tl.where(valid, p, 0.0)
+            p = tl.where(_visible(cols, offs_m, seqlen_k, diag, IS_CAUSAL), p, 0.0)
         if HAS_KMASK:
-            km = tl.load(km_base + cols * smn, mask=cols < seqlen_k, other=0)
-            p = tl.where((km != 0)[None, :], p, 0.0)
+            p = tl.where(_key_kept(km_base, cols, smn, seqlen_k), p, 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
@@ -348,17 +364,8 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, KMASK, CU,
                  H, GROUP, seqlen_q, seqlen_k, qk_scale, sm_scale, SEQ_BUCKET,
                  HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, IS_CAUSAL: tl.constexpr, IS_VARLEN: tl.constexpr,
                  HAS_KMASK: tl.constexpr, DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    start_m = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
-    bh = tl.program_id(1)
-    off_b = bh // H
-    off_h = bh % H
-    off_hk = off_h // GROUP
-    if IS_VARLEN:
-        row0 = tl.load(CU + off_b).to(tl.int64)
-        seqlen_q = (tl.load(CU + off_b + 1) - tl.load(CU + off_b)).to(tl.int32)
-        seqlen_k = seqlen_q
-    else:
-        row0 = 0
+    start_m, off_b, off_h, off_hk, row0, seqlen_q, seqlen_k = _query_program(CU, H, GROUP, seqlen_q, seqlen_k,
+                                                                             IS_VARLEN, BLOCK_M)
     if start_m >= seqlen_q:
         return
     offs_m = start_m + tl.arange(0, BLOCK_M)
@@ -376,14 +383,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, KMASK, CU,
     v_base = V + b64 * svb + off_hk.to(tl.int64) * svh + row0 * svs
     km_base = KMASK + b64 * smb
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    diag = seqlen_k - seqlen_q
-    if IS_CAUSAL:
-        hi = tl.minimum(seqlen_k, start_m + BLOCK_M + diag)
-        full_end = tl.minimum(start_m + diag + 1, seqlen_k)
-    else:
-        hi = seqlen_k
-        full_end = seqlen_k
-    full_end = tl.maximum(full_end, 0) // BLOCK_N * BLOCK_N
+    diag, full_end, hi = _kv_range(start_m, seqlen_q, seqlen_k, IS_CAUSAL, BLOCK_M, BLOCK_N)
     EVEN_D: tl.constexpr = HEAD_DIM == BLOCK_D
     dq = _dq_inner(dq, q, do, lse, delta, k_base, v_base, km_base, sks, svs, smn, 0, full_end, seqlen_k, diag,
                    qk_scale, offs_m, offs_n, offs_d, HEAD_DIM, EVEN_D, False, IS_CAUSAL, HAS_KMASK, DOT_PREC,
