@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "dedup/parallel.h"
 #include "dedup/py_args.h"
 #include "dedup/utf8.h"
 #include "dedup/xxh64.h"
@@ -31,9 +32,6 @@ namespace {
 constexpr std::size_t kBlockItems = 256;
 // Below this many bytes (code units) in total the batch is hashed on the calling thread only.
 constexpr std::size_t kMinBytesForThreads = std::size_t{1} << 18;
-// Upper bound on worker threads (auto and explicit).
-constexpr std::size_t kMaxThreads = 256;
-constexpr std::size_t kMaxAutoThreads = 32;
 
 // A borrowed view of one item: raw bytes (`kind == 0`: bytes, or an ASCII str whose code units
 // already are UTF-8) or the code units of a non-ASCII str (`kind` 1/2/4) to encode on the fly.
@@ -84,23 +82,6 @@ bool hash_item(const Item& item, std::uint64_t seed, std::vector<unsigned char>&
                         std::to_string(position) + ")");
 }
 
-std::size_t resolve_threads(long long requested, std::size_t num_items, std::size_t total_units) {
-  if (requested < 0) {
-    throw py::value_error("num_threads must be >= 0 (0 = use all hardware threads), got " +
-                          std::to_string(requested));
-  }
-  std::size_t threads;
-  if (requested == 0) {
-    threads = std::max<std::size_t>(1, std::thread::hardware_concurrency());
-    threads = std::min(threads, kMaxAutoThreads);
-    if (total_units < kMinBytesForThreads) threads = 1;
-  } else {
-    threads = std::min(static_cast<std::size_t>(requested), kMaxThreads);
-  }
-  const std::size_t blocks = (num_items + kBlockItems - 1) / kBlockItems;
-  return std::max<std::size_t>(1, std::min(threads, blocks));
-}
-
 py::int_ xxh64_py(py::object data, py::object seed_obj) {
   const std::uint64_t seed = parse_seed(seed_obj);
   if (PyUnicode_Check(data.ptr()) || PyBytes_Check(data.ptr())) {
@@ -126,16 +107,7 @@ py::int_ xxh64_py(py::object data, py::object seed_obj) {
 
 py::array_t<std::uint64_t> xxh64_batch_py(py::object texts, py::object seed_obj, long long num_threads) {
   const std::uint64_t seed = parse_seed(seed_obj);
-  if (PyUnicode_Check(texts.ptr()) || PyBytes_Check(texts.ptr())) {
-    throw py::type_error("texts must be a list of str/bytes, got a single " + type_name(texts) +
-                         " (wrap it in a list)");
-  }
-  PyObject* tuple_ptr = PySequence_Tuple(texts.ptr());  // owns a reference to every item
-  if (tuple_ptr == nullptr) {
-    PyErr_Clear();
-    throw py::type_error("texts must be a sequence of str/bytes, got " + type_name(texts));
-  }
-  const py::tuple owned = py::reinterpret_steal<py::tuple>(tuple_ptr);
+  const py::tuple owned = owned_texts(texts, "str/bytes");
   const std::size_t n = owned.size();
 
   std::vector<Item> items;
@@ -145,7 +117,7 @@ py::array_t<std::uint64_t> xxh64_batch_py(py::object texts, py::object seed_obj,
     items.push_back(item_of(owned[i], i));
     total_units += items.back().length;
   }
-  const std::size_t threads = resolve_threads(num_threads, n, total_units);
+  const std::size_t threads = resolve_threads(num_threads, total_units, kMinBytesForThreads);
 
   py::array_t<std::uint64_t> out(static_cast<py::ssize_t>(n));
   std::uint64_t* const result = out.mutable_data();
@@ -153,34 +125,18 @@ py::array_t<std::uint64_t> xxh64_batch_py(py::object texts, py::object seed_obj,
   std::atomic<std::size_t> first_bad{kNone};  // smallest index of an unencodable str
   {
     py::gil_scoped_release no_gil;
-    std::atomic<std::size_t> next_block{0};
-    auto worker = [&]() {
-      std::vector<unsigned char> scratch;  // per-thread UTF-8 buffer, reused across items
-      for (;;) {
-        const std::size_t begin = next_block.fetch_add(1, std::memory_order_relaxed) * kBlockItems;
-        if (begin >= n) return;
-        const std::size_t end = std::min(n, begin + kBlockItems);
-        for (std::size_t i = begin; i < end; ++i) {
-          std::size_t bad_position = 0;
-          if (!hash_item(items[i], seed, scratch, &result[i], &bad_position)) {
-            std::size_t seen = first_bad.load();
-            while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
-            }
+    // per-thread state: a UTF-8 buffer reused across items
+    parallel_blocks<std::vector<unsigned char>>(n, kBlockItems, threads, [&](std::size_t begin, std::size_t end,
+                                                                            std::vector<unsigned char>& scratch) {
+      for (std::size_t i = begin; i < end; ++i) {
+        std::size_t bad_position = 0;
+        if (!hash_item(items[i], seed, scratch, &result[i], &bad_position)) {
+          std::size_t seen = first_bad.load();
+          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
           }
         }
       }
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(threads - 1);
-    for (std::size_t t = 1; t < threads; ++t) {
-      try {
-        pool.emplace_back(worker);
-      } catch (const std::system_error&) {
-        break;  // could not start more threads: the ones running (and this one) finish the work
-      }
-    }
-    worker();
-    for (auto& th : pool) th.join();
+    });
   }
   if (first_bad.load() != kNone) {
     const std::size_t i = first_bad.load();

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "dedup/parallel.h"
 #include "dedup/py_args.h"
 #include "dedup/minhash.h"
 
@@ -32,8 +33,6 @@ namespace bmf {
 namespace dedup {
 namespace {
 
-constexpr std::size_t kMaxThreads = 256;
-constexpr std::size_t kMaxAutoThreads = 32;
 // Below this many code units in total, num_threads=0 uses the calling thread only.
 constexpr std::size_t kMinUnitsForThreads = std::size_t{1} << 15;
 // Longest text accepted (its normalised UTF-8 must fit 32-bit offsets).
@@ -65,16 +64,9 @@ TextView view_of(PyObject* o, std::size_t index) {
 }
 
 Batch collect(py::handle texts) {
-  if (PyUnicode_Check(texts.ptr()) || PyBytes_Check(texts.ptr())) {
-    throw py::type_error("texts must be a list of str, got a single " + type_name(texts) + " (wrap it in a list)");
-  }
-  PyObject* tuple_ptr = PySequence_Tuple(texts.ptr());
-  if (tuple_ptr == nullptr) {
-    PyErr_Clear();
-    throw py::type_error("texts must be a sequence of str, got " + type_name(texts));
-  }
   Batch batch;
-  batch.owned = py::reinterpret_steal<py::tuple>(tuple_ptr);
+  batch.owned = owned_texts(texts, "str");
+  PyObject* tuple_ptr = batch.owned.ptr();
   const std::size_t n = static_cast<std::size_t>(PyTuple_GET_SIZE(tuple_ptr));
   batch.views.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -85,13 +77,7 @@ Batch collect(py::handle texts) {
 }
 
 std::size_t resolve_threads(long long requested, std::size_t total_units) {
-  if (requested < 0) {
-    throw py::value_error("num_threads must be >= 0 (0 = use all hardware threads), got " +
-                          std::to_string(requested));
-  }
-  if (requested > 0) return std::min(static_cast<std::size_t>(requested), kMaxThreads);
-  if (total_units < kMinUnitsForThreads) return 1;
-  return std::min<std::size_t>(std::max<unsigned>(1, std::thread::hardware_concurrency()), kMaxAutoThreads);
+  return dedup::resolve_threads(requested, total_units, kMinUnitsForThreads);
 }
 
 Isa parse_isa(const std::string& name) {
@@ -232,39 +218,13 @@ py::array_t<std::uint32_t> signatures_py(py::object texts, long long num_perm, l
   {
     py::gil_scoped_release no_gil;
     const HashFamily family(static_cast<std::size_t>(num_perm), seed);
-    constexpr std::size_t kBlock = 32;
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    auto worker = [&]() {
-      try {
-        SignatureScratch scratch;
-        for (;;) {
-          const std::size_t begin = next.fetch_add(1) * kBlock;
-          if (begin >= n) return;
-          for (std::size_t i = begin; i < std::min(n, begin + kBlock); ++i) {
-            compute_signature(batch.views[i], static_cast<std::size_t>(ngram), family, isa, scratch,
-                              result + i * static_cast<std::size_t>(num_perm));
-          }
-        }
-      } catch (...) {
-        std::lock_guard<std::mutex> g(failure_mutex);
-        if (!failure) failure = std::current_exception();
-        next.store(n);
+    parallel_blocks<SignatureScratch>(n, 32, threads, [&](std::size_t begin, std::size_t end,
+                                                          SignatureScratch& scratch) {
+      for (std::size_t i = begin; i < end; ++i) {
+        compute_signature(batch.views[i], static_cast<std::size_t>(ngram), family, isa, scratch,
+                          result + i * static_cast<std::size_t>(num_perm));
       }
-    };
-    std::vector<std::thread> pool;
-    const std::size_t workers = std::max<std::size_t>(1, std::min(threads, (n + kBlock - 1) / kBlock));
-    for (std::size_t t = 1; t < workers; ++t) {
-      try {
-        pool.emplace_back(worker);
-      } catch (const std::system_error&) {
-        break;
-      }
-    }
-    worker();
-    for (auto& th : pool) th.join();
-    if (failure) std::rethrow_exception(failure);
+    });
   }
   return out;
 }

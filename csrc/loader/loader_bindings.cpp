@@ -27,10 +27,7 @@ template <typename T>
 py::array to_numpy(Buffer<T>& buf, std::vector<py::ssize_t> shape) {
   T* raw = buf.data.release();
   py::capsule owner(raw, [](void* p) { delete[] static_cast<T*>(p); });
-  if (std::is_same<T, std::uint8_t>::value) {
-    static const py::dtype* bool_dtype = new py::dtype("bool");  // parsed once; leaked (no decref after exit)
-    return py::array(*bool_dtype, shape, {}, raw, owner);
-  }
+  if (std::is_same<T, std::uint8_t>::value) return py::array(py::dtype::of<bool>(), shape, {}, raw, owner);
   return py::array_t<T>(shape, {}, raw, owner);
 }
 

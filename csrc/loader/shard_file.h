@@ -52,11 +52,6 @@ class ShardFile {
   std::int64_t num_tokens() const { return num_tokens_; }
   std::int64_t num_docs() const { return num_docs_; }
   const std::int64_t* offsets() const { return offsets_; }  // num_docs + 1
-  // Token id at position i (0 <= i < num_tokens).
-  std::uint32_t token(std::int64_t i) const {
-    return dtype_code_ == 1 ? reinterpret_cast<const std::uint16_t*>(tokens_)[i]
-                            : reinterpret_cast<const std::uint32_t*>(tokens_)[i];
-  }
   const void* tokens() const { return tokens_; }
 
  private:
