@@ -37,6 +37,29 @@
 namespace bmf {
 namespace dedup {
 
+// Limits of the MinHash parameters, shared by the Python bindings and the index file reader.
+constexpr long long kMaxNumPerm = 1 << 16;
+constexpr long long kMaxNgram = 1 << 16;
+constexpr long long kMaxReps = 65535;  // also the largest max_members of union-find
+
+// Empty when the parameters are valid; otherwise what is wrong, naming the Python argument and its valid range.
+inline std::string minhash_param_error(double threshold, long long ngram, long long num_perm, long long bands,
+                                       long long max_reps) {
+  if (!(threshold > 0.0 && threshold <= 1.0)) return "threshold must be in (0, 1], got " + std::to_string(threshold);
+  if (ngram < 1 || ngram > kMaxNgram)
+    return "ngram must be an int in [1, " + std::to_string(kMaxNgram) + "], got " + std::to_string(ngram);
+  if (num_perm < 1 || num_perm > kMaxNumPerm)
+    return "num_perm must be an int in [1, " + std::to_string(kMaxNumPerm) + "], got " + std::to_string(num_perm);
+  if (bands < 1 || bands > num_perm)
+    return "bands must be an int in [1, num_perm=" + std::to_string(num_perm) + "], got " + std::to_string(bands);
+  if (num_perm % bands != 0)
+    return "bands must divide num_perm (rows per band = num_perm / bands): num_perm=" + std::to_string(num_perm) +
+           " is not divisible by bands=" + std::to_string(bands);
+  if (max_reps < 1 || max_reps > kMaxReps)
+    return "max_reps must be an int in [1, " + std::to_string(kMaxReps) + "], got " + std::to_string(max_reps);
+  return "";
+}
+
 // A borrowed view of a str's code units (`kind` 1, 2 or 4 bytes per unit).
 struct TextView {
   const void* data;

@@ -37,8 +37,6 @@ namespace {
 constexpr std::size_t kMinUnitsForThreads = std::size_t{1} << 15;
 // Longest text accepted (its normalised UTF-8 must fit 32-bit offsets).
 constexpr std::size_t kMaxTextUnits = 800000000;
-constexpr long long kMaxPerm = 1 << 16;
-constexpr long long kMaxNgram = 1 << 16;
 
 struct Batch {
   py::tuple owned;  // keeps every str alive while the GIL is released
@@ -97,38 +95,17 @@ Isa parse_isa(const std::string& name) {
   return isa == Isa::kAuto ? best_isa() : isa;
 }
 
-void check_ngram(long long ngram) {
-  if (ngram < 1 || ngram > kMaxNgram) {
-    throw py::value_error("ngram must be an int in [1, " + std::to_string(kMaxNgram) + "], got " +
-                          std::to_string(ngram));
-  }
-}
-
-void check_num_perm(long long num_perm) {
-  if (num_perm < 1 || num_perm > kMaxPerm) {
-    throw py::value_error("num_perm must be an int in [1, " + std::to_string(kMaxPerm) + "], got " +
-                          std::to_string(num_perm));
-  }
-}
-
 void check_params(double threshold, long long ngram, long long num_perm, long long bands, long long max_reps) {
-  if (!(threshold > 0.0 && threshold <= 1.0)) {
+  if (!(threshold > 0.0 && threshold <= 1.0)) {  // repr keeps the exact value in the message
     throw py::value_error("threshold must be in (0, 1], got " + py::repr(py::float_(threshold)).cast<std::string>());
   }
-  check_ngram(ngram);
-  check_num_perm(num_perm);
-  if (bands < 1 || bands > num_perm) {
-    throw py::value_error("bands must be an int in [1, num_perm=" + std::to_string(num_perm) + "], got " +
-                          std::to_string(bands));
-  }
-  if (num_perm % bands != 0) {
-    throw py::value_error("bands must divide num_perm (rows per band = num_perm / bands): num_perm=" +
-                          std::to_string(num_perm) + " is not divisible by bands=" + std::to_string(bands));
-  }
-  if (max_reps < 1 || max_reps > 65535) {
-    throw py::value_error("max_reps must be an int in [1, 65535], got " + std::to_string(max_reps));
-  }
+  const std::string error = minhash_param_error(threshold, ngram, num_perm, bands, max_reps);
+  if (!error.empty()) throw py::value_error(error);
 }
+
+// ngram / num_perm alone (the other parameters at valid values)
+void check_ngram(long long ngram) { check_params(1.0, ngram, 1, 1, 1); }
+void check_num_perm(long long num_perm) { check_params(1.0, 1, num_perm, 1, 1); }
 
 py::dict stats_dict(const AddStats& s) {
   py::dict d;
@@ -159,8 +136,9 @@ py::tuple index_add(MinHashIndex& index, py::object texts, long long num_threads
 py::tuple union_find_py(py::object texts, double threshold, long long ngram, long long num_perm, long long bands,
                         py::object seed_obj, long long max_members, long long num_threads, const std::string& isa_name) {
   check_params(threshold, ngram, num_perm, bands, 1);
-  if (max_members < 1 || max_members > 65535) {
-    throw py::value_error("max_members must be an int in [1, 65535], got " + std::to_string(max_members));
+  if (max_members < 1 || max_members > kMaxReps) {
+    throw py::value_error("max_members must be an int in [1, " + std::to_string(kMaxReps) + "], got " +
+                          std::to_string(max_members));
   }
   const std::uint64_t seed = parse_seed(seed_obj);
   const Isa isa = parse_isa(isa_name);

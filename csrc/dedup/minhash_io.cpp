@@ -20,8 +20,6 @@ namespace {
 
 constexpr char kMagic[8] = {'B', 'M', 'F', 'M', 'H', 'I', 'X', '\0'};
 constexpr std::size_t kHeaderSize = 96;
-constexpr std::uint32_t kMaxPerm = 1u << 16;
-constexpr std::uint32_t kMaxNgram = 1u << 16;
 constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 40;
 
 bool host_little_endian() {
@@ -142,13 +140,8 @@ std::unique_ptr<MinHashIndex> MinHashIndex::load(const std::string& path) {
   const std::uint64_t used = get<std::uint64_t>(header, 64);
   const std::uint64_t num_nodes = get<std::uint64_t>(header, 72);
   const std::uint32_t max_reps = get<std::uint32_t>(header, 80);
-  if (num_perm == 0 || num_perm > kMaxPerm || bands == 0 || bands > num_perm || num_perm % bands != 0 ||
-      ngram == 0 || ngram > kMaxNgram || !(threshold > 0.0 && threshold <= 1.0) || max_reps == 0 ||
-      max_reps > 65535) {
-    throw fail("corrupt header (invalid parameters num_perm=" + std::to_string(num_perm) +
-               " bands=" + std::to_string(bands) + " ngram=" + std::to_string(ngram) + " threshold=" +
-               std::to_string(threshold) + ")");
-  }
+  const std::string bad_params = minhash_param_error(threshold, ngram, num_perm, bands, max_reps);
+  if (!bad_params.empty()) throw fail("corrupt header (invalid parameters: " + bad_params + ")");
   if (num_docs > kMaxDocs || num_clusters > num_docs || capacity > kMaxSlots ||
       (capacity & (capacity - 1)) != 0 || used * 10 > capacity * 7 || num_nodes > kMaxDocs ||
       num_nodes > used * max_reps || (capacity == 0 && num_docs > num_clusters)) {
