@@ -74,6 +74,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .args import check_int, check_seed
+
 __all__ = [
     "DedupResult",
     "dedup",
@@ -90,7 +92,6 @@ CLUSTERINGS = ("union_find", "greedy")
 UNION_FIND_BUCKET_MEMBERS = 32  # K: documents stored per LSH bucket by union-find clustering (see above)
 MAX_NUM_PERM = 1 << 16
 MAX_NGRAM = 1 << 16
-_U64 = 1 << 64
 
 
 @dataclass
@@ -132,22 +133,8 @@ def _native():
     return _C
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
-        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def _check_threads(num_threads: Any) -> int:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
-        raise ValueError(f"num_threads must be an int >= 0 (0 = all hardware threads), got {num_threads!r}")
-    return int(num_threads)
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < _U64:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    return int(seed)
+    return check_int("num_threads", num_threads, 0, note=" (0 = all hardware threads)")
 
 
 def _check_minhash_params(threshold: Any, ngram: Any, num_perm: Any, bands: Any) -> tuple[float, int, int, int]:
@@ -155,9 +142,9 @@ def _check_minhash_params(threshold: Any, ngram: Any, num_perm: Any, bands: Any)
         0.0 < float(threshold) <= 1.0
     ):
         raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-    ngram = _check_int("ngram", ngram, 1, MAX_NGRAM)
-    num_perm = _check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
-    bands = _check_int("bands", bands, 1, num_perm)
+    ngram = check_int("ngram", ngram, 1, MAX_NGRAM)
+    num_perm = check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
+    bands = check_int("bands", bands, 1, num_perm)
     if num_perm % bands:
         raise ValueError(
             f"bands must divide num_perm (each band has num_perm // bands rows): num_perm={num_perm} is not "
@@ -222,7 +209,7 @@ class MinHashIndex:
         self.num_threads = _check_threads(num_threads)
         if _core is None:
             threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
-            _core = _native().MinHashIndexCore(threshold, ngram, num_perm, bands, _check_seed(seed))
+            _core = _native().MinHashIndexCore(threshold, ngram, num_perm, bands, check_seed(seed))
         self._core = _core
 
     # -- parameters and size -------------------------------------------------------------------------
@@ -303,10 +290,10 @@ def minhash_signatures(
 ) -> np.ndarray:
     """MinHash signatures (the ones :func:`dedup` uses): uint32 (N, num_perm); an empty text gets all
     0xFFFFFFFF. The estimated Jaccard of two texts is ``np.mean(sig_a == sig_b)``."""
-    num_perm = _check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
-    ngram = _check_int("ngram", ngram, 1, MAX_NGRAM)
+    num_perm = check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
+    ngram = check_int("ngram", ngram, 1, MAX_NGRAM)
     return _native().minhash_signatures(
-        _as_list(texts), num_perm=num_perm, ngram=ngram, seed=_check_seed(seed), num_threads=_check_threads(num_threads)
+        _as_list(texts), num_perm=num_perm, ngram=ngram, seed=check_seed(seed), num_threads=_check_threads(num_threads)
     )
 
 
@@ -355,7 +342,7 @@ def dedup(
         raise ValueError(f"dedup: unknown clustering {clustering!r}; expected one of {CLUSTERINGS}")
     num_threads = _check_threads(num_threads)
     if method == "exact":
-        return _dedup_exact(_as_list(texts), seed=_check_seed(seed), num_threads=num_threads)
+        return _dedup_exact(_as_list(texts), seed=check_seed(seed), num_threads=num_threads)
     if clustering == "greedy":
         index = MinHashIndex(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
                              num_threads=num_threads)
@@ -365,7 +352,7 @@ def dedup(
         threshold, ngram, num_perm, bands, seed = index.threshold, index.ngram, index.num_perm, index.bands, index.seed
     else:
         threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         items = _as_list(texts)
         cluster, native = _native().minhash_union_find(
             items, threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
@@ -457,8 +444,8 @@ def remove_boilerplate_lines(
 
     Raises TypeError naming the index of a non-str item; ValueError for min_docs < 2 or min_chars < 0.
     """
-    min_docs = _check_int("min_docs", min_docs, 2, 2**62)
-    min_chars = _check_int("min_chars", min_chars, 0, 2**62)
+    min_docs = check_int("min_docs", min_docs, 2, 2**62)
+    min_chars = check_int("min_chars", min_chars, 0, 2**62)
     num_threads = _check_threads(num_threads)
     items = _as_list(texts)
     for i, t in enumerate(items):

@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .args import check_int, check_seed
 from .loader_reference import (  # noqa: F401  (re-exported: the reference API)
     IGNORE_INDEX,
     CausalLoader,
@@ -83,14 +84,6 @@ def resolve_shard_paths(shards) -> list[str]:
     return paths
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 class TokenLoader:
     """Native C++ loader: causal windows or BERT MLM/NSP batches from token shards.
 
@@ -133,16 +126,15 @@ class TokenLoader:
 
         if mode not in ("causal", "mlm"):
             raise ValueError(f"mode must be 'causal' or 'mlm', got {mode!r}")
-        seq_len = _check_int("seq_len", seq_len, 5 if mode == "mlm" else 1)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        world_size = _check_int("world_size", world_size, 1)
-        rank = _check_int("rank", rank, 0)
+        seq_len = check_int("seq_len", seq_len, 5 if mode == "mlm" else 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        world_size = check_int("world_size", world_size, 1)
+        rank = check_int("rank", rank, 0)
         if rank >= world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        num_threads = _check_int("num_threads", num_threads, 1)
-        prefetch = _check_int("prefetch", prefetch, 1)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        num_threads = check_int("num_threads", num_threads, 1)
+        prefetch = check_int("prefetch", prefetch, 1)
+        seed = check_seed(seed)
         if not isinstance(mlm_probability, (int, float)) or not 0.0 < float(mlm_probability) < 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
         if special_ids is None and tokenizer is not None:
@@ -188,7 +180,7 @@ class TokenLoader:
 
     def batch(self, index: int) -> dict:
         """Batch ``index`` built on the calling thread (does not move the iteration position)."""
-        return self._to_torch(self._core.batch(_check_int("index", index, 0)))
+        return self._to_torch(self._core.batch(check_int("index", index, 0)))
 
     def __iter__(self) -> Iterator[dict]:
         return self
