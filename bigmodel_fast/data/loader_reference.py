@@ -53,6 +53,8 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from .shards import Shard, check_token_ids, check_vocab
+
 __all__ = [
     "IGNORE_INDEX",
     "Corpus",
@@ -163,12 +165,22 @@ class Corpus:
     Args:
         shards: objects with ``tokens`` (N,) and ``offsets`` (D + 1,) arrays, e.g. :class:`~bigmodel_fast.data.shards.Shard`.
         min_doc_len: documents shorter than this are not listed in ``shard_of``/``doc_of``/``lengths``.
+        vocab_size: the model's vocabulary, or None.
+
+    Every id is checked once here (a vectorised scan): a :class:`~bigmodel_fast.data.shards.Shard` against its
+    header's vocab_size, which must not exceed ``vocab_size``; other shard objects against ``vocab_size`` if given.
+    A bad id raises :class:`~bigmodel_fast.data.shards.ShardFormatError` naming the file, token offset and id.
     """
 
-    def __init__(self, shards: Sequence[ShardLike], min_doc_len: int = 1):
+    def __init__(self, shards: Sequence[ShardLike], min_doc_len: int = 1, vocab_size: int | None = None):
         if not shards:
             raise ValueError("no token shards given: expected at least one .bin/.idx pair (run `bmf prepare` first)")
         self.shards = list(shards)
+        for i, shard in enumerate(self.shards):
+            if isinstance(shard, Shard):
+                check_vocab(shard, vocab_size)
+            elif vocab_size is not None:
+                check_token_ids(shard.tokens, shard.offsets, vocab_size, getattr(shard, "path", f"shard {i}"))
         sizes = [int(len(s.tokens)) for s in self.shards]
         self.shard_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # (num_shards + 1,)
         self.num_tokens = int(self.shard_start[-1])
@@ -271,14 +283,15 @@ class CausalLoader(_BatchMaker):
 
     Yields dicts with ``input_ids`` and ``labels`` (B, S) int64 and, with ``pack=True``, ``position_ids`` (B, S)
     int64, ``cu_seqlens`` (N + 1,) int32 and ``max_seqlen`` (int). See the module docstring.
+    ``vocab_size`` (the model's vocabulary) is checked against the shards when they are opened (see :class:`Corpus`).
     """
 
     def __init__(self, shards: Sequence[ShardLike], *, seq_len: int, batch_size: int, pad_id: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, pack: bool = True):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pack: bool = True, vocab_size: int | None = None):
         super().__init__(batch_size, seed, rank, world_size)
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-        self.corpus = Corpus(shards)
+        self.corpus = Corpus(shards, vocab_size=vocab_size)
         if self.corpus.num_tokens < seq_len + 1:
             raise ValueError(f"seq_len={seq_len} needs windows of seq_len + 1 tokens but the shards hold only "
                              f"{self.corpus.num_tokens} tokens")
@@ -392,11 +405,13 @@ class MLMLoader(_BatchMaker):
     Yields dicts: ``input_ids``, ``token_type_ids``, ``mlm_labels`` (B, S) int64, ``attention_mask`` (B, S) bool,
     with NSP ``nsp_labels`` (B,) int64 (1 = B is a random span of another document), and with ``pack=True``
     ``cu_seqlens`` (int32) and ``max_seqlen``. See the module docstring for the exact algorithm.
+    ``vocab_size`` (the model's vocabulary) is checked against the shards when they are opened (see :class:`Corpus`).
     """
 
     def __init__(self, shards: Sequence[ShardLike], ids: SpecialIds, *, seq_len: int, batch_size: int,
                  mlm_probability: float = 0.15, nsp: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 whole_word_mask: bool = False, word_start: np.ndarray | None = None, pack: bool = True):
+                 whole_word_mask: bool = False, word_start: np.ndarray | None = None, pack: bool = True,
+                 vocab_size: int | None = None):
         super().__init__(batch_size, seed, rank, world_size)
         if seq_len < 5:
             raise ValueError(f"seq_len must be >= 5 for [CLS] A [SEP] B [SEP], got {seq_len}")
@@ -404,7 +419,7 @@ class MLMLoader(_BatchMaker):
         if whole_word_mask and word_start is None:
             raise ValueError("word_start: whole_word_mask=True needs the (vocab_size,) word-start table "
                              "(Tokenizer.word_start_mask())")
-        self.corpus = Corpus(shards, min_doc_len=2)
+        self.corpus = Corpus(shards, min_doc_len=2, vocab_size=vocab_size)
         if len(self.corpus) == 0:
             raise ValueError("the shards hold no document of at least 2 tokens")
         if nsp and len(self.corpus) < 2:

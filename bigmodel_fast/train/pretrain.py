@@ -78,16 +78,17 @@ def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
     dense attention mask (per-row ``cu_seqlens`` only pay off with a varlen kernel); lstm windows are not packed.
     """
     pack = cfg.pack and cfg.arch == "gpt"
+    vocab = tok.vocab_size  # the model's vocabulary: every loader checks shard headers and ids against it at open
     if cfg.loader == "native":
         return TokenLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
                            mode="mlm" if cfg.arch == "bert" else "causal", seed=seed,
                            mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, pack=pack, tokenizer=tok,
-                           num_threads=cfg.loader_threads)
+                           num_threads=cfg.loader_threads, vocab_size=vocab)
     if cfg.arch == "bert":
         return MLMLoader(shards, SpecialIds.from_tokenizer(tok), seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                         mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed, pack=pack)
+                         mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed, pack=pack, vocab_size=vocab)
     return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed,
-                        pack=pack)
+                        pack=pack, vocab_size=vocab)
 
 
 def build_model_config(cfg: PretrainConfig, tok: Tokenizer) -> ModelConfig:

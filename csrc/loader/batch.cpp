@@ -26,6 +26,18 @@ std::uint32_t copy_ids(const T* src, std::int64_t n, std::int64_t* dst) {
   return top;
 }
 
+// Index of the first id >= limit in src[0, n), or -1 (a max reduction first: vectorised, no branch per id).
+template <typename T>
+std::int64_t first_id_at_or_above(const T* src, std::int64_t n, std::uint64_t limit) {
+  std::uint32_t top = 0;
+  for (std::int64_t i = 0; i < n; ++i) top = src[i] > top ? src[i] : top;
+  if (top < limit) return -1;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (src[i] >= limit) return i;
+  }
+  return -1;
+}
+
 void check_arg(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
@@ -56,6 +68,7 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
                        "every shard of one loader to share a vocabulary",
                        "load shards written with the same tokenizer; " + std::string(kRebuildHint));
     }
+    if (cfg.model_vocab > 0) check_model_vocab(static_cast<int>(shards_.size() - 1));
     total_tokens_ += s.num_tokens();
     num_docs_ += s.num_docs();
     shard_start_.push_back(total_tokens_);
@@ -91,6 +104,9 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
   for (std::int64_t s : cfg.special) is_special_[static_cast<std::size_t>(s)] = 1;
   random_lo_ = top + 1;
   if (cfg_.vocab_size <= 0) cfg_.vocab_size = static_cast<std::int64_t>(shard_vocab_);  // default: the shards'
+  check_arg(cfg.model_vocab <= 0 || cfg_.vocab_size <= cfg.model_vocab,
+            "special_ids: vocab_size=" + std::to_string(cfg_.vocab_size) + " exceeds the model's vocabulary (" +
+                std::to_string(cfg.model_vocab) + "): random replacement ids would be out of range");
   check_arg(cfg_.vocab_size > random_lo_,
             "vocab_size=" + std::to_string(cfg_.vocab_size) + " leaves no non-special id for random replacement");
   if (cfg.whole_word_mask) {
@@ -145,10 +161,31 @@ void Corpus::bad_id(int shard, std::int64_t pos, std::uint32_t id) const {
   const std::int64_t* off = s.offsets();
   const std::int64_t doc = static_cast<std::int64_t>(std::upper_bound(off, off + s.num_docs() + 1, pos) - off) - 1;
   throw ShardError(s.bin_path(),
-                   "token id " + std::to_string(id) + " at position " + std::to_string(pos) + " (document " +
+                   "token id " + std::to_string(id) + " at token offset " + std::to_string(pos) + " (document " +
                        std::to_string(doc) + ") is out of range",
                    "ids < vocab_size (" + std::to_string(s.vocab_size()) + ")",
                    "the shard does not match this tokenizer/vocab_size; " + std::string(kRebuildHint));
+}
+
+void Corpus::check_model_vocab(int shard) const {
+  const ShardFile& s = *shards_[static_cast<std::size_t>(shard)];
+  const std::uint64_t model = static_cast<std::uint64_t>(cfg_.model_vocab);
+  if (s.vocab_size() > model) {
+    throw ShardError(s.bin_path(),
+                     "header vocab_size " + std::to_string(s.vocab_size()) + " is larger than the model's vocabulary (" +
+                         std::to_string(model) + ")",
+                     "vocab_size <= " + std::to_string(model),
+                     "the shards were written with a different tokenizer; " + std::string(kRebuildHint));
+  }
+  const std::int64_t bad =
+      s.dtype_code() == 1
+          ? first_id_at_or_above(static_cast<const std::uint16_t*>(s.tokens()), s.num_tokens(), s.vocab_size())
+          : first_id_at_or_above(static_cast<const std::uint32_t*>(s.tokens()), s.num_tokens(), s.vocab_size());
+  if (bad >= 0) {
+    const std::uint32_t id = s.dtype_code() == 1 ? static_cast<const std::uint16_t*>(s.tokens())[bad]
+                                                 : static_cast<const std::uint32_t*>(s.tokens())[bad];
+    bad_id(shard, bad, id);
+  }
 }
 
 void Corpus::read_stream(std::int64_t start, std::int64_t n, std::int64_t* dst,

@@ -27,6 +27,7 @@ struct LoaderConfig {
   bool pack = true;
   std::int64_t pad_id = 0, cls_id = 2, sep_id = 3, mask_id = 4;
   std::int64_t vocab_size = 0;       // random replacements are drawn from [max(special) + 1, vocab_size)
+  std::int64_t model_vocab = 0;      // > 0: no shard header may exceed it, and every id is scanned once at open
   std::vector<std::int64_t> special;  // never masked
   std::vector<std::uint8_t> word_start;  // (vocab,) 1 = piece starts a word; whole-word masking only
 };
@@ -82,6 +83,8 @@ class Corpus {
   void read_doc(std::int64_t doc, std::int64_t begin, std::int64_t n, std::int64_t* dst) const;
   std::int64_t doc_of_chunk(std::int64_t chunk) const;
   [[noreturn]] void bad_id(int shard, std::int64_t pos, std::uint32_t id) const;
+  // Rejects a header vocab_size above cfg_.model_vocab and scans every id of shard `s` against its vocab_size.
+  void check_model_vocab(int s) const;
 
   LoaderConfig cfg_;
   std::vector<std::unique_ptr<ShardFile>> shards_;

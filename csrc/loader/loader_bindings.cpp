@@ -118,7 +118,8 @@ std::unique_ptr<TokenLoaderCore> make_core(const std::vector<std::string>& bin_p
                                            double mlm_probability, bool whole_word_mask, bool nsp, bool pack,
                                            std::int64_t pad_id, std::int64_t cls_id, std::int64_t sep_id,
                                            std::int64_t mask_id, std::int64_t vocab_size,
-                                           const std::vector<std::int64_t>& special, py::object word_start) {
+                                           const std::vector<std::int64_t>& special, py::object word_start,
+                                           std::int64_t model_vocab) {
   if (mode != "causal" && mode != "mlm") {
     throw py::value_error("mode must be 'causal' or 'mlm', got '" + mode + "'");
   }
@@ -139,6 +140,7 @@ std::unique_ptr<TokenLoaderCore> make_core(const std::vector<std::string>& bin_p
   cfg.mask_id = mask_id;
   cfg.vocab_size = vocab_size;
   cfg.special = special;
+  cfg.model_vocab = model_vocab;
   if (!word_start.is_none()) {
     auto table = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(word_start);
     if (!table || table.ndim() != 1) throw py::value_error("word_start must be a 1-D bool array (vocab_size,)");
@@ -178,7 +180,7 @@ void loader_init(py::module_& m) {
            py::arg("seed"), py::arg("rank"), py::arg("world_size"), py::arg("num_threads"), py::arg("prefetch"),
            py::arg("mlm_probability"), py::arg("whole_word_mask"), py::arg("nsp"), py::arg("pack"),
            py::arg("pad_id"), py::arg("cls_id"), py::arg("sep_id"), py::arg("mask_id"), py::arg("vocab_size"),
-           py::arg("special"), py::arg("word_start"))
+           py::arg("special"), py::arg("word_start"), py::arg("model_vocab") = 0)
       .def("next", &TokenLoaderCore::next, "The batch at position(), then advance (blocks without the GIL).")
       .def("batch", &TokenLoaderCore::batch, py::arg("index"), "Build batch `index` on this thread (no state change).")
       .def("seek", &TokenLoaderCore::seek, py::arg("index"))

@@ -1,5 +1,6 @@
 #include "loader/shard_file.h"
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -98,6 +99,17 @@ Header parse_header(const MappedFile& f, const std::string& path, const char* ma
   return h;
 }
 
+#ifndef BMF_NO_MMAP
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "a special file";
+}
+#endif
+
 void check_size(const std::string& path, std::size_t size, std::uint64_t expected, const std::string& what) {
   if (size != expected) {
     const char* problem = size < expected ? "truncated" : "has trailing bytes";
@@ -124,12 +136,19 @@ MappedFile::MappedFile(const std::string& path) {
   data_ = fallback_.data();
   size_ = fallback_.size();
 #else
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw ShardError(path, "file not found or not readable", "an existing shard file", kRebuildHint);
-  struct stat st;
+  // Non-blocking, so that opening a named pipe returns at once (a blocking open waits forever for a writer);
+  // fstat on the open descriptor then rejects anything but a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) throw ShardError(path, "file not found", "an existing shard file", kRebuildHint);
+    throw ShardError(path, std::string("cannot open the file (") + std::strerror(err) + ")",
+                     "a readable regular shard file", kRebuildHint);
+  }
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw ShardError(path, "not a regular file", "an existing shard file", kRebuildHint);
+    throw ShardError(path, "is " + file_kind(st.st_mode) + ", not a regular file", "a regular shard file", kRebuildHint);
   }
   size_ = static_cast<std::size_t>(st.st_size);
   if (size_ > 0) {

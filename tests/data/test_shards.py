@@ -226,7 +226,7 @@ def test_ids_out_of_vocab_only_with_validate_ids(small_shard):
     prefix, info, _ = small_shard
     patch_bytes(info.bin_path, HEADER_SIZE + 2 * 4, struct.pack("<H", 10))  # token 4 (doc 2) := 10
     assert Shard(prefix).tokens[4] == 10  # not scanned by default
-    assert_format_error(prefix, r"token id 10 at position 4 \(document 2\).*ids < vocab_size \(10\)", validate_ids=True)
+    assert_format_error(prefix, r"token id 10 at token offset 4 \(document 2\).*ids < vocab_size \(10\)", validate_ids=True)
 
 
 def test_missing_files_and_empty_dir(tmp_path, small_shard):
