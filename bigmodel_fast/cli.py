@@ -125,16 +125,32 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     from .eval.predict import Predictor
+    from .eval.stream import BatchWriter, StreamStats, check_input, open_input, predict_stream, silence_stdout
 
-    texts = list(args.text)
-    if args.input:
-        with open(args.input, encoding="utf-8", errors="replace") as f:
-            texts += [line.rstrip("\n") for line in f]
-    if not texts:
-        print("bmf predict: no text given (use --text or --input FILE)", file=sys.stderr)
+    if not args.text and not args.input:
+        print("bmf predict: no text given (use --text TEXT or --input FILE, - for stdin)", file=sys.stderr)
         return 2
-    for text, result in zip(texts, Predictor(args.model, device=args.device).predict(texts)):
-        print(json.dumps({"text": text, **result}, ensure_ascii=False))
+    if args.input:
+        check_input(args.input)  # before the model is loaded
+    predictor = Predictor(args.model, device=args.device)
+    stats = StreamStats()
+    try:
+        writer = BatchWriter(predictor, sys.stdout, args.batch_size, stats)
+        for text in args.text:
+            writer.add(text)
+        writer.flush()
+        if args.input:
+            with open_input(args.input) as stream:
+                predict_stream(predictor, stream, sys.stdout, args.batch_size, args.max_line_bytes, stats)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        silence_stdout()
+        return 1
+    if args.input:
+        print(f"bmf predict: {stats.lines} lines from {'stdin' if args.input == '-' else args.input}, "
+              f"{stats.truncated} truncated to --max-line-bytes {args.max_line_bytes}", file=sys.stderr)
+    if stats.nonfinite:
+        print(f"bmf predict: warning: {stats.nonfinite} predictions were not finite (label null); the model's "
+              f"weights are probably NaN/inf", file=sys.stderr)
     return 0
 
 
@@ -219,13 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_finetune)
 
+    from .eval.stream import DEFAULT_MAX_LINE_BYTES, positive_int
+
     p = sub.add_parser("evaluate", help="metrics of a classifier on a labelled file")
     p.add_argument("--model", required=True, help="classifier checkpoint or exported bundle directory")
     p.add_argument("--data", required=True)
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--text-field", default="text")
     p.add_argument("--label-field", default="label")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
@@ -242,7 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="label and probabilities for texts")
     p.add_argument("--model", required=True, help="classifier checkpoint or exported bundle directory")
     p.add_argument("--text", action="append", default=[], help="a text (repeatable)")
-    p.add_argument("--input", help="a file with one text per line")
+    p.add_argument("--input", help="a file with one text per line, - for stdin; read and answered in batches "
+                   "(a batch is answered when full, or at once when the input pauses)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="texts per model call")
+    p.add_argument("--max-line-bytes", type=positive_int, default=DEFAULT_MAX_LINE_BYTES,
+                   help="an input line longer than this keeps its first MAX_LINE_BYTES bytes (cut back to a whole "
+                   "UTF-8 character) and the rest is skipped, as bmf_runner does; default %(default)s (1 MiB)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
 

@@ -12,17 +12,42 @@ from .metrics import classification_report
 from .predict import Predictor
 
 
+def check_report_path(out: str | Path) -> Path:
+    """``--out`` must be a file path (its folder is created); refused before any work is done."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out}: is a directory; expected the path of the JSON report file (e.g. {out}/report.json)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def check_finite(probs: np.ndarray, model_path, data) -> None:
+    """A model whose outputs are NaN/inf has no meaningful metrics: refuse it instead of reporting noise."""
+    bad = ~np.isfinite(probs).all(axis=-1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{model_path}: the model's output is not finite (NaN/inf) for {int(bad.sum())} of "
+                         f"{len(probs)} examples of {data} (first: example {first + 1}); its weights are probably "
+                         f"non-finite, evaluate another checkpoint")
+
+
 def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None = None, text_field: str = "text",
              label_field: str = "label", batch_size: int = 64, device: str = "auto") -> dict:
-    """Accuracy, per-class and macro P/R/F1, confusion matrix (and ROC AUC) of ``model_path`` on ``data``."""
-    predictor = Predictor(model_path, device=device)
+    """Accuracy, per-class and macro P/R/F1, confusion matrix (and ROC AUC) of ``model_path`` on ``data``.
+
+    The data and ``out`` are checked before the model is loaded. Undefined metrics (ROC AUC of a class absent from
+    the data) are NaN in the returned dict and ``null`` in the JSON report."""
+    if out is not None:
+        out = check_report_path(out)
     rows = read_labelled(data, text_field, label_field)
+    predictor = Predictor(model_path, device=device)
     unknown = sorted(set(rows.labels) - set(predictor.labels))
     if unknown:
         raise ValueError(f"{data}: labels {unknown} are not among the model's labels {predictor.labels}")
     index = {name: i for i, name in enumerate(predictor.labels)}
     y_true = np.array([index[l] for l in rows.labels])
     probs = predictor.predict_proba(rows.texts, batch_size).numpy()
+    check_finite(probs, model_path, data)
     report = classification_report(y_true, probs.argmax(-1), predictor.labels, probs=probs)
     report.update(model=str(model_path), data=str(data))
     if out is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -13,6 +13,10 @@ from ..export.bundle import BUNDLE_JSON, load_bundle_model
 from ..train import checkpoint as ckpt
 from ..train.common import pick_device
 from ..train.finetune import predict_logits
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint or bundle given to ``bmf predict`` / ``bmf evaluate`` could not be loaded."""
 
 
 class Predictor:
@@ -25,31 +29,80 @@ class Predictor:
         if path.is_file() and (path.parent / BUNDLE_JSON).is_file():
             path = path.parent  # the model file of a bundle
         self.path, self.device = path, pick_device(device)
-        if (path / BUNDLE_JSON).is_file():
-            self.model, info = load_bundle_model(path, device=str(self.device))
-            self.device = torch.device(info["device"])  # an AOTInductor bundle runs on CPU whatever was asked
-            if info.get("task", "classify") != "classify":
-                raise ValueError(f"{path}: a {info['task']!r} bundle has no labels to predict; "
-                                 f"expected a classifier bundle (`bmf export` of a fine-tuned checkpoint)")
-            self.labels, self.max_len = info["labels"], int(info["max_len"])
-            self.kind = f"bundle:{info['format']}"
-        else:
-            self.model, cfg, meta = ckpt.load_model(path, "classifier")
-            self.model.to(self.device).eval()
-            self.labels, self.max_len = list(cfg.label_names), int(meta.get("max_len", 128))
-            self.kind = "checkpoint"
-        self.tokenizer = Tokenizer(path / ckpt.TOKENIZER)
+        try:
+            if (path / BUNDLE_JSON).is_file():
+                self._load_bundle(path)
+            else:
+                self._load_checkpoint(path)
+            self.tokenizer = Tokenizer(path / ckpt.TOKENIZER)
+        except Exception as e:  # noqa: BLE001 -- a damaged model file may fail anywhere inside torch/safetensors
+            raise load_error(path, e) from e
+
+    def _load_bundle(self, path: Path) -> None:
+        self.model, info = load_bundle_model(path, device=str(self.device))
+        self.device = torch.device(info["device"])  # an AOTInductor bundle runs on CPU whatever was asked
+        if info.get("task", "classify") != "classify":
+            raise ValueError(f"{path}: a {info['task']!r} bundle has no labels to predict; "
+                             f"expected a classifier bundle (`bmf export` of a fine-tuned checkpoint)")
+        self.labels, self.max_len = info["labels"], int(info["max_len"])
+        self.kind = f"bundle:{info['format']}"
+
+    def _load_checkpoint(self, path: Path) -> None:
+        self.model, cfg, meta = ckpt.load_model(path, "classifier")
+        self.model.to(self.device).eval()
+        self.labels, self.max_len = list(cfg.label_names), int(meta.get("max_len", 128))
+        self.kind = "checkpoint"
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[CLS] ids [SEP]`` of each text, at most ``max_len`` ids. Texts are tokenized in groups of at most
+        :data:`ENCODE_GROUP_CHARS` characters (a long text alone), each group truncated before the next is
+        tokenized, so a batch of long lines never holds all their ids at once."""
+        seqs: list[list[int]] = []
+        for group in _groups(texts, ENCODE_GROUP_CHARS):
+            seqs += encode_for_classifier(self.tokenizer, group, self.max_len)
+        return seqs
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """Class probabilities (N, C) float32, in the order of ``self.labels``."""
-        seqs = encode_for_classifier(self.tokenizer, texts, self.max_len)
+        seqs = self.encode(texts)
         if not seqs:
             return torch.empty(0, len(self.labels))
         logits = predict_logits(self.model, seqs, self.tokenizer.pad_id, batch_size, self.device, amp="off")
         return logits.float().softmax(-1)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
-        """One ``{"label", "probabilities": {label: p}}`` per text."""
+        """One ``{"label", "probabilities": {label: p}}`` per text. When the model's output is not finite (NaN or
+        inf logits, e.g. non-finite weights) the label is None and the probabilities are NaN (null in JSON)."""
         probs = self.predict_proba(texts, batch_size)
-        return [{"label": self.labels[int(p.argmax())],
-                 "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p)}} for p in probs]
+        finite = torch.isfinite(probs).all(dim=-1)
+        return [{"label": self.labels[int(p.argmax())] if ok else None,
+                 "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p)}}
+                for p, ok in zip(probs, finite.tolist())]
+
+
+ENCODE_GROUP_CHARS = 1 << 18  # 256 Ki characters: at most ~1 Mi token ids alive while a batch is tokenized
+
+
+def _groups(texts: Sequence[str], max_chars: int) -> Iterator[list[str]]:
+    """Consecutive runs of ``texts`` of at most ``max_chars`` characters in all (a longer text forms its own)."""
+    group: list[str] = []
+    size = 0
+    for text in texts:
+        if group and size + len(text) > max_chars:
+            yield group
+            group, size = [], 0
+        group.append(text)
+        size += len(text)
+    if group:
+        yield group
+
+
+def load_error(path: Path, e: Exception) -> ValueError:
+    """One-line error for a model that cannot be loaded; clean errors of the loaders pass through unchanged."""
+    message = " ".join(str(e).split())
+    if isinstance(e, (ValueError, FileNotFoundError)) and message == str(e) and str(path) in message:
+        return e if isinstance(e, ValueError) else ModelLoadError(message)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return ModelLoadError(f"{path}: cannot load the model ({type(e).__name__}: {message}); expected a classifier "
+                          f"checkpoint or bundle written by bmf -- the files may be damaged, re-create them")
