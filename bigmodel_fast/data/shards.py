@@ -304,13 +304,23 @@ def _open_regular(path: Path) -> BinaryIO:
     except FileNotFoundError:
         raise ShardFormatError(path, "file not found", "an existing shard file", _REBUILD_HINT) from None
     except OSError as e:
+        try:  # e.g. a socket cannot be opened at all: say what it is
+            _check_regular(path, os.stat(path).st_mode)
+        except OSError:
+            pass
         raise ShardFormatError(path, f"cannot open the file ({e.strerror})", "a readable regular shard file") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+    except BaseException:
         os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
         kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
         raise ShardFormatError(path, f"is {kind}, not a regular file", "a regular shard file")
-    return os.fdopen(fd, "rb")
 
 
 def _read_header(f: BinaryIO, path: Path, magic: bytes, other_magic: bytes) -> tuple[int, int, int, int, int]:

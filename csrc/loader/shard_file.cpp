@@ -142,6 +142,11 @@ MappedFile::MappedFile(const std::string& path) {
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) throw ShardError(path, "file not found", "an existing shard file", kRebuildHint);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {  // e.g. a socket cannot be opened at all
+      throw ShardError(path, "is " + file_kind(st.st_mode) + ", not a regular file", "a regular shard file",
+                       kRebuildHint);
+    }
     throw ShardError(path, std::string("cannot open the file (") + std::strerror(err) + ")",
                      "a readable regular shard file", kRebuildHint);
   }

@@ -1,7 +1,9 @@
 """Tests for bigmodel_fast.data.shards (token shard writer/reader and validation)."""
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import struct
 
 import numpy as np
@@ -14,10 +16,13 @@ from bigmodel_fast.data.shards import (
     Shard,
     ShardFormatError,
     ShardWriter,
+    check_vocab,
     dtype_for_vocab,
     open_shards,
     write_shard,
 )
+from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds
+from shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
 
 
 def make_docs(rng: np.random.Generator, n: int, vocab: int, max_len: int = 50) -> list[np.ndarray]:
@@ -237,3 +242,75 @@ def test_missing_files_and_empty_dir(tmp_path, small_shard):
     empty.mkdir()
     with pytest.raises(ShardFormatError, match="no \\*.bin shard files"):
         open_shards(empty)
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("opening the shard blocked")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"), reason="needs POSIX FIFOs, alarm")
+@pytest.mark.parametrize("which", [".bin", ".idx"])
+@pytest.mark.parametrize("kind", sorted(NON_REGULAR))
+def test_non_regular_shard_files_are_refused_without_blocking(small_shard, which, kind):
+    """A FIFO named like a shard file used to be reported as "file not found" (and blocks a plain open)."""
+    prefix, _, _ = small_shard
+    path = prefix.with_suffix(which)
+    keep = make_non_regular(path, kind)
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(10)  # a regression fails with TimeoutError instead of hanging the suite
+    try:
+        with pytest.raises(ShardFormatError, match=NON_REGULAR[kind]) as ei:
+            open_shards([prefix])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        if keep is not None:
+            keep.close()
+    assert ei.value.path == path and "\n" not in str(ei.value)
+
+
+def test_header_vocab_larger_than_the_model_vocabulary_is_refused(small_shard):
+    prefix, _, _ = small_shard
+    shard = Shard(prefix)
+    check_vocab(shard, 10)  # equal: fine
+    check_vocab(shard, 12)  # a smaller shard vocabulary is fine too
+    with pytest.raises(ShardFormatError, match=r"header vocab_size 10 is larger than the model's vocabulary \(8\)"):
+        check_vocab(shard, 8)
+
+
+def _late_bad_id_shard(tmp_path, vocab=50, n_docs=40):
+    """A shard whose ids are all fine except one near the end (far beyond the first batch)."""
+    rng = np.random.default_rng(3)
+    docs = [rng.integers(7, vocab, size=20) for _ in range(n_docs)]
+    write_shard(tmp_path / "late", docs, vocab)
+    return tmp_path / "late", n_docs * 20 - 3
+
+
+@pytest.mark.parametrize("loader", ["causal", "mlm"])
+def test_reference_loaders_check_every_id_when_they_open_the_shards(tmp_path, loader):
+    """The Python loaders used to index the model with any id; now a late bad id fails at once, naming it."""
+    ids = SpecialIds(0, 2, 3, 4, 50, (0, 1, 2, 3, 4, 5, 6))
+
+    def make(shards, **kw):
+        if loader == "mlm":
+            return MLMLoader(shards, ids, seq_len=8, batch_size=2, **kw)
+        return CausalLoader(shards, seq_len=8, batch_size=2, **kw)
+
+    prefix, pos = _late_bad_id_shard(tmp_path)
+    make(open_shards([prefix]), vocab_size=50).batch(0)
+    set_token(prefix, pos, 50)  # = the header's vocab_size
+    with pytest.raises(ShardFormatError, match=rf"late.bin: token id 50 at token offset {pos} .*ids < vocab_size \(50\)"):
+        make(open_shards([prefix]))  # checked against the header even without the model's vocabulary
+    set_header_vocab(prefix, 60)  # the header now admits the id, the model (50) does not
+    with pytest.raises(ShardFormatError, match=r"header vocab_size 60 is larger than the model's vocabulary \(50\)"):
+        make(open_shards([prefix]), vocab_size=50)
+
+
+def test_reference_loaders_check_plain_arrays_against_the_model_vocabulary():
+    class Plain:
+        tokens = np.array([7, 8, 9, 10, 11, 12, 13, 99, 14], dtype=np.uint16)
+        offsets = np.array([0, 4, 9])
+
+    CausalLoader([Plain()], seq_len=4, batch_size=1)  # no vocabulary given: nothing to check against
+    with pytest.raises(ShardFormatError, match=r"shard 0: token id 99 at token offset 7 \(document 1\)"):
+        CausalLoader([Plain()], seq_len=4, batch_size=1, vocab_size=50)

@@ -1,8 +1,12 @@
 """The native TokenLoader (csrc/loader): bit-identical to the Python reference, threaded, validated, resumable."""
 
+import json
+import os
+import shutil
 import struct
 import subprocess
 import sys
+import re
 import textwrap
 
 import numpy as np
@@ -11,6 +15,7 @@ import torch
 
 from bigmodel_fast.data.loader import IGNORE_INDEX, CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from bigmodel_fast.data.shards import HEADER_SIZE, ShardFormatError, open_shards, write_shard
+from shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
 
 IDS = SpecialIds(pad=0, cls=2, sep=3, mask=4, vocab_size=1000, special=(0, 1, 2, 3, 4, 5, 6))
 
@@ -340,3 +345,103 @@ def test_packed_gpt_never_attends_across_documents(corpus):
         for a, z in zip(cu, cu[1:]):  # each document alone, positions from 0
             alone = model(flat[a:z][None])["logits"][0]
             torch.testing.assert_close(packed[a:z], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes")
+def test_non_regular_shard_files_are_refused_without_blocking(tmp_path):
+    """A FIFO as a shard file blocked TokenLoader in open() forever; run in a child so a regression times out."""
+    cases = []
+    for kind in sorted(NON_REGULAR):
+        for which in (".bin", ".idx"):
+            write_shard(tmp_path / f"{kind}{which}" / "s", [[7, 8, 9, 10]], 1000)
+            cases.append((kind, str(tmp_path / f"{kind}{which}" / "s"), which))
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from pathlib import Path
+        from shard_helpers import make_non_regular
+        from bigmodel_fast.data.loader import TokenLoader
+        from bigmodel_fast.data.shards import ShardFormatError
+        for kind, prefix, which in {cases!r}:
+            keep = make_non_regular(Path(prefix + which), kind)
+            try:
+                TokenLoader(prefix, seq_len=2, batch_size=1)
+                print(json.dumps([kind, which, "loaded"]), flush=True)
+            except ShardFormatError as e:
+                print(json.dumps([kind, which, str(e)]), flush=True)
+    """)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"TokenLoader blocked on a non-regular shard file; output so far: {e.stdout!r}")
+    assert out.returncode == 0, out.stderr
+    results = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(results) == len(cases)
+    for (kind, prefix, which), (_, _, message) in zip(cases, results):
+        assert re.match(re.escape(prefix + which) + ": " + NON_REGULAR[kind], message), message
+
+
+def test_header_vocab_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_data):
+    from bigmodel_fast.data.tokenizer import Tokenizer
+
+    write_shard(tmp_path / "s", [list(range(7, 300))] * 4, 1000)
+    TokenLoader(tmp_path / "s", seq_len=8, batch_size=2, vocab_size=1000)
+    set_header_vocab(tmp_path / "s", 2000)
+    TokenLoader(tmp_path / "s", seq_len=8, batch_size=2)  # no model vocabulary given: the header is all there is
+    with pytest.raises(ShardFormatError, match=r"s.bin: header vocab_size 2000 is larger than the model's "
+                                               r"vocabulary \(1000\); expected vocab_size <= 1000"):
+        TokenLoader(tmp_path / "s", seq_len=8, batch_size=2, vocab_size=1000)
+    tok = Tokenizer(tiny_data / "tokenizer.model")  # the default model vocabulary is the tokenizer's
+    write_shard(tmp_path / "t", [list(range(7, 300))] * 4, tok.vocab_size)
+    set_header_vocab(tmp_path / "t", tok.vocab_size + 1)
+    with pytest.raises(ShardFormatError, match=rf"larger than the model's vocabulary \({tok.vocab_size}\)"):
+        TokenLoader(tmp_path / "t", seq_len=8, batch_size=2, mode="mlm", tokenizer=tok)
+    write_shard(tmp_path / "u", [list(range(7, 300))] * 4, 400)  # random MLM replacements up to IDS' 1000
+    with pytest.raises(ValueError, match=r"special_ids: vocab_size=1000 exceeds the model's vocabulary \(500\)"):
+        TokenLoader(tmp_path / "u", seq_len=8, batch_size=2, mode="mlm", special_ids=IDS, vocab_size=500)
+
+
+@pytest.mark.parametrize("dtype_vocab", [1000, 70_000])
+def test_late_bad_ids_are_found_when_the_shards_are_opened(tmp_path, dtype_vocab):
+    docs = [list(range(7, 300))] * 40
+    write_shard(tmp_path / "a", docs[:1], dtype_vocab)
+    write_shard(tmp_path / "b", docs, dtype_vocab)
+    pos = 40 * 293 - 5
+    set_token(tmp_path / "b", pos, dtype_vocab + 3, itemsize=2 if dtype_vocab <= 65536 else 4)
+    ld = TokenLoader(tmp_path, seq_len=8, batch_size=2)  # without the model's vocabulary: found per batch only
+    ld.batch(0)
+    with pytest.raises(ShardFormatError, match=rf"b.bin: token id {dtype_vocab + 3} at token offset {pos} "
+                                               rf"\(document 39\) is out of range; expected ids < vocab_size "
+                                               rf"\({dtype_vocab}\)"):
+        TokenLoader(tmp_path, seq_len=8, batch_size=2, vocab_size=dtype_vocab)
+
+
+def _bmf(*args):
+    return subprocess.run([sys.executable, "-m", "bigmodel_fast.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("loader,damage", [("native", "header_vocab"), ("python", "late_id")])
+def test_pretrain_with_bad_ids_late_in_a_shard_exits_2_with_one_line(tmp_path, tiny_data, loader, damage):
+    """Used to train until the bad id reached the embedding: an IndexError traceback (exit 1) or no error at all."""
+    from bigmodel_fast.data.tokenizer import Tokenizer
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    vocab = Tokenizer(data / "tokenizer.model").vocab_size
+    shard = open_shards([data / "train_00000.bin"])[0]
+    prefix, pos = data / "train_00000", shard.num_tokens - 2
+    del shard
+    if damage == "header_vocab":  # the header admits the id, the model does not
+        set_header_vocab(prefix, vocab + 100)
+        set_token(prefix, pos, vocab + 50)
+        expected = rf"header vocab_size {vocab + 100} is larger than the model's vocabulary \({vocab}\)"
+    else:
+        set_token(prefix, pos, vocab)
+        expected = rf"token id {vocab} at token offset {pos} .* ids < vocab_size \({vocab}\)"
+    out = _bmf("pretrain", "--data", data, "--out", tmp_path / "run", "--arch", "gpt", "--seq-len", 16,
+               "--batch-size", 2, "--max-steps", 2, "--device", "cpu", "--loader", loader)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert re.search(re.escape(str(prefix) + ".bin: ") + expected, lines[0]), lines[0]
