@@ -37,6 +37,8 @@ from typing import Any, BinaryIO, Iterable, Sequence
 
 import numpy as np
 
+from ..fsio import fsync_dir
+
 __all__ = [
     "BIN_MAGIC",
     "IDX_MAGIC",
@@ -166,7 +168,7 @@ class _ShardFileWriter:
         self.offsets.append(self.num_tokens)
 
     def finish(self) -> ShardInfo:
-        """Write headers and offsets, fsync, and atomically rename both files into place."""
+        """Write headers and offsets, fsync, atomically rename both files into place and fsync the directory."""
         assert self._bin is not None, "writer already finished"
         idx_tmp: Path | None = None
         try:
@@ -185,6 +187,7 @@ class _ShardFileWriter:
                 os.fsync(f.fileno())
             os.replace(self._bin_tmp, self.bin_path)
             os.replace(idx_tmp, self.idx_path)
+            fsync_dir(self.bin_path.parent)  # the renames themselves survive a power cut
         except BaseException:
             self.abort()
             if idx_tmp is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 import signal
 import struct
 
@@ -314,3 +315,15 @@ def test_reference_loaders_check_plain_arrays_against_the_model_vocabulary():
     CausalLoader([Plain()], seq_len=4, batch_size=1)  # no vocabulary given: nothing to check against
     with pytest.raises(ShardFormatError, match=r"shard 0: token id 99 at token offset 7 \(document 1\)"):
         CausalLoader([Plain()], seq_len=4, batch_size=1, vocab_size=50)
+
+
+def test_written_shards_are_fsynced_before_and_after_the_renames(tmp_path, monkeypatch):
+    import bigmodel_fast.data.shards as shards_mod
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b))[1])
+    monkeypatch.setattr(shards_mod, "fsync_dir", lambda d: events.append(("fsync_dir", Path(d))))
+    write_shard(tmp_path / "s", [[1, 2, 3]], 10)
+    assert events == ["fsync", "fsync", ("replace", "s.bin"), ("replace", "s.idx"), ("fsync_dir", tmp_path)]
