@@ -29,6 +29,12 @@ def _add_optim(p: argparse.ArgumentParser, defaults: OptimConfig) -> None:
     g.add_argument("--clip-grad", type=float, default=defaults.clip_grad, help="max grad norm; <= 0 disables")
 
 
+def _add_nonfinite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-nonfinite", type=int, default=0, metavar="N",
+                   help="skip up to N steps whose loss or gradient norm is NaN/inf (no update; the step and the lr "
+                        "schedule still advance) instead of stopping at the first with exit code 1")
+
+
 def _optim(args) -> OptimConfig:
     return OptimConfig(lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
                        schedule=args.schedule, min_lr_ratio=args.min_lr_ratio, clip_grad=args.clip_grad)
@@ -66,19 +72,21 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
+    from .jsonio import dumps
     from .train.pretrain import PretrainConfig, pretrain
 
     cfg = _pick(PretrainConfig, args, optim=_optim(args), progress=not args.no_progress, nsp=not args.no_nsp)
     summary = pretrain(cfg)
-    print(json.dumps(summary, indent=2))
+    print(dumps(summary, indent=2))
     return 0
 
 
 def cmd_finetune(args) -> int:
+    from .jsonio import dumps
     from .train.finetune import FinetuneConfig, finetune
 
     summary = finetune(_pick(FinetuneConfig, args, optim=_optim(args), progress=not args.no_progress))
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    print(dumps(summary, indent=2))
     return 0
 
 
@@ -214,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-at", type=int, default=0, help="save and stop after this step (schedule keeps max-steps)")
     p.add_argument("--loader", choices=("native", "python"), default="native",
                    help="native C++ TokenLoader (default) or the Python reference loader (same batches, slower)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="--resume even if data/arch/preset/seq-len/batch-size/grad-accum differ (logged)")
+    _add_nonfinite(p)
     _add_optim(p, OptimConfig())
     _common(p)
     p.set_defaults(func=cmd_pretrain)
@@ -231,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-steps", type=int, default=0, help="> 0: stop after this many steps")
+    _add_nonfinite(p)
     _add_optim(p, OptimConfig(lr=1e-4, warmup_steps=-1))
     _common(p)
     p.set_defaults(func=cmd_finetune)
@@ -280,9 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train.errors import NonFiniteError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except NonFiniteError as e:  # training diverged: not bad input, but nothing non-finite was saved
+        print(f"bmf {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, NotImplementedError) as e:
         print(f"bmf {args.command}: error: {e}", file=sys.stderr)
         return 2

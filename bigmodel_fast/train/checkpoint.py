@@ -1,62 +1,110 @@
-"""Checkpoint directories, written atomically.
+"""Checkpoint directories: written durably and atomically, verified on load, never unpickled.
 
 A checkpoint is a directory::
 
-    config.json          model config (ModelConfig.to_dict())
-    model.safetensors    weights (tied tensors stored once)
-    tokenizer.model      the SentencePiece model the ids come from
-    meta.json            kind ("pretrain" | "classifier"), step, bmf version, the run's settings
-    trainer_state.pt     optimizer, scheduler, step, RNG states, loader position (only for resumable runs)
+    config.json                model config (ModelConfig.to_dict())
+    model.safetensors          weights (tied tensors stored once)
+    tokenizer.model            the SentencePiece model the ids come from
+    meta.json                  kind ("pretrain" | "classifier"), step, bmf version, the run's settings
+    trainer_state.json         step, scheduler, optimizer groups, Python/NumPy RNG, loader position (resumable runs)
+    trainer_state.safetensors  the trainer state's tensors: optimizer state, torch/CUDA RNG states
+    manifest.json              size + SHA-256 of every file, written last
 
-It is written into ``<dir>.tmp-<pid>`` and renamed into place, so a crash mid-save never leaves a half-written
-checkpoint where a resume would read it.
+It is written through :mod:`bigmodel_fast.fsio` (staging directory, fsync, manifest, publish), so a kill at any
+point leaves a complete checkpoint where every reader looks (readers call :func:`fsio.recover_dir` first).
+Nothing here uses pickle: :func:`safe_torch_load` (``weights_only=True``) is the package's only ``torch.load``,
+kept for trainer states written before this format.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model as load_safetensors, save_model as save_safetensors
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model as load_safetensors, save_file, save_model as save_safetensors
 
-from .. import __version__
+from .. import __version__, fsio
 from ..jsonio import read_json, write_json
 
-CONFIG, WEIGHTS, TOKENIZER, META, TRAINER = (
-    "config.json", "model.safetensors", "tokenizer.model", "meta.json", "trainer_state.pt")
+CONFIG, WEIGHTS, TOKENIZER, META = "config.json", "model.safetensors", "tokenizer.model", "meta.json"
+TRAINER, TRAINER_TENSORS, LEGACY_TRAINER = "trainer_state.json", "trainer_state.safetensors", "trainer_state.pt"
+TRAINER_FORMAT = "bmf-trainer-state"
 
 
 class CheckpointError(ValueError):
     """A checkpoint directory is missing a file or holds something unexpected."""
 
 
+# ------------------------------------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict, tokenizer_file: str | Path,
                     meta: dict, trainer_state: dict | None = None) -> Path:
-    """Write a checkpoint directory atomically; an existing one at ``path`` is replaced."""
+    """Write a checkpoint directory durably; an existing one at ``path`` is replaced. Call it holding the run's lock:
+    it first repairs an interrupted earlier save and removes temporaries of dead processes."""
     path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    fsio.recover_dir(path)
+    fsio.clean_stale(path)
+    tmp = fsio.staging_dir(path)
     write_json(tmp / CONFIG, model_config)
     save_safetensors(model, str(tmp / WEIGHTS))
     shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
     write_json(tmp / META, {"bmf_version": __version__, **meta})
     if trainer_state is not None:
-        torch.save(trainer_state, tmp / TRAINER)
-    old = path.with_name(path.name + f".old-{os.getpid()}")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old)
-    return path
+        scalars, tensors = split_trainer_state(trainer_state)
+        save_file(tensors, str(tmp / TRAINER_TENSORS))
+        write_json(tmp / TRAINER, scalars)
+    fsio.write_manifest(tmp)
+    return fsio.publish_dir(tmp, path)
 
 
+def split_trainer_state(state: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``state`` (step, optimizer, loader, rng, extra JSON fields) -> (JSON document, flat tensor dict)."""
+    tensors: dict[str, torch.Tensor] = {}
+    opt = state["optimizer"]
+    opt_state = {}
+    for pid, entries in opt["state"].items():
+        plain = {}
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                plain[name] = value
+        opt_state[str(pid)] = plain
+    rng = dict(state["rng"])
+    tensors["rng.torch"] = rng.pop("torch").clone()
+    for i, s in enumerate(rng.pop("cuda", [])):
+        tensors[f"rng.cuda.{i}"] = s.clone()
+    kind, keys, pos, has_gauss, gauss = rng.pop("numpy")
+    doc = {k: v for k, v in state.items() if k not in ("optimizer", "rng")}
+    doc.update(format=TRAINER_FORMAT, version=1,
+               optimizer={"param_groups": opt["param_groups"], "state": opt_state},
+               rng={"python": rng["python"], "numpy": [kind, [int(k) for k in keys], pos, has_gauss, gauss]})
+    return doc, tensors
+
+
+def join_trainer_state(doc: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    """The inverse of :func:`split_trainer_state` (raises KeyError/TypeError/ValueError on a malformed document)."""
+    opt_state = {int(pid): dict(entries) for pid, entries in doc["optimizer"]["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, pid, name = key.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = value
+    version, internal, gauss = doc["rng"]["python"]
+    kind, keys, pos, has_gauss, cached = doc["rng"]["numpy"]
+    rng = {"python": (int(version), tuple(int(x) for x in internal), gauss),
+           "numpy": (str(kind), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)),
+           "torch": tensors["rng.torch"]}
+    cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    if cuda:
+        rng["cuda"] = [tensors[k] for k in cuda]
+    rest = {k: v for k, v in doc.items() if k not in ("optimizer", "rng", "format", "version")}
+    return {**rest, "optimizer": {"state": opt_state, "param_groups": doc["optimizer"]["param_groups"]}, "rng": rng}
+
+
+# ------------------------------------------------------------------------------------------------------- reading
 def _require(path: Path, name: str) -> Path:
     f = path / name
     if not f.is_file():
@@ -65,18 +113,57 @@ def _require(path: Path, name: str) -> Path:
     return f
 
 
-def read_meta(path: str | Path) -> tuple[dict, dict]:
-    """``(model_config_dict, meta)`` of a checkpoint directory."""
+def open_checkpoint(path: str | Path, hashes: bool = True) -> Path:
+    """``path`` after repairing an interrupted save and checking it against its manifest (a checkpoint written
+    before manifests existed has none and is accepted as it is)."""
     path = Path(path)
+    fsio.recover_dir(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory; expected a checkpoint directory written by bmf")
-    return (read_json(_require(path, CONFIG), "model config"), read_json(_require(path, META), "checkpoint meta"))
+    try:
+        fsio.verify_manifest(path, hashes=hashes)
+    except fsio.ManifestError as e:
+        raise CheckpointError(str(e)) from None
+    return path
+
+
+def _json_object(path: Path, name: str, what: str) -> dict:
+    f = _require(path, name)
+    obj = read_json(f, what)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{f}: expected a JSON object ({what}), got {type(obj).__name__}")
+    return obj
+
+
+def read_meta(path: str | Path) -> tuple[dict, dict]:
+    """``(model_config_dict, meta)`` of a checkpoint directory."""
+    path = open_checkpoint(path, hashes=False)
+    return _json_object(path, CONFIG, "model config"), _json_object(path, META, "checkpoint meta")
+
+
+def _check_shapes(f: Path, model: torch.nn.Module) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:
+        with safe_open(str(f), framework="pt") as st:
+            shapes = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) on a damaged file
+        raise CheckpointError(f"{f}: not a readable safetensors file ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'damaged'})") from None
+    for name, shape in shapes.items():
+        if name in expected and expected[name] != shape:
+            raise CheckpointError(f"{f}: tensor {name!r} has shape {list(shape)} but the model in config.json needs "
+                                  f"{list(expected[name])}")
 
 
 def load_weights(path: str | Path, model: torch.nn.Module) -> None:
-    """Load ``model.safetensors`` into ``model`` (strict: every key must match)."""
+    """Load ``model.safetensors`` into ``model`` (strict: every key and shape must match)."""
     f = _require(Path(path), WEIGHTS)
-    missing, unexpected = load_safetensors(model, str(f), strict=False)
+    _check_shapes(f, model)
+    try:
+        missing, unexpected = load_safetensors(model, str(f), strict=False)
+    except Exception as e:
+        raise CheckpointError(f"{f}: weights could not be loaded ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'damaged'})") from None
     if missing or unexpected:
         raise CheckpointError(f"{f}: weights do not fit the model in config.json "
                               f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
@@ -91,19 +178,58 @@ def load_model(path: str | Path, kind: str):
     from ..models.config import ModelConfig
 
     builders = {"pretrain": build_pretraining_model, "classifier": build_classifier}
+    path = open_checkpoint(path, hashes=True)
     cfg_dict, meta = read_meta(path)
     if meta.get("kind") != kind:
         raise CheckpointError(f"{path}: expected a {kind} checkpoint (meta.json kind {kind!r}), "
                               f"got kind {meta.get('kind')!r}")
-    cfg = ModelConfig.from_dict(cfg_dict)
-    model = builders[kind](cfg)
+    try:
+        cfg = ModelConfig.from_dict(cfg_dict, source=str(path / CONFIG))
+        model = builders[kind](cfg)
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path / CONFIG}: not a buildable model config ({e})") from None
     load_weights(path, model)
     return model, cfg, meta
 
 
+def safe_torch_load(f: str | Path, allow: tuple = ()):
+    """The package's only ``torch.load``: ``weights_only=True`` (no arbitrary code), plus the globals in ``allow``.
+    A file that needs anything else is a :class:`CheckpointError`, and nothing in it runs."""
+    try:
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{f}: refused to load ({first[:200]}); only plain tensors and containers are "
+                              f"accepted, never pickled code") from None
+
+
+def _legacy_numpy_globals() -> tuple:
+    """What a pre-JSON trainer_state.pt needs for its NumPy RNG state (an ndarray of uint32)."""
+    import numpy.dtypes
+
+    reconstruct = getattr(np, "_core", np.core).multiarray._reconstruct
+    return (reconstruct, np.ndarray, np.dtype, numpy.dtypes.UInt32DType)
+
+
 def load_trainer_state(path: str | Path) -> dict:
-    f = _require(Path(path), TRAINER)
-    return torch.load(f, map_location="cpu", weights_only=False)
+    """The trainer state of a checkpoint (CheckpointError naming the file when it is missing or malformed)."""
+    path = open_checkpoint(path, hashes=True)
+    if not (path / TRAINER).is_file() and (path / LEGACY_TRAINER).is_file():
+        return safe_torch_load(path / LEGACY_TRAINER, allow=_legacy_numpy_globals())
+    doc = _json_object(path, TRAINER, "trainer state")
+    if doc.get("format") != TRAINER_FORMAT or doc.get("version") != 1:
+        raise CheckpointError(f"{path / TRAINER}: not a bmf trainer state (expected format {TRAINER_FORMAT!r} "
+                              f"version 1)")
+    f = _require(path, TRAINER_TENSORS)
+    try:
+        tensors = load_file(str(f))
+    except Exception as e:
+        raise CheckpointError(f"{f}: not a readable safetensors file ({type(e).__name__})") from None
+    try:
+        return join_trainer_state(doc, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path / TRAINER}: malformed trainer state ({type(e).__name__}: {e})") from None
 
 
 def rng_state() -> dict:

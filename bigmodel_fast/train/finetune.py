@@ -20,7 +20,9 @@ from ..data.tokenizer import Tokenizer
 from ..models import build_classifier
 from ..models.config import ModelConfig
 from . import checkpoint as ckpt
-from .common import MetricsLog, autocast_for, pick_device, seed_everything
+from .. import fsio
+from .common import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
+                     seed_everything)
 from .optim import OptimConfig, build_optimizer, build_scheduler
 
 
@@ -45,6 +47,7 @@ class FinetuneConfig:
     device: str = "auto"
     amp: str = "auto"
     progress: bool = True
+    skip_nonfinite: int = 0  # skip up to this many steps with a non-finite loss/grad norm instead of stopping
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -84,7 +87,17 @@ def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, d
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
-    """Train the classifier; returns a summary (best validation accuracy, steps, checkpoint path)."""
+    """Train the classifier, holding the lock of ``cfg.out``; returns a summary (best validation accuracy, steps,
+    checkpoint path, non-finite steps skipped)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with fsio.DirLock(out / ".lock", "fine-tuning output directory"):
+        fsio.recover_dir(out / "checkpoint")
+        fsio.clean_stale(out / "checkpoint")
+        return _finetune(cfg, out)
+
+
+def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     base_cfg, pretrained = load_pretrained_backbone(cfg.checkpoint)
@@ -123,11 +136,12 @@ def finetune(cfg: FinetuneConfig) -> dict:
     opt = build_optimizer(model, optim_cfg)
     sched = build_scheduler(opt, optim_cfg, total)
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl")
     rng = np.random.default_rng(cfg.seed)
     best_acc, step = -1.0, 0
+    saved: dict = {"step": None}
+    guard = NonFiniteGuard(cfg.skip_nonfinite, lambda: (f"{out / 'checkpoint'} (step {saved['step']})"
+                                                        if saved["step"] is not None else "none saved by this run"))
     bar = tqdm(total=total, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
     model.train()
     for epoch in range(cfg.epochs):
@@ -141,10 +155,12 @@ def finetune(cfg: FinetuneConfig) -> dict:
                 logits = model(ids.to(device), mask.to(device))
             loss = F.cross_entropy(logits.float(), y[idx].to(device))
             loss.backward()
-            if optim_cfg.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.clip_grad)
-            opt.step()
-            sched.step()
+            norm = grad_norm(model, optim_cfg.clip_grad)
+            if guard.step_ok(step + 1, loss, norm):
+                opt.step()
+            else:
+                log.write(step=step + 1, skipped_nonfinite=guard.skipped, loss=float(loss), grad_norm=float(norm))
+            sched.step()  # a skipped step still advances the schedule
             opt.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
@@ -163,10 +179,13 @@ def finetune(cfg: FinetuneConfig) -> dict:
             best_acc = acc if acc is not None else best_acc
             meta = {"kind": "classifier", "step": step, "epoch": epoch + 1, "valid_accuracy": acc,
                     "max_len": cfg.max_len, "finetune_config": asdict(cfg)}
+            check_finite_weights(model, step, guard.last_good)
             ckpt.save_checkpoint(out / "checkpoint", model, model_cfg.to_dict(), tok.model_file, meta)
+            saved["step"] = step
         if step >= total:
             break
     bar.close()
     log.close()
     return {"steps": step, "best_valid_accuracy": best_acc if valid_seqs is not None else None,
-            "labels": label_names, "checkpoint": str(out / "checkpoint"), "train_examples": len(seqs)}
+            "labels": label_names, "checkpoint": str(out / "checkpoint"), "train_examples": len(seqs),
+            "skipped_nonfinite": guard.skipped}
