@@ -24,12 +24,32 @@ def test_quickstart_smoke_end_to_end(tmp_path, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["label"] in ("neg", "pos") and abs(sum(line["probabilities"].values()) - 1) < 1e-4
 
+    # --input from the checkpoint and from the bundle: the same texts, labels and (nearly) the same probabilities
+    texts = tmp_path / "texts.txt"
+    texts.write_bytes("很好\r\nbad movie\n\n不好".encode())
+    results = {}
+    for key in ("classifier_checkpoint", "bundle"):
+        assert main(["predict", "--model", summary["artefacts"][key], "--input", str(texts), "--device", "cpu"]) == 0
+        results[key] = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    ck, bd = results["classifier_checkpoint"], results["bundle"]
+    assert [r["text"] for r in ck] == [r["text"] for r in bd] == ["很好", "bad movie", "", "不好"]
+    for a, b in zip(ck, bd):
+        assert a["label"] == b["label"]
+        assert all(abs(a["probabilities"][k] - b["probabilities"][k]) < 1e-4 for k in a["probabilities"])
+
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "no such data directory" in err and "Traceback" not in err
     assert main(["predict", "--model", str(tmp_path)]) == 2
+
+
+def test_predict_help_documents_the_line_cap():
+    r = subprocess.run([sys.executable, "-m", "bigmodel_fast.cli", "predict", "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0
+    assert "--max-line-bytes" in r.stdout and "1048576" in r.stdout and "stdin" in r.stdout
 
 
 def test_module_entry_point_help():
