@@ -223,3 +223,20 @@ def test_nan_model_gives_strict_json_and_null_labels(nan_classifier, tmp_path, c
     for r in rows:
         assert r["label"] is None and set(r["probabilities"].values()) == {None}, r
     assert "3 predictions were not finite" in err
+
+
+def test_a_closed_output_pipe_stops_quietly(tiny_bundle, tmp_path):
+    """`bmf predict --input F | head -1`: the reader leaves, predict stops at its next write, no traceback."""
+    f = tmp_path / "in.txt"
+    f.write_text("".join(f"line {i}\n" for i in range(5000)), encoding="utf-8")  # far more than a pipe buffer
+    proc = subprocess.Popen([sys.executable, "-m", "bigmodel_fast.cli", "predict", "--model", str(tiny_bundle),
+                             "--input", str(f), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert strict_json(proc.stdout.readline().decode())["text"] == "line 0"
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=HANG_GUARD_S) == 1
+        assert "Traceback" not in err and "5000 lines" not in err, err
+    finally:
+        proc.kill()
+        proc.wait()
