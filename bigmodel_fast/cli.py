@@ -138,6 +138,7 @@ def cmd_predict(args) -> int:
     if not args.text and not args.input:
         print("bmf predict: no text given (use --text TEXT or --input FILE, - for stdin)", file=sys.stderr)
         return 2
+    name = "stdin" if args.input == "-" else args.input
     if args.input:
         check_input(args.input)  # before the model is loaded
     predictor = Predictor(args.model, device=args.device)
@@ -149,12 +150,12 @@ def cmd_predict(args) -> int:
         writer.flush()
         if args.input:
             with open_input(args.input) as stream:
-                predict_stream(predictor, stream, sys.stdout, args.batch_size, args.max_line_bytes, stats)
+                predict_stream(predictor, stream, sys.stdout, args.batch_size, args.max_line_bytes, stats, name)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         silence_stdout()
         return 1
     if args.input:
-        print(f"bmf predict: {stats.lines} lines from {'stdin' if args.input == '-' else args.input}, "
+        print(f"bmf predict: {stats.lines} lines from {name}, "
               f"{stats.truncated} truncated to --max-line-bytes {args.max_line_bytes}", file=sys.stderr)
     if stats.nonfinite:
         print(f"bmf predict: warning: {stats.nonfinite} predictions were not finite (label null); the model's "

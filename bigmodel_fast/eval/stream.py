@@ -87,8 +87,8 @@ class IdleAwareReader:
     """``read(n)`` over ``raw`` that calls ``on_idle()`` first whenever the read would block (pipes and terminals
     only: a regular file never waits), so the caller can answer the lines it already holds."""
 
-    def __init__(self, raw: BinaryIO, on_idle: Callable[[], None]):
-        self.on_idle = on_idle
+    def __init__(self, raw: BinaryIO, on_idle: Callable[[], None], name: str = "input"):
+        self.on_idle, self.name = on_idle, name
         self._read = getattr(raw, "read1", raw.read)  # a buffered stream: what is there, not a whole chunk
         self.fd = None
         try:
@@ -101,7 +101,10 @@ class IdleAwareReader:
     def read(self, n: int) -> bytes:
         if self.fd is not None and _would_block(self.fd):
             self.on_idle()
-        return self._read(n) or b""
+        try:
+            return self._read(n) or b""
+        except OSError as e:  # e.g. stdin redirected from a directory (EISDIR), a device error (EIO)
+            raise ValueError(f"{self.name}: cannot read the input ({e.strerror or e})") from None
 
 
 @dataclass
@@ -136,13 +139,14 @@ class BatchWriter:
 
 
 def predict_stream(predictor, stream: BinaryIO, out: TextIO, batch_size: int = 64,
-                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: StreamStats | None = None) -> StreamStats:
+                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: StreamStats | None = None,
+                   name: str = "input") -> StreamStats:
     """Predict every line of the binary ``stream`` (see the module docstring) and write JSON lines to ``out``;
     the stream is consumed lazily, at most one batch of lines is held."""
     stats = stats if stats is not None else StreamStats()
     writer = BatchWriter(predictor, out, batch_size, stats)
     line_stats = LineStats()
-    lines: Iterator[str] = iter_lines(IdleAwareReader(stream, writer.flush), max_line_bytes, line_stats)
+    lines: Iterator[str] = iter_lines(IdleAwareReader(stream, writer.flush, name), max_line_bytes, line_stats)
     for text in lines:
         writer.add(text)
     writer.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -240,3 +241,18 @@ def test_a_closed_output_pipe_stops_quietly(tiny_bundle, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+class FailingInput(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_a_read_error_is_one_line(tiny_bundle, monkeypatch, capsys):
+    """A device error while reading stdin (EIO) is one line naming the input, exit 2 (was a traceback)."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(FailingInput())))
+    assert main(["predict", "--model", str(tiny_bundle), "--input", "-", "--device", "cpu"]) == 2
+    _one_line_error(capsys, "stdin: cannot read the input (Input/output error)")
