@@ -4,6 +4,13 @@
     model.pt2         AOTInductor package (--format aoti)
     tokenizer.model   SentencePiece model
     bundle.json       format, task, model file, labels, max_len, special-token ids, how inputs are built
+    manifest.json     size and SHA-256 of every file (:func:`bigmodel_fast.fsio.write_manifest`), written last
+
+A bundle is exported into ``OUT.tmp-PID`` beside ``OUT`` and moved into place only when complete (a failed or
+killed export leaves the previous bundle untouched), under a lock (``.OUT.lock``) so two exports never mix. Readers
+(Python and ``bmf_runner``) verify the manifest before anything is loaded: a corrupted or half-written bundle is a
+one-line error naming the file. The manifest catches corruption, not attacks: a bundle is a program (TorchScript
+code, or an AOTInductor shared library that is dlopen()ed); only run bundles you built or trust.
 
 Every bundle model has one signature, ``forward(input_ids (B, S) int64, attention_mask (B, S) bool) -> logits``:
 (B, num_labels) for task ``classify`` (fine-tuned classifiers), (B, S, vocab_size) for task ``lm`` (GPT
@@ -19,14 +26,21 @@ import shutil
 from pathlib import Path
 
 from .. import __version__
+from ..fsio import (MANIFEST, clean_stale, publish_dir, read_manifest, recover_dir, sibling_lock, staging_dir,
+                    verify_manifest, write_manifest)
 from ..jsonio import read_json, write_json
 
 BUNDLE_JSON, BUNDLE_MODEL, BUNDLE_TOKENIZER = "bundle.json", "model.pt", "tokenizer.model"
 BUNDLE_MODEL_AOTI = "model.pt2"
 BUNDLE_VERSION = 1
 FORMATS = {"torchscript": BUNDLE_MODEL, "aoti": BUNDLE_MODEL_AOTI}
-INPUT_POLICY = ("lines end at \\n, \\r\\n or \\r; invalid UTF-8 becomes U+FFFD per maximal ill-formed subpart "
+INPUT_POLICY = ("lines end at \\n, \\r\\n or \\r; a line keeps at most --max-line-bytes bytes (default 1 MiB), cut "
+                "back to a whole UTF-8 character; invalid UTF-8 becomes U+FFFD per maximal ill-formed subpart "
                 "(Python errors='replace')")
+
+
+class BundleError(ValueError):
+    """A bundle's model could not be loaded (damaged archive, wrong torch version, ...)."""
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "torchscript") -> Path:
@@ -35,26 +49,52 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "tor
     Args:
         checkpoint: a fine-tuned classifier checkpoint (task ``classify``) or a GPT pretraining checkpoint
             (task ``lm``).
-        out: bundle directory (created; files of the other format are removed).
+        out: bundle directory: written beside it as ``OUT.tmp-PID`` and moved into place when complete, replacing
+            a previous bundle as a whole (a non-empty directory that is not a bundle is refused).
         format: ``"torchscript"`` (``model.pt``, ``torch.jit.script``) or ``"aoti"`` (``model.pt2``,
             ``torch.export`` + AOTInductor; needs a C++ compiler).
 
     Raises:
-        ValueError: unknown format or a checkpoint that does not export (e.g. a BERT pretraining checkpoint).
+        ValueError: unknown format, a checkpoint that does not export (e.g. a BERT pretraining checkpoint), an
+            ``out`` that is not a bundle, or another export holding ``out`` (:class:`~bigmodel_fast.fsio.LockedError`).
         ExportError: export or its parity check failed.
     """
-    from ..data.tokenizer import Tokenizer
     from ..train import checkpoint as ckpt
     from .targets import load_export_target
 
     if format not in FORMATS:
         raise ValueError(f"export format {format!r} is not supported; expected one of {', '.join(FORMATS)}")
-    target = load_export_target(checkpoint)
-    cfg = target.cfg
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in FORMATS.values():
-        (out / stale).unlink(missing_ok=True)
+    _check_replaceable(out)
+    target = load_export_target(checkpoint)
+    with sibling_lock(out, "bundle directory"):
+        recover_dir(out)
+        clean_stale(out)
+        tmp = staging_dir(out)
+        try:
+            _write_bundle(target, Path(checkpoint) / ckpt.TOKENIZER, tmp, format)
+            write_manifest(tmp)
+            publish_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
+def _check_replaceable(out: Path) -> None:
+    """``out`` is replaced as a whole: refuse a file, or a non-empty directory that is not a bundle."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; expected a bundle directory to (re)write")
+    if out.is_dir() and any(out.iterdir()) and not (out / BUNDLE_JSON).is_file():
+        raise ValueError(f"{out}: a non-empty directory that is not a bundle (no {BUNDLE_JSON}); export replaces "
+                         f"the whole directory, so give a new or bundle path")
+
+
+def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
+    """Model, tokenizer and bundle.json of ``target`` into the (staging) directory ``out``."""
+    from ..data.tokenizer import Tokenizer
+
+    cfg = target.cfg
     model_file = out / FORMATS[format]
     if format == "torchscript":
         from .torchscript import export_torchscript
@@ -64,10 +104,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "tor
         from .aoti import export_aoti
 
         export_aoti(target.module, model_file)
-    shutil.copyfile(Path(checkpoint) / ckpt.TOKENIZER, out / BUNDLE_TOKENIZER)
+    shutil.copyfile(tokenizer_file, out / BUNDLE_TOKENIZER)
     tok = Tokenizer(out / BUNDLE_TOKENIZER)
     if tok.vocab_size != cfg.vocab_size:
-        raise ValueError(f"{checkpoint}: tokenizer has {tok.vocab_size} pieces but the model config says "
+        raise ValueError(f"{tokenizer_file}: tokenizer has {tok.vocab_size} pieces but the model config says "
                          f"vocab_size {cfg.vocab_size}")
     if target.task == "classify":
         inputs = "[CLS] ids[:max_len-2] [SEP], right-padded with pad_id; attention_mask True on real tokens"
@@ -82,7 +122,6 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "tor
         "special_ids": {"pad": tok.pad_id, "unk": tok.unk_id, "cls": tok.cls_id, "sep": tok.sep_id,
                         "mask": tok.mask_id, "bos": tok.bos_id, "eos": tok.eos_id},
     })
-    return out
 
 
 def read_bundle(path: str | Path) -> dict:
@@ -91,6 +130,10 @@ def read_bundle(path: str | Path) -> dict:
     Bundles written before ``format``/``task``/``model`` existed get the defaults torchscript/classify/model.pt.
     """
     path = Path(path)
+    recover_dir(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a directory; expected a bundle directory written by `bmf export`")
+    verify_manifest(path, hashes=True, required=True)  # before anything of the bundle is parsed or loaded
     info = read_json(path / BUNDLE_JSON, "bundle description (bundle.json, written by `bmf export`)")
     if not isinstance(info, dict):
         raise ValueError(f"{path / BUNDLE_JSON}: expected a JSON object; re-export with `bmf export`")
@@ -106,27 +149,41 @@ def read_bundle(path: str | Path) -> dict:
         raise ValueError(f"{path / BUNDLE_JSON}: format {info['format']!r} is not supported "
                          f"(expected one of {', '.join(FORMATS)})")
     info.setdefault("model", FORMATS[info["format"]])
-    for name in (info["model"], BUNDLE_TOKENIZER):
-        if not (path / name).is_file():
+    listed = read_manifest(path)["files"]
+    for name in (BUNDLE_JSON, info["model"], BUNDLE_TOKENIZER):
+        if not isinstance(name, str) or not (path / name).is_file():
             raise FileNotFoundError(f"{path}: missing {name}; expected a bundle written by `bmf export`")
+        if name not in listed:
+            raise ValueError(f"{path / str(name)}: not listed in {MANIFEST}; the bundle is damaged, re-export it")
     return info
 
 
 def load_bundle_model(path: str | Path, device: str = "cpu"):
     """``(model, info)`` of a bundle directory: a callable ``model(input_ids, attention_mask) -> logits`` for
     either format (TorchScript module in eval mode, or the AOTInductor package, which runs on CPU only here).
-    ``info["device"]`` is where the model runs and its inputs must go: ``device``, or ``"cpu"`` for AOTInductor."""
+    ``info["device"]`` is where the model runs and its inputs must go: ``device``, or ``"cpu"`` for AOTInductor.
+
+    The manifest is verified first (:func:`read_bundle`); a model that still fails to load is a
+    :class:`BundleError` (a ValueError) naming the file."""
     import torch
 
     path = Path(path)
     info = read_bundle(path)
-    if info["format"] == "aoti":
-        from .aoti import load_aoti
+    model_file = path / info["model"]
+    try:
+        if info["format"] == "aoti":
+            from .aoti import load_aoti
 
-        info["device"] = "cpu"  # exported from the CPU checkpoint and compiled for CPU
-        return load_aoti(path / info["model"]), info
-    info["device"] = str(device)
-    from .torchscript import load_torchscript
+            info["device"] = "cpu"  # exported from the CPU checkpoint and compiled for CPU
+            return load_aoti(model_file), info
+        info["device"] = str(device)
+        from .torchscript import load_torchscript
 
-    module, _ = load_torchscript(path / info["model"], map_location=torch.device(device))
-    return module.eval(), info
+        module, _ = load_torchscript(model_file, map_location=torch.device(device))
+        return module.eval(), info
+    except Exception as e:  # noqa: BLE001 -- torch.jit.load / aoti_load_package raise many kinds of errors
+        message = " ".join(str(e).split())
+        if len(message) > 300:
+            message = message[:297] + "..."
+        raise BundleError(f"{model_file}: cannot load the {info['format']} model ({type(e).__name__}: {message}); "
+                          f"the bundle is damaged or was exported by another torch version, re-export it") from e

@@ -10,8 +10,8 @@ It needs CMake >= 3.18, a C++17 compiler, the installed torch wheel (its CMake c
 the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``). The sources ship with a source checkout
 (``pip install -e .``), not inside a wheel.
 
-:func:`read_lines` is the Python statement of the runner's input policy (line ends and invalid UTF-8), identical to
-what ``bmf predict --input FILE`` does.
+:func:`read_lines` is the Python statement of the runner's input policy (line ends, the per-line byte cap and
+invalid UTF-8; :mod:`bigmodel_fast.data.lines`), identical to what ``bmf predict --input FILE`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Sequence
+
+from ..data.lines import DEFAULT_MAX_LINE_BYTES, iter_lines
 
 __all__ = ["RUNNER_NAME", "RunnerBuildError", "build_runner", "missing_prerequisites", "read_lines", "run_runner",
            "source_dir"]
@@ -110,14 +112,11 @@ def build_runner(build_dir: str | Path = DEFAULT_BUILD_DIR, *, jobs: int | None 
     return binary
 
 
-def read_lines(data: bytes) -> list[str]:
-    """The texts the runner (and ``bmf predict --input``) reads from ``data``.
-
-    Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (universal newlines); invalid UTF-8 becomes U+FFFD, one per
-    maximal ill-formed subpart (``errors="replace"``); a last line without a newline counts when non-empty.
-    """
-    with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace") as f:
-        return [line.rstrip("\n") for line in f]
+def read_lines(data: bytes, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[str]:
+    """The texts the runner (and ``bmf predict --input``) reads from ``data``: :func:`bigmodel_fast.data.lines.
+    iter_lines` (lines end at ``\\n``, ``\\r\\n`` or ``\\r``; at most ``max_line_bytes`` bytes per line, cut back to a
+    whole UTF-8 character; invalid UTF-8 becomes U+FFFD per maximal ill-formed subpart)."""
+    return list(iter_lines(io.BytesIO(data), max_line_bytes))
 
 
 def run_runner(binary: str | Path, bundle: str | Path, data: bytes, *args: str,

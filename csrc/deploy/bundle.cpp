@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "json.h"
+#include "sha256.h"
 #include "spm_shim.h"
 #include "text.h"
 
@@ -33,19 +34,110 @@ std::string join(const std::string& dir, const std::string& name) {
 }
 
 const char* kHint = "; re-export the bundle with `bmf export --checkpoint CKPT --out DIR`";
+constexpr int64_t kMaxManifestBytes = 16 << 20;
+
+std::string read_small_file(const std::string& path, int64_t limit) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw BundleError(path + ": missing or not a regular file" + std::string(kHint));
+  if (st.st_size > limit)
+    throw BundleError(path + ": " + std::to_string((long long)st.st_size) + " bytes, more than the " +
+                      std::to_string((long long)limit) + " a bundle description may have" + kHint);
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool safe_name(const std::string& name) {
+  if (name.empty() || name[0] == '/') return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    const std::string part = name.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return name.find('\0') == std::string::npos;
+}
+
+bool is_hex64(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// One manifest entry: a regular file of the listed size and SHA-256.
+void check_listed_file(const std::string& dir, const std::string& manifest, const std::string& name, const Json& e) {
+  if (!safe_name(name)) throw BundleError(manifest + ": file name '" + name + "' points outside the bundle" + kHint);
+  const Json* bytes = e.find("bytes");
+  const Json* sha = e.find("sha256");
+  if (!bytes || !sha || !sha->is_string() || !is_hex64(sha->as_string()))
+    throw BundleError(manifest + ": entry '" + name + "' needs bytes and a 64-digit hex sha256" + kHint);
+  const std::string path = join(dir, name);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw BundleError(path + ": missing or not a regular file, but listed in manifest.json" + kHint);
+  if ((int64_t)st.st_size != bytes->as_int())
+    throw BundleError(path + ": " + std::to_string((long long)st.st_size) + " bytes, manifest.json says " +
+                      std::to_string(bytes->as_int()) + " (truncated or damaged)" + kHint);
+  std::string got;
+  try {
+    got = sha256_file(path);
+  } catch (const std::runtime_error& err) {
+    throw BundleError(err.what());
+  }
+  if (got != sha->as_string())
+    throw BundleError(path + ": SHA-256 does not match manifest.json (the file is corrupted or was replaced)" + kHint);
+}
 
 }  // namespace
+
+std::vector<std::string> verify_manifest(const std::string& dir) {
+  const std::string path = join(dir, "manifest.json");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw BundleError(path + ": missing; the bundle was not written completely by `bmf export`" + std::string(kHint));
+  Json m;
+  try {
+    m = Json::parse(read_small_file(path, kMaxManifestBytes));
+  } catch (const JsonError& e) {
+    throw BundleError(path + ": " + e.what() + kHint);
+  }
+  std::vector<std::string> names;
+  try {
+    const Json* format = m.find("format");
+    const Json* version = m.find("version");
+    const Json* files = m.find("files");
+    if (!format || !format->is_string() || format->as_string() != "bmf-manifest" || !files || !files->is_object())
+      throw BundleError(path + ": not a bmf manifest (expected format 'bmf-manifest' with files -> {bytes, sha256})" +
+                        std::string(kHint));
+    if (!version || !version->is_number() || version->as_number() != 1)
+      throw BundleError(path + ": manifest version is not 1" + std::string(kHint));
+    for (const auto& [name, entry] : files->as_object()) {
+      check_listed_file(dir, path, name, entry);
+      names.push_back(name);
+    }
+  } catch (const JsonError& e) {
+    throw BundleError(path + ": " + e.what() + kHint);
+  }
+  return names;
+}
 
 Bundle load_bundle(const std::string& dir) {
   if (!is_dir(dir)) throw BundleError(dir + ": not a directory; expected a bundle directory written by `bmf export`");
   const std::string json_path = join(dir, "bundle.json");
   if (!is_file(json_path)) throw BundleError(json_path + ": missing; expected a bundle directory written by `bmf export`");
-  std::ifstream f(json_path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
+  const std::vector<std::string> listed = verify_manifest(dir);  // before anything of the bundle is parsed or loaded
+  auto require_listed = [&](const std::string& name, const std::string& what) {
+    if (std::find(listed.begin(), listed.end(), name) == listed.end())
+      throw BundleError(join(dir, name) + ": the " + what + " is not listed in manifest.json" + kHint);
+  };
+  require_listed("bundle.json", "bundle description");
   Json j;
   try {
-    j = Json::parse(ss.str());
+    j = Json::parse(read_small_file(json_path, kMaxManifestBytes));
   } catch (const JsonError& e) {
     throw BundleError(json_path + ": " + e.what() + kHint);
   }
@@ -72,9 +164,11 @@ Bundle load_bundle(const std::string& dir) {
     field = "arch";
     b.arch = j.has(field) ? j.find(field)->as_string() : "";
     field = "model";
-    b.model_path = join(dir, j.has(field) ? j.find(field)->as_string() : (b.format == "aoti" ? "model.pt2" : "model.pt"));
+    b.model_name = j.has(field) ? j.find(field)->as_string() : (b.format == "aoti" ? "model.pt2" : "model.pt");
+    b.model_path = join(dir, b.model_name);
     field = "tokenizer";
-    b.tokenizer_path = join(dir, j.has(field) ? j.find(field)->as_string() : "tokenizer.model");
+    b.tokenizer_name = j.has(field) ? j.find(field)->as_string() : "tokenizer.model";
+    b.tokenizer_path = join(dir, b.tokenizer_name);
     field = "max_len";
     const Json* ml = j.find(field);
     if (!ml) throw BundleError(json_path + ": missing field 'max_len'" + kHint);
@@ -115,6 +209,8 @@ Bundle load_bundle(const std::string& dir) {
   }
   if (!is_file(b.model_path)) throw BundleError(b.model_path + ": model file missing" + kHint);
   if (!is_file(b.tokenizer_path)) throw BundleError(b.tokenizer_path + ": tokenizer model missing" + kHint);
+  require_listed(b.model_name, "model");
+  require_listed(b.tokenizer_name, "tokenizer");
   return b;
 }
 

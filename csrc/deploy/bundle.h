@@ -24,6 +24,7 @@ struct Bundle {
   std::string format;  // "torchscript" | "aoti"
   std::string task;    // "classify" (logits (B, C)) | "lm" (logits (B, S, V))
   std::string arch;
+  std::string model_name, tokenizer_name;  // as bundle.json names them (relative to dir, listed in manifest.json)
   std::string model_path, tokenizer_path;
   std::vector<std::string> labels;  // classify only
   int64_t max_len = 0;              // classify: longest input incl. [CLS]/[SEP]; lm: context window
@@ -31,7 +32,13 @@ struct Bundle {
   int64_t pad_id = 0, unk_id = 1, cls_id = 2, sep_id = 3, mask_id = 4, bos_id = 5, eos_id = 6;
 };
 
-// Reads and validates DIR/bundle.json and checks that the model and tokenizer files exist.
+// Checks every file DIR/manifest.json lists (regular file, size, SHA-256) and returns the listed names. A missing,
+// malformed or mismatching manifest is a BundleError naming the file. This catches corruption and half-written
+// bundles, not attacks: whoever can replace model.pt can rewrite the manifest too (bundles are programs).
+std::vector<std::string> verify_manifest(const std::string& dir);
+
+// Verifies DIR/manifest.json, then reads and validates DIR/bundle.json and checks that the model and tokenizer
+// files exist and are listed in the manifest. Nothing is loaded before the manifest checks out.
 Bundle load_bundle(const std::string& dir);
 
 // SentencePiece model of a bundle, checked against the bundle's special-token ids. SentencePiece itself lives in

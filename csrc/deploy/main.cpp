@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "bundle.h"
 #include "json.h"
 #include "model.h"
@@ -21,117 +22,7 @@
 
 namespace {
 
-const char* kVersion = "bmf_runner 1 (bundle_version 1)";
-
-const char* kUsage =
-    "usage: bmf_runner BUNDLE [options]\n"
-    "\n"
-    "Reads texts (one per line) from stdin or --input and prints one JSON object per line.\n"
-    "BUNDLE is a directory written by `bmf export` (--format torchscript or aoti).\n"
-    "\n"
-    "options:\n"
-    "  --input FILE         read texts from FILE instead of stdin ('-' = stdin)\n"
-    "  --batch-size N       classify: at most N texts per forward call (default 32; a partial batch runs when no\n"
-    "                       more input is waiting, so interactive use is not delayed)\n"
-    "  --threads N          LibTorch intra-op threads (default: LibTorch's default, all cores)\n"
-    "  --print-ids          add the model input ids (\"ids\"; lm: \"prompt_ids\")\n"
-    "  --print-logits       add the raw logits (lm: next-token logits after the prompt)\n"
-    "  --echo               add the input text (\"text\"; lm: \"prompt\") after the UTF-8 policy below\n"
-    "  --max-new-tokens N   lm: tokens to generate per line (default 32; stops early at </s>)\n"
-    "  --top-k K            lm: sample from the K most likely tokens (default 1 = greedy)\n"
-    "  --temperature T      lm: sampling temperature for --top-k > 1 (default 1.0)\n"
-    "  --seed S             lm: sampling seed (default 0)\n"
-    "  --jit-optimize       torchscript: use TorchScript's profiling optimizer (re-specialises per input shape;\n"
-    "                       off by default for steady latency)\n"
-    "  --timing FILE        write per-batch timings (JSON lines, milliseconds) to FILE\n"
-    "  --tokenize           only tokenize: {\"ids\": [...]} per line, all ids, no special tokens, no model call\n"
-    "  --check              load and check the bundle, print its description, exit\n"
-    "  --version, --help\n"
-    "\n"
-    "Input policy (same as `bmf predict --input`): lines end at \\n, \\r\\n or \\r; invalid UTF-8 is replaced by\n"
-    "U+FFFD per maximal ill-formed subpart (Python's errors=\"replace\"); empty lines are valid (empty) texts.\n"
-    "Exit status: 0 ok, 1 runtime failure, 2 bad usage or bad bundle.\n";
-
-struct Options {
-  std::string bundle, input = "-", timing;
-  int64_t batch_size = 32;
-  int threads = 0;
-  bool print_ids = false, print_logits = false, echo = false, check = false, tokenize = false, jit_optimize = false;
-  int64_t max_new_tokens = 32;
-  int64_t top_k = 1;
-  double temperature = 1.0;
-  uint64_t seed = 0;
-};
-
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "bmf_runner: error: %s\n(run `bmf_runner --help` for usage)\n", msg.c_str());
-  std::exit(2);
-}
-
-int64_t parse_int(const std::string& flag, const char* v, int64_t lo) {
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(v, &end, 10);
-  if (errno || end == v || *end || x < lo) usage_error(flag + " expects an integer >= " + std::to_string(lo) + ", got '" + v + "'");
-  return x;
-}
-
-Options parse_args(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (a == "--version") {
-      std::puts(kVersion);
-      std::exit(0);
-    } else if (a == "--input") {
-      o.input = value();
-    } else if (a == "--batch-size") {
-      o.batch_size = parse_int(a, value(), 1);
-    } else if (a == "--threads") {
-      o.threads = (int)parse_int(a, value(), 0);
-    } else if (a == "--print-ids") {
-      o.print_ids = true;
-    } else if (a == "--echo") {
-      o.echo = true;
-    } else if (a == "--print-logits") {
-      o.print_logits = true;
-    } else if (a == "--max-new-tokens") {
-      o.max_new_tokens = parse_int(a, value(), 0);
-    } else if (a == "--top-k") {
-      o.top_k = parse_int(a, value(), 1);
-    } else if (a == "--temperature") {
-      const char* v = value();
-      char* end = nullptr;
-      o.temperature = std::strtod(v, &end);
-      if (end == v || *end || !(o.temperature > 0)) usage_error("--temperature expects a number > 0");
-    } else if (a == "--seed") {
-      o.seed = (uint64_t)parse_int(a, value(), 0);
-    } else if (a == "--timing") {
-      o.timing = value();
-    } else if (a == "--jit-optimize") {
-      o.jit_optimize = true;
-    } else if (a == "--tokenize") {
-      o.tokenize = true;
-    } else if (a == "--check") {
-      o.check = true;
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      usage_error("unknown option " + a);
-    } else if (o.bundle.empty()) {
-      o.bundle = a;
-    } else {
-      usage_error("unexpected argument '" + a + "' (one BUNDLE directory expected)");
-    }
-  }
-  if (o.bundle.empty()) usage_error("missing BUNDLE (a directory written by `bmf export`)");
-  return o;
-}
+using bmf::Options;
 
 void put_float(std::string& out, double v) {
   if (!std::isfinite(v)) {
@@ -175,14 +66,36 @@ struct Runner {
 
   // Input ids of one text: [CLS] ids[:max_len-2] [SEP] (classify) / the prompt ids (lm).
   std::vector<int64_t> classify_ids(const std::string& text) const {
-    std::vector<int> ids = tok->encode(text);
-    const size_t keep = std::min(ids.size(), (size_t)(bundle.max_len - 2));
+    std::vector<int> ids = head_ids(text, (size_t)(bundle.max_len - 2));
     std::vector<int64_t> seq;
-    seq.reserve(keep + 2);
+    seq.reserve(ids.size() + 2);
     seq.push_back(bundle.cls_id);
-    seq.insert(seq.end(), ids.begin(), ids.begin() + keep);
+    seq.insert(seq.end(), ids.begin(), ids.end());
     seq.push_back(bundle.sep_id);
     return seq;
+  }
+
+  // The first `need` ids of `text` without tokenizing all of a long text (Python: encode_for_classifier): encode a
+  // prefix of 8 x (need + 2) bytes (cut back to a character boundary), double it until the prefix yields more than
+  // `need` ids whose first `need` equal those of the doubled prefix, or the whole text is covered.
+  std::vector<int> head_ids(const std::string& text, size_t need) const {
+    size_t size = 8 * (need + 2);
+    if (text.size() <= size) {
+      std::vector<int> ids = tok->encode(text);
+      ids.resize(std::min(ids.size(), need));
+      return ids;
+    }
+    std::vector<int> ids = tok->encode(text.substr(0, bmf::utf8_prefix_len(text, size)));
+    for (;;) {
+      const bool whole = 2 * size >= text.size();
+      std::vector<int> next = tok->encode(whole ? text : text.substr(0, bmf::utf8_prefix_len(text, 2 * size)));
+      if (ids.size() > need && next.size() >= need && std::equal(ids.begin(), ids.begin() + need, next.begin())) break;
+      ids = std::move(next);
+      size *= 2;
+      if (whole) break;
+    }
+    ids.resize(std::min(ids.size(), need));
+    return ids;
   }
 
   static bmf::Batch pad(const std::vector<std::vector<int64_t>>& seqs, int64_t pad_id) {
@@ -391,7 +304,7 @@ struct Runner {
         return 2;
       }
     }
-    bmf::LineReader reader(in);
+    bmf::LineReader reader(in, (size_t)opt.max_line_bytes);
     std::string line, out;
     std::vector<std::string> lines;
     int64_t line_no = 0;
@@ -442,7 +355,7 @@ struct Runner {
 
 int main(int argc, char** argv) {
   Runner r;
-  r.opt = parse_args(argc, argv);
+  r.opt = bmf::parse_args(argc, argv);
   try {
     r.bundle = bmf::load_bundle(r.opt.bundle);
     r.tok = std::make_unique<bmf::Tokenizer>(r.bundle);

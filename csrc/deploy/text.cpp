@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -66,23 +67,36 @@ std::string sanitize_utf8(const std::string& s, size_t* replaced) {
   return out;
 }
 
-int LineReader::getc() {
-  if (pos_ == len_) {
-    if (eof_) return EOF;
-    // read(2), not fread: fread waits for a full buffer, which would stall interactive input on a pipe.
-    ssize_t n;
-    do {
-      n = ::read(fileno(f_), buf_.data(), buf_.size());
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) throw std::runtime_error(std::string("read error: ") + std::strerror(errno));
-    len_ = static_cast<size_t>(n);
-    pos_ = 0;
-    if (len_ == 0) {
-      eof_ = true;
-      return EOF;
+void utf8_cut(std::string& s) {
+  const size_t n = s.size();
+  for (size_t back = 1; back <= std::min<size_t>(4, n); ++back) {
+    const unsigned char c = static_cast<unsigned char>(s[n - back]);
+    if (c < 0x80) return;  // ASCII: nothing incomplete at the end
+    if (c >= 0xC0) {       // a lead byte: keep it only if its whole sequence is there
+      const size_t need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      if (back < need) s.resize(n - back);
+      return;
     }
   }
-  return static_cast<unsigned char>(buf_[pos_++]);
+}
+
+size_t utf8_prefix_len(const std::string& s, size_t n) {
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::min(n, s.size());
+}
+
+bool LineReader::fill() {
+  if (eof_) return false;
+  // read(2), not fread: fread waits for a full buffer, which would stall interactive input on a pipe.
+  ssize_t n;
+  do {
+    n = ::read(fileno(f_), buf_.data(), buf_.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw std::runtime_error(std::string("read error: ") + std::strerror(errno));
+  len_ = static_cast<size_t>(n);
+  pos_ = 0;
+  if (len_ == 0) eof_ = true;
+  return len_ > 0;
 }
 
 bool LineReader::ready() {
@@ -95,25 +109,34 @@ bool LineReader::ready() {
 
 bool LineReader::next(std::string& line) {
   line.clear();
-  int c = getc();
-  if (skip_lf_) {
-    skip_lf_ = false;
-    if (c == '\n') c = getc();
-  }
-  if (c == EOF) return false;
-  for (;;) {
-    if (c == '\n') return true;
-    if (c == '\r') {
-      skip_lf_ = true;
-      return true;
+  bool over = false;  // the line passed the cap: the rest is skipped
+  auto finish = [&]() {
+    if (over) {
+      utf8_cut(line);
+      ++truncated_;
     }
-    if (c == EOF) return true;  // last line without a terminator (non-empty: checked above)
-    // Fast path: copy the run of ordinary bytes straight from the buffer.
-    line += char(c);
-    size_t start = pos_;
-    while (pos_ < len_ && buf_[pos_] != '\n' && buf_[pos_] != '\r') ++pos_;
-    line.append(buf_.data() + start, pos_ - start);
-    c = getc();
+    return true;
+  };
+  for (;;) {
+    if (pos_ == len_ && !fill()) return (!line.empty() || over) ? finish() : false;
+    if (skip_lf_) {  // the previous line ended with '\r': a '\n' right after it belongs to it
+      skip_lf_ = false;
+      if (buf_[pos_] == '\n') {
+        ++pos_;
+        continue;
+      }
+    }
+    size_t end = pos_;
+    while (end < len_ && buf_[end] != '\n' && buf_[end] != '\r') ++end;
+    const size_t take = std::min(end - pos_, max_ - line.size());
+    line.append(buf_.data() + pos_, take);
+    if (end - pos_ > take) over = true;
+    pos_ = end;
+    if (end < len_) {
+      skip_lf_ = buf_[end] == '\r';
+      ++pos_;
+      return finish();
+    }
   }
 }
 
