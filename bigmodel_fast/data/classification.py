@@ -41,11 +41,53 @@ def read_labelled(path: str | Path, text_field: str = "text", label_field: str =
     return LabelledTexts(texts, labels, str(path))
 
 
+PREFIX_BYTES_PER_ID = 8  # a long text is tokenized from a prefix of 8 x max_len bytes, doubled while needed
+
+
+def _utf8_prefix(data: bytes, n: int) -> bytes:
+    """The first ``n`` bytes of ``data`` (valid UTF-8), cut back to a character boundary."""
+    while 0 < n < len(data) and (data[n] & 0xC0) == 0x80:
+        n -= 1
+    return data[:n]
+
+
+def _stable_head(tok, data: bytes, ids: list[int], size: int, need: int) -> list[int]:
+    """First ``need`` ids of the text ``data`` given the ids of its ``size``-byte prefix: double the prefix until
+    it yields more than ``need`` ids whose first ``need`` equal those of the doubled prefix, or covers the text."""
+    while True:
+        whole = 2 * size >= len(data)
+        nxt = tok.encode((data if whole else _utf8_prefix(data, 2 * size)).decode("utf-8", "surrogatepass"))
+        if len(ids) > need and ids[:need] == nxt[:need]:
+            return ids[:need]
+        ids, size = nxt, 2 * size
+        if whole:
+            return ids[:need]
+
+
 def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
-    """``[CLS] ids [SEP]`` per text, truncated to ``max_len`` ids."""
+    """``[CLS] ids [SEP]`` per text, truncated to ``max_len`` ids.
+
+    A long text is never tokenized whole: its first ``max_len - 2`` ids come from a prefix of
+    ``8 * max_len`` UTF-8 bytes (cut back to a character boundary), doubled until that prefix yields more than
+    ``max_len - 2`` ids whose first ``max_len - 2`` equal those of the doubled prefix (or the text is covered).
+    ``bmf_runner`` applies the identical rule, so both give the same ids at bounded cost."""
     if max_len < 3:
         raise ValueError(f"max_len must be >= 3, got {max_len}")
-    return [[tok.cls_id, *ids[: max_len - 2], tok.sep_id] for ids in tok.encode_batch(list(texts))]
+    need, start = max_len - 2, PREFIX_BYTES_PER_ID * max_len
+    heads, longs = [], []
+    for text in texts:
+        data = None if len(text) * 4 <= start else text.encode("utf-8", "surrogatepass")
+        if data is None or len(data) <= start:
+            heads.append(text)
+            longs.append(None)
+        else:
+            heads.append(_utf8_prefix(data, start).decode("utf-8", "surrogatepass"))
+            longs.append(data)
+    out = []
+    for ids, data in zip(tok.encode_batch(heads), longs):
+        ids = ids[:need] if data is None else _stable_head(tok, data, ids, start, need)
+        out.append([tok.cls_id, *ids, tok.sep_id])
+    return out
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
