@@ -5,6 +5,13 @@ import torch
 
 from bigmodel_fast.eval.predict import Predictor
 from bigmodel_fast.export.bundle import export_bundle, read_bundle
+from bigmodel_fast.fsio import write_manifest
+
+
+def edit(path, text):
+    """Hand-edit a bundle file and re-write the manifest (tests the checks behind the checksum)."""
+    path.write_text(text)
+    write_manifest(path.parent)
 
 TEXTS = ["这本书写得非常好，强烈推荐！", "质量太差了。", "", "a" * 3000, "emoji 😀 and mixed 中文 text"]
 
@@ -23,15 +30,15 @@ def test_bundle_predictions_equal_checkpoint(tiny_classifier, tmp_path):
 def test_bundle_errors(tiny_classifier, tmp_path):
     bundle = export_bundle(tiny_classifier, tmp_path / "b")
     info = json.loads((bundle / "bundle.json").read_text())
-    (bundle / "bundle.json").write_text(json.dumps({**info, "bundle_version": 99}))
+    edit(bundle / "bundle.json", json.dumps({**info, "bundle_version": 99}))
     with pytest.raises(ValueError, match="bundle_version 99"):
         read_bundle(bundle)
-    (bundle / "bundle.json").write_text("{not json")
+    edit(bundle / "bundle.json", "{not json")
     with pytest.raises(ValueError, match="invalid"):
         read_bundle(bundle)
-    (bundle / "bundle.json").write_text(json.dumps(info))
+    edit(bundle / "bundle.json", json.dumps(info))
     (bundle / "model.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="model.pt"):
+    with pytest.raises(ValueError, match="model.pt"):
         read_bundle(bundle)
 
 
@@ -79,10 +86,10 @@ def test_bundle_format_fields_and_defaults(tiny_classifier, tmp_path):
     assert (info["format"], info["task"], info["model"], info["tokenizer"]) == (
         "torchscript", "classify", "model.pt", "tokenizer.model")
     old = {k: v for k, v in info.items() if k not in ("format", "task", "model", "tokenizer", "vocab_size")}
-    (bundle / "bundle.json").write_text(json.dumps(old))  # a bundle from before these fields existed
+    edit(bundle / "bundle.json", json.dumps(old))  # a bundle from before these fields existed
     again = read_bundle(bundle)
     assert (again["format"], again["task"], again["model"]) == ("torchscript", "classify", "model.pt")
-    (bundle / "bundle.json").write_text(json.dumps({**info, "format": "onnx"}))
+    edit(bundle / "bundle.json", json.dumps({**info, "format": "onnx"}))
     with pytest.raises(ValueError, match="format 'onnx'"):
         read_bundle(bundle)
     with pytest.raises(ValueError, match="not supported"):
