@@ -10,11 +10,20 @@ Output directory (read back by :class:`~bigmodel_fast.data.prepared.PreparedData
     train_00000.bin / .idx ...           token shards of the training documents
     valid_00000.bin / .idx               held-out documents (for held-out loss)
     stats.json                           documents read / dropped (and why) / deduplicated, tokens written
+    manifest.json                        size and SHA-256 of every file above, written last (fsio)
+
+Failure behaviour: the run holds an exclusive lock (``.<out>.lock`` beside OUT; a second run on the same OUT fails at
+once naming the holder's PID), writes everything into ``<out>.tmp-<pid>`` and swaps it into place only when it is
+complete (fsynced, with its manifest), so a failed or killed run leaves the previous OUT as it was. A kill between
+the swap's two renames is repaired by the next reader or writer (:func:`~bigmodel_fast.fsio.recover_dir`);
+temporaries of dead runs are removed at the next start. An existing OUT holding files prepare does not write is
+refused, never deleted.
 """
 
 from __future__ import annotations
 
-import itertools
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,8 +35,9 @@ from .clean import CleanConfig, CleanStats, clean_documents
 from .dedup import MinHashIndex, dedup, remove_boilerplate_lines
 from .pii import PIIConfig, mask_documents
 from .quality import QualityConfig, QualityStats, filter_documents
+from .. import fsio
 from ..jsonio import write_json
-from .prepared import STATS
+from .prepared import STATS, TOKENIZER
 from .shards import ShardWriter
 from .sources import ReadStats, iter_documents
 from .tokenizer import Tokenizer
@@ -185,15 +195,75 @@ def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> tuple[li
     return texts, index
 
 
-def prepare(cfg: PrepareConfig) -> dict:
-    """Run the whole data stage; returns the stats also written to ``<out>/stats.json``."""
-    t0 = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in itertools.chain(out.glob("train_*.bin"), out.glob("train_*.idx"),
-                               out.glob("valid_*.bin"), out.glob("valid_*.idx")):
-        old.unlink()  # a re-run must not mix old shards with new ones
+_OWNED = re.compile(r"(tokenizer\.model|tokenizer\.vocab|stats\.json|manifest\.json|(train|valid)_\d+\.(bin|idx))")
 
+
+def _index_inside(cfg: PrepareConfig, out: Path) -> str | None:
+    """The ``--minhash-index`` path relative to OUT when the index lives inside OUT (published with it), else None."""
+    if not cfg.minhash_index:
+        return None
+    index, root = Path(cfg.minhash_index).absolute(), out.absolute()
+    return index.relative_to(root).as_posix() if index.is_relative_to(root) else None
+
+
+def _check_out_is_ours(out: Path, index_rel: str | None) -> None:
+    """Refuse an existing OUT that holds anything prepare did not write: replacing OUT would delete it."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; expected --out to name a directory for "
+                         f"`bmf prepare` output")
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_dir() and index_rel and index_rel.startswith(rel + "/"):
+            continue  # a folder on the way to the index file
+        if (p.is_file() and _OWNED.fullmatch(rel)) or rel == index_rel:
+            continue
+        raise ValueError(f"{p}: not a file `bmf prepare` writes; {out} would be replaced as a whole and this would "
+                         f"be lost. HINT: use an empty or new --out directory, or move the file away")
+
+
+def _write_output(cfg: PrepareConfig, tmp: Path, train: list[str], valid: list[str], stats: dict) -> Tokenizer:
+    """Tokenizer and shards of both splits into the staging directory ``tmp``; fills ``stats``."""
+    tok = Tokenizer.train(_capped(train, cfg.tokenizer_max_chars), tmp, vocab_size=cfg.vocab_size, seed=cfg.seed,
+                          character_coverage=cfg.character_coverage, num_threads=max(cfg.num_threads, 1))
+    stats.update({
+        "tokenizer": {"file": TOKENIZER, "vocab_size": tok.vocab_size},
+        "train": _write_split(tmp, "train", train, tok, cfg),
+        "valid": _write_split(tmp, "valid", valid, tok, cfg) if valid else {"documents": 0, "tokens": 0, "shards": []},
+    })
+    return tok
+
+
+def _stage_index(cfg: PrepareConfig, out: Path, tmp: Path, index_rel: str | None, index) -> None:
+    """An index inside OUT goes into the staging directory, to be published with the output: the updated one, or
+    (when this run did not use it) the previous file unchanged."""
+    if index_rel is None:
+        return
+    dest = tmp / index_rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if index is not None:
+        index.save(dest)
+    elif (out / index_rel).is_file():
+        shutil.copy2(out / index_rel, dest)
+
+
+def prepare(cfg: PrepareConfig) -> dict:
+    """Run the whole data stage; returns the stats also written to ``<out>/stats.json``.
+
+    Exclusive (lock beside OUT) and all-or-nothing: OUT is replaced only by a complete, fsynced output with a
+    manifest; on any error the previous OUT is left untouched (see the module docstring)."""
+    out = Path(cfg.out)
+    with fsio.sibling_lock(out, "`bmf prepare` output directory"):
+        fsio.recover_dir(out)
+        fsio.clean_stale(out)
+        return _prepare_locked(cfg, out)
+
+
+def _prepare_locked(cfg: PrepareConfig, out: Path) -> dict:
+    t0 = time.time()
+    index_rel = _index_inside(cfg, out)
+    _check_out_is_ours(out, index_rel)
     stats: dict = {"config": asdict(cfg)}
     texts = _filtered_texts(cfg, stats)
     texts, index = _deduplicated(cfg, texts, stats)
@@ -201,15 +271,19 @@ def prepare(cfg: PrepareConfig) -> dict:
     train = [t for t, v in zip(texts, is_valid) if not v]
     valid = [t for t, v in zip(texts, is_valid) if v]
 
-    tok = Tokenizer.train(_capped(train, cfg.tokenizer_max_chars), out, vocab_size=cfg.vocab_size, seed=cfg.seed,
-                          character_coverage=cfg.character_coverage, num_threads=max(cfg.num_threads, 1))
-    stats.update({
-        "tokenizer": {"file": tok.model_file.name, "vocab_size": tok.vocab_size},
-        "train": _write_split(out, "train", train, tok, cfg),
-        "valid": _write_split(out, "valid", valid, tok, cfg) if valid else {"documents": 0, "tokens": 0, "shards": []},
-    })
-    stats["seconds"] = round(time.time() - t0, 2)
-    write_json(out / STATS, stats)
-    if index is not None:  # last: a run that fails earlier must not mark its documents as seen
+    tmp = fsio.staging_dir(out)
+    try:
+        _write_output(cfg, tmp, train, valid, stats)
+        _stage_index(cfg, out, tmp, index_rel, index)
+        stats["seconds"] = round(time.time() - t0, 2)
+        write_json(tmp / STATS, stats)
+        fsio.write_manifest(tmp)
+        fsio.publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not out.exists():  # failed between publish_dir's two renames: put the previous output back
+            fsio.recover_dir(out)
+        raise
+    if index is not None and index_rel is None:  # last: a run that fails earlier must not mark its documents as seen
         index.save(Path(cfg.minhash_index))
     return stats

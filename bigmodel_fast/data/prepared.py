@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
+from .. import fsio
 from ..jsonio import read_json
 from .shards import Shard, open_shards
 
@@ -16,10 +18,12 @@ class PreparedData:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        _recover(self.path)
         if not self.path.is_dir():
             raise FileNotFoundError(f"{self.path}: no such data directory; create it with `bmf prepare --out {path}`")
         if not self.tokenizer_file.is_file():
             raise FileNotFoundError(f"{self.path}: missing {TOKENIZER}; expected a directory written by `bmf prepare`")
+        fsio.verify_manifest(self.path, hashes=False)  # cheap: every listed file there with its size
 
     @property
     def tokenizer_file(self) -> Path:
@@ -42,3 +46,25 @@ class PreparedData:
     def stats(self) -> dict:
         f = self.path / STATS
         return read_json(f, "prepare stats") if f.is_file() else {}
+
+
+def _recover(path: Path) -> None:
+    """Put back a data directory whose replacement was interrupted between its two renames (fsio.recover_dir),
+    unless a live ``bmf prepare`` holds its lock: that run is about to publish it itself."""
+    if path.exists() or not path.parent.is_dir():
+        return
+    name = glob.escape(path.name)
+    if not any(path.parent.glob(f"{name}.tmp-*")) and not any(path.parent.glob(f"{name}.old-*")):
+        return  # nothing to recover from: leave no lock file behind a mistyped path
+    lock = fsio.sibling_lock(path, "`bmf prepare` output directory")
+    try:
+        lock.acquire()
+    except fsio.LockedError as e:
+        raise FileNotFoundError(f"{path}: missing while `bmf prepare` is replacing it ({e})") from None
+    except OSError:  # cannot create the lock file (read-only place): nobody can be writing there either
+        fsio.recover_dir(path)
+        return
+    try:
+        fsio.recover_dir(path)
+    finally:
+        lock.release()

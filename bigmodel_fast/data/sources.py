@@ -7,8 +7,10 @@ Supported inputs (each optionally gzip-compressed with a trailing ``.gz``):
 * ``.jsonl`` / ``.ndjson``: one JSON object per line with a string ``text_field`` and an optional ``label_field``;
 * ``.csv`` / ``.tsv``: a header row naming ``text_field`` (and optionally ``label_field``).
 
-Bytes are decoded as UTF-8 (a leading BOM is dropped, ``\\r\\n`` / ``\\r`` become ``\\n``). Bytes that are not valid
-UTF-8 never crash the reader: each run of undecodable bytes is decoded as cp1252 (latin-1 for the five bytes cp1252
+Bytes are decoded as UTF-8 (a leading BOM is dropped, ``\\r\\n`` / ``\\r`` become ``\\n``), unless the file (after
+gzip decompression) starts with a UTF-16 or UTF-32 byte-order mark: then it is decoded with that encoding (invalid
+code units become U+FFFD) and counted in ``ReadStats.bom_encodings``. Bytes that are not valid UTF-8 never crash
+the reader: each run of undecodable bytes is decoded as cp1252 (latin-1 for the five bytes cp1252
 leaves undefined) and every such byte is counted in ``ReadStats.repaired_bytes``. This repairs the common case of
 latin-1/cp1252 fragments pasted into UTF-8 files.
 
@@ -16,17 +18,25 @@ Bad rows (invalid JSON, a missing or non-string text field, a CSV row with missi
 ``"<file>:<line>: <what was wrong>"`` in ``ReadStats.errors`` and skipped; with ``strict=True`` the first one raises
 :class:`SourceFormatError` instead. Files with unknown extensions are skipped and listed in
 ``ReadStats.skipped_files``. Directories are walked in a sorted, deterministic order.
+
+Only regular files are opened (symbolic links to them are followed): the type is checked with ``os.stat`` first, so
+a named pipe, device or socket -- even one called ``*.txt`` -- is skipped, never opened (opening a FIFO would block
+forever). Those, directories that cannot be listed and files that cannot be opened (e.g. ``PermissionError``) are
+skipped with their reason in ``ReadStats.skipped_files`` and counted per kind in ``ReadStats.skipped_counts``.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
 import os
 import re
+import stat as stat_mod
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -92,8 +102,10 @@ class Document:
 class ReadStats:
     """Counters filled in by :func:`iter_documents` (pass one in and read it after the iterator is exhausted).
 
-    ``bytes`` counts decompressed bytes read; ``repaired_bytes`` the bytes that were not valid UTF-8 and were decoded
-    as cp1252/latin-1; ``skipped_files`` maps a path to why it was skipped; ``errors`` holds the first
+    ``bytes`` counts decompressed bytes read (UTF-8 bytes for a re-encoded UTF-16/32 file); ``repaired_bytes``
+    the bytes that were not valid UTF-8 and were decoded as cp1252/latin-1; ``skipped_files`` maps a path to why it was skipped and ``skipped_counts`` counts the
+    skips per kind (``unknown extension``, ``hidden``, ``not a regular file``, ``unreadable``); ``bom_encodings``
+    counts the files decoded as UTF-16/UTF-32 because of their byte-order mark; ``errors`` holds the first
     ``MAX_ERRORS_KEPT`` ``"file:line: ..."`` messages and ``error_count`` counts all of them.
     """
 
@@ -105,6 +117,13 @@ class ReadStats:
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
     empty_files: int = 0
+    skipped_counts: dict[str, int] = field(default_factory=dict)
+    bom_encodings: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, path: str | Path, kind: str, reason: str) -> None:
+        """Record that ``path`` was not read: ``reason`` in ``skipped_files``, one more ``kind`` in ``skipped_counts``."""
+        self.skipped_files[str(path)] = reason
+        self.skipped_counts[kind] = self.skipped_counts.get(kind, 0) + 1
 
     def add_error(self, message: str) -> None:
         """Record one error message (kept up to ``MAX_ERRORS_KEPT``, always counted)."""
@@ -198,33 +217,67 @@ def list_files(
     out: list[Path] = []
     for given in paths:
         p = Path(given)
-        if p.is_dir():
-            candidates = _walk_dir(p, recursive, stats)
-        elif p.exists():
-            candidates = [p]
-        else:
-            raise SourceNotFoundError(f"{p}: no such file or directory (expected a text/jsonl/csv file or a folder)")
+        st = _stat_given(p, stats)
+        if st is None:
+            continue
+        candidates = _walk_dir(p, recursive, stats) if stat_mod.S_ISDIR(st.st_mode) else [p]
         for f in candidates:
             fmt, _ = detect_format(f)
             if fmt is None:
-                stats.skipped_files[str(f)] = _UNKNOWN_EXT
-                continue
-            out.append(f)
+                stats.skip(f, "unknown extension", _UNKNOWN_EXT)
+            elif _is_regular(f, stats):
+                out.append(f)
     return out
+
+
+def _stat_given(p: Path, stats: ReadStats) -> os.stat_result | None:
+    """``os.stat`` of a path named by the caller; a missing one is an error, an unreadable one is skipped."""
+    try:
+        return os.stat(p)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"{p}: no such file or directory (expected a text/jsonl/csv file or a folder)") \
+            from None
+    except OSError as e:
+        stats.skip(p, "unreadable", f"unreadable ({type(e).__name__}: {e.strerror or e})")
+        return None
+
+
+_FILE_KINDS = ((stat_mod.S_ISFIFO, "named pipe"), (stat_mod.S_ISCHR, "character device"),
+               (stat_mod.S_ISBLK, "block device"), (stat_mod.S_ISSOCK, "socket"), (stat_mod.S_ISDIR, "directory"))
+
+
+def _is_regular(f: Path, stats: ReadStats) -> bool:
+    """True for a regular file (or a link to one), checked with ``os.stat`` without opening it; anything else
+    (FIFO, device, socket, dangling link) is recorded in ``stats`` and False."""
+    try:
+        mode = os.stat(f).st_mode
+    except OSError as e:
+        stats.skip(f, "unreadable", f"unreadable ({type(e).__name__}: {e.strerror or e})")
+        return False
+    if stat_mod.S_ISREG(mode):
+        return True
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+    stats.skip(f, "not a regular file", f"not a regular file ({kind}); only regular files are read")
+    return False
 
 
 def _walk_dir(root: Path, recursive: bool, stats: ReadStats) -> list[Path]:
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(e: OSError) -> None:  # os.walk would otherwise skip a directory it cannot list silently
+        stats.skip(e.filename or root, "unreadable",
+                   f"unreadable directory ({type(e).__name__}: {e.strerror or e}); its files were not read")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         here = Path(dirpath)
         hidden = [d for d in dirnames if d.startswith(".")]
         for d in hidden:
-            stats.skipped_files[str(here / d)] = "hidden directory"
+            stats.skip(here / d, "hidden", "hidden directory")
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
         for name in filenames:
             f = here / name
             if name.startswith("."):
-                stats.skipped_files[str(f)] = "hidden file"
+                stats.skip(f, "hidden", "hidden file")
             else:
                 found.append(f)
         if not recursive:
@@ -233,8 +286,69 @@ def _walk_dir(root: Path, recursive: bool, stats: ReadStats) -> list[Path]:
     return found
 
 
-def _open_binary(path: Path, gz: bool) -> IO[bytes]:
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+class NotRegularFileError(SourceError, OSError):
+    """The path turned out not to be a regular file when it was opened."""
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """Open a regular file for reading. ``O_NONBLOCK`` and the ``fstat`` check close the gap between the type
+    check in :func:`list_files` and the open: a FIFO swapped in meanwhile is refused instead of blocking."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(f"{path}: not a regular file; only regular files are read")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00 vs FF FE
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
+
+
+class _ToUtf8(io.RawIOBase):
+    """A UTF-16/UTF-32 byte stream re-encoded as UTF-8 (BOM consumed, invalid code units -> U+FFFD), so every
+    reader below works on UTF-8 bytes."""
+
+    def __init__(self, inner: IO[bytes], encoding: str):
+        self.inner = inner
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self.pending = memoryview(b"")
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self.pending and not self.done:
+            chunk = self.inner.read(1 << 16)
+            self.done = not chunk
+            self.pending = memoryview(self.decoder.decode(chunk, final=self.done).encode("utf-8"))
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+@contextmanager
+def _open_binary(path: Path, gz: bool, stats: ReadStats) -> Iterator[IO[bytes]]:
+    """The file's bytes (decompressed when ``gz``) as UTF-8: a UTF-16/32 BOM switches to re-encoding."""
+    with _open_regular(path) as raw:
+        with (gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw) as fh:
+            encoding = _bom_encoding(fh.peek(4)[:4])
+            if encoding is None:
+                yield fh
+                return
+            stats.bom_encodings[encoding] = stats.bom_encodings.get(encoding, 0) + 1
+            with io.BufferedReader(_ToUtf8(fh, encoding)) as utf8:
+                yield utf8
 
 
 # --------------------------------------------------------------------------------------------------- readers
@@ -243,7 +357,7 @@ def _open_binary(path: Path, gz: bool) -> IO[bytes]:
 def _read_text_file(path: Path, gz: bool, split: str, stats: ReadStats) -> Iterator[Document]:
     src = str(path)
     if split == "file":
-        with _open_binary(path, gz) as fh:
+        with _open_binary(path, gz, stats) as fh:
             data = fh.read()
         stats.bytes += len(data)
         text, repaired = decode_bytes(data)
@@ -279,7 +393,7 @@ def _read_text_file(path: Path, gz: bool, split: str, stats: ReadStats) -> Itera
 def _iter_lines(path: Path, gz: bool, stats: ReadStats) -> Iterator[tuple[int, str]]:
     """Yield ``(1-based line number, decoded line without its line ending)``; counts bytes and repairs."""
     line_no = 0
-    with _open_binary(path, gz) as fh:
+    with _open_binary(path, gz, stats) as fh:
         for raw in fh:
             stats.bytes += len(raw)
             text, repaired = decode_bytes(raw)
@@ -304,7 +418,7 @@ def _read_jsonl(
     path: Path, gz: bool, text_field: str, label_field: str, strict: bool, stats: ReadStats
 ) -> Iterator[Document]:
     src = str(path)
-    with _open_binary(path, gz) as fh:
+    with _open_binary(path, gz, stats) as fh:
         for line_no, raw in enumerate(fh, start=1):
             stats.bytes += len(raw)
             line, repaired = decode_bytes(raw)
@@ -350,7 +464,7 @@ def _read_csv(
     path: Path, gz: bool, delimiter: str, text_field: str, label_field: str, strict: bool, stats: ReadStats
 ) -> Iterator[Document]:
     src = str(path)
-    with _open_binary(path, gz) as raw:
+    with _open_binary(path, gz, stats) as raw:
         counting = _CountingReader(raw)
         fh = io.TextIOWrapper(io.BufferedReader(counting), encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(fh, delimiter=delimiter)
@@ -462,6 +576,11 @@ def iter_documents(
             for doc in gen:
                 stats.documents += 1
                 yield doc
+        except (PermissionError, NotRegularFileError) as e:  # could not even be opened: not read at all
+            if strict:
+                raise SourceFormatError(f"{path}: could not open file ({e})") from e
+            stats.files -= 1
+            stats.skip(path, "unreadable", f"unreadable ({type(e).__name__}: {e})")
         except (OSError, EOFError, zlib.error) as e:
             # truncated / corrupt gzip streams, unreadable files
             msg = f"{path}: could not read file ({type(e).__name__}: {e})"

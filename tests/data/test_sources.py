@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,124 @@ def test_decode_bytes_edge_cases():
     text, n = decode_bytes(b"x\xed\xa0\x80y")
     assert n == 3 and text.startswith("x") and text.endswith("y")
     assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+# ------------------------------------------------------------------------------------------- byte-order marks
+
+
+@pytest.mark.parametrize("encoding, bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
+                                           ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff"),
+                                           ("utf-8", b"\xef\xbb\xbf")])
+def test_bom_selects_the_encoding_in_every_format(tmp_path, encoding, bom):
+    text = "Grüße aus Zürich – 漢字 ✓\r\nzweite Zeile"
+    def enc(s: str) -> bytes:
+        return bom + s.encode(encoding)
+    f = _write(tmp_path / "doc.txt", enc(text))
+    lines = _write(tmp_path / "lines.txt.gz", gzip.compress(enc(text + "\n\nlast\n")))
+    j = _write(tmp_path / "rows.jsonl", enc(json.dumps({"text": "café ✓", "label": "pos"}, ensure_ascii=False) + "\n"))
+    c = _write(tmp_path / "rows.csv", enc("text,label\nnaïve 漢,nég\n"))
+    (doc,), stats = _docs([f])
+    assert doc.text == "Grüße aus Zürich – 漢字 ✓\nzweite Zeile" and stats.repaired_bytes == 0
+    docs, _ = _docs([lines], split="line")
+    assert [d.text for d in docs] == ["Grüße aus Zürich – 漢字 ✓", "zweite Zeile", "last"]
+    assert [d.line for d in docs] == [1, 2, 4]
+    docs, stats = _docs([j, c])
+    assert [(d.text, d.label) for d in docs] == [("café ✓", "pos"), ("naïve 漢", "nég")]
+    assert stats.repaired_bytes == 0 and stats.errors == []
+    if encoding != "utf-8":
+        assert stats.bom_encodings == {encoding[:6]: 2}
+
+
+def test_invalid_utf16_code_units_become_replacement_characters(tmp_path):
+    f = _write(tmp_path / "bad.txt", b"\xff\xfe" + "ok".encode("utf-16-le") + b"\x00\xd8" + "!".encode("utf-16-le"))
+    (doc,), _ = _docs([f])
+    assert doc.text == "ok\ufffd!"
+
+
+# ------------------------------------------------------------------------------ non-regular and unreadable inputs
+
+
+@pytest.fixture()
+def alarm():
+    """Fail (instead of hanging the suite) when a blocking open of a FIFO sneaks back in."""
+    import signal
+
+    def timeout(*_):
+        raise TimeoutError("reading the inputs blocked (a FIFO was opened)")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need os.mkfifo (POSIX)")
+def test_fifos_devices_and_dangling_links_are_skipped_not_opened(tmp_path, alarm):
+    _write(tmp_path / "in" / "a.txt", "regular")
+    os.mkfifo(tmp_path / "in" / "pipe.txt")
+    os.mkfifo(tmp_path / "given.jsonl")
+    (tmp_path / "in" / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    docs, stats = _docs([tmp_path / "in", tmp_path / "given.jsonl", "/dev/null"])
+    assert [d.text for d in docs] == ["regular"] and stats.files == 1 and stats.errors == []
+    skipped = stats.skipped_files
+    assert skipped[str(tmp_path / "in" / "pipe.txt")] == "not a regular file (named pipe); only regular files are read"
+    assert "named pipe" in skipped[str(tmp_path / "given.jsonl")]
+    assert stats.skipped_counts["not a regular file"] == 2  # /dev/null has no known extension: counted as such
+    assert "unreadable (FileNotFoundError" in skipped[str(tmp_path / "in" / "dangling.txt")]
+    assert stats.skipped_counts["unreadable"] == 1 and stats.skipped_counts["unknown extension"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need os.mkfifo (POSIX)")
+def test_a_fifo_swapped_in_after_the_type_check_is_refused_without_blocking(tmp_path, alarm, monkeypatch):
+    import bigmodel_fast.data.sources as src_mod
+
+    os.mkfifo(tmp_path / "late.txt")
+    monkeypatch.setattr(src_mod, "_is_regular", lambda f, stats: True)  # as if it was a file when listed
+    docs, stats = _docs([tmp_path / "late.txt"])
+    assert docs == [] and stats.files == 0
+    assert "not a regular file" in stats.skipped_files[str(tmp_path / "late.txt")]
+
+
+def test_unreadable_directories_and_files_are_counted_with_their_reason(tmp_path, monkeypatch):
+    """Root reads anything, so the PermissionErrors are injected where the reader meets them."""
+    _write(tmp_path / "a.txt", "kept")
+    _write(tmp_path / "locked" / "b.txt", "never listed")
+    _write(tmp_path / "secret.txt", "never opened")
+    real_scandir, real_open = os.scandir, os.open
+
+    def scandir(path="."):
+        if Path(path) == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def os_open(path, *args, **kwargs):
+        if Path(path) == tmp_path / "secret.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", os_open)
+    docs, stats = _docs([tmp_path])
+    assert [d.text for d in docs] == ["kept"] and stats.files == 1
+    assert stats.skipped_files[str(tmp_path / "locked")].startswith("unreadable directory (PermissionError")
+    assert stats.skipped_files[str(tmp_path / "secret.txt")].startswith("unreadable (PermissionError")
+    assert stats.skipped_counts == {"unreadable": 2}
+    with pytest.raises(SourceFormatError, match="secret.txt: could not open"):
+        list(iter_documents([tmp_path / "secret.txt"], strict=True))
+
+
+# ------------------------------------------------------------------------------------------------ labels
+
+
+def test_read_labelled_strips_label_whitespace(tmp_path):
+    from bigmodel_fast.data.classification import read_labelled
+
+    f = _write(tmp_path / "l.jsonl", "".join(json.dumps({"text": f"t{i}", "label": lab}) + "\n"
+                                             for i, lab in enumerate([" business", "business", "sport\t", 3])))
+    assert read_labelled(f).labels == ["business", "business", "sport", "3"]
+    c = _write(tmp_path / "l.csv", "text,label\na, business \nb,business\n")
+    assert read_labelled(c).labels == ["business", "business"]
+    blank = _write(tmp_path / "blank.jsonl", json.dumps({"text": "x", "label": "  "}) + "\n")
+    with pytest.raises(ValueError, match="blank.jsonl:1: missing 'label'"):
+        read_labelled(blank)
