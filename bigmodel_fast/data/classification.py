@@ -26,15 +26,19 @@ class LabelledTexts:
 
 
 def read_labelled(path: str | Path, text_field: str = "text", label_field: str = "label") -> LabelledTexts:
-    """Read a CSV or JSONL file of labelled texts; a row without a label is an error naming file and line."""
+    """Read a CSV or JSONL file of labelled texts; a row without a label is an error naming file and line.
+
+    Labels are stripped of leading and trailing whitespace, so ``" business"`` and ``"business"`` are one class
+    (a label that is only whitespace counts as missing)."""
     stats = ReadStats()
     texts, labels = [], []
     for doc in iter_documents([path], text_field=text_field, label_field=label_field, stats=stats, strict=True):
-        if doc.label is None or str(doc.label).strip() == "":
+        label = "" if doc.label is None else str(doc.label).strip()
+        if not label:
             raise ValueError(f"{doc.source}:{doc.line}: missing {label_field!r} field; expected rows with "
                              f"{text_field!r} and {label_field!r}")
         texts.append(doc.text)
-        labels.append(str(doc.label))
+        labels.append(label)
     if not texts:
         raise ValueError(f"{path}: no labelled rows found (expected a .csv or .jsonl with {text_field!r} and "
                          f"{label_field!r})")
