@@ -19,6 +19,7 @@ from bigmodel_fast.data.tokenizer import Tokenizer
 from bigmodel_fast.export.bundle import export_bundle, load_bundle_model, read_bundle
 from bigmodel_fast.export.runner import build_runner, missing_prerequisites, run_runner
 from bigmodel_fast.export.targets import load_export_target
+from bigmodel_fast.fsio import write_manifest
 
 pytestmark = pytest.mark.skipif(os.environ.get("BMF_SKIP_AOTI") == "1", reason="BMF_SKIP_AOTI=1")
 
@@ -65,10 +66,14 @@ def test_runner_rejects_corrupt_pt2(runner, aoti_bundle, tmp_path):
     shutil.copytree(aoti_bundle, bad)
     (bad / "model.pt2").write_bytes(b"PK\x03\x04 not really a zip")
     r = run_runner(runner, bad, b"text\n")
+    assert r.returncode == 2 and b"model.pt2: 21 bytes, manifest.json says" in r.stderr  # caught before dlopen
+    write_manifest(bad)  # behind a matching manifest, the loader's own check
+    r = run_runner(runner, bad, b"text\n")
     assert r.returncode == 2
     assert b"cannot load the AOTInductor package" in r.stderr
     info = json.loads((bad / "bundle.json").read_text())
     (bad / "bundle.json").write_text(json.dumps({**info, "format": "tensorrt"}))
+    write_manifest(bad)
     r = run_runner(runner, bad, b"text\n")
     assert r.returncode == 2 and b"format 'tensorrt' is not supported" in r.stderr
 
