@@ -24,12 +24,14 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "bmf-manifest"
 MANIFEST_VERSION = 1
 _TEMP_RE = re.compile(r"\.(tmp|old)-(\d+)$")
+_LIVE_WRITER_WAIT_S = 2.0  # how long a reader waits for a live writer to finish its publishing renames
 
 
 class LockedError(ValueError):
@@ -221,11 +223,21 @@ def pid_alive(pid: int) -> bool:
 def recover_dir(dest: str | Path) -> Path | None:
     """When ``dest`` is missing but a complete copy sits beside it (a save killed between its two renames), move
     that copy into place and return its old path; otherwise None. The newest complete copy wins: a finished
-    staging copy (``.tmp-``) is newer than the copy it was replacing (``.old-``)."""
+    staging copy (``.tmp-``) is newer than the copy it was replacing (``.old-``). Copies of another live process
+    are never taken: that writer is between its renames, so this waits up to 2 s for it to finish."""
     dest = Path(dest)
     if dest.exists():
         return None
-    candidates = [(p, kind) for p, kind, _ in _siblings(dest) if p.is_dir() and is_complete(p)]
+    # A live writer between its two renames: give it a moment to finish rather than taking its copy from under it.
+    deadline = time.monotonic() + _LIVE_WRITER_WAIT_S
+    while any(pid != os.getpid() and pid_alive(pid) for _, _, pid in _siblings(dest)):
+        if dest.exists():
+            return None
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    candidates = [(p, kind) for p, kind, pid in _siblings(dest)
+                  if (pid == os.getpid() or not pid_alive(pid)) and p.is_dir() and is_complete(p)]
     if not candidates:
         return None
     candidates.sort(key=lambda c: (c[1] == "tmp", (c[0] / MANIFEST).stat().st_mtime_ns), reverse=True)

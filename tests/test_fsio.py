@@ -153,3 +153,14 @@ def test_strict_json_never_writes_bare_nan(tmp_path):
     write_json(tmp_path / "r.json", obj)
     assert read_json(tmp_path / "r.json")["loss"] is None
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
+
+
+def test_recover_never_takes_a_live_writers_copy(tmp_path, monkeypatch):
+    """A reader that looks while another live process is between its publishing renames must not move that
+    process's copy (the writer's own rename would then fail): it waits, and takes nothing if dest never appears."""
+    monkeypatch.setattr(fsio, "_LIVE_WRITER_WAIT_S", 0.05)
+    dest = tmp_path / "ckpt"
+    live = _make(tmp_path / f"ckpt.tmp-{os.getppid()}", {"step": b"2"})
+    fsio.write_manifest(live)
+    assert fsio.recover_dir(dest) is None
+    assert live.is_dir() and not dest.exists()
