@@ -114,24 +114,33 @@ class StreamStats:
     nonfinite: int = 0  # predictions whose probabilities were not finite (label null)
 
 
+SORT_WINDOW_BATCHES = 8  # texts are length-sorted within this many batches (less padding), then written in order
+SORT_WINDOW_CHARS = 1 << 23  # ... or within 8 Mi characters, whichever comes first (long lines: less held)
+
+
 class BatchWriter:
-    """Collects texts, predicts them ``batch_size`` at a time and writes one strict-JSON line per text."""
+    """Collects texts and, every ``SORT_WINDOW_BATCHES * batch_size`` texts or ``SORT_WINDOW_CHARS`` characters (or
+    when :meth:`flush` is called: the input would block, or ended), predicts them in length-sorted batches of ``batch_size`` and writes one
+    strict-JSON line per text, in input order."""
 
     def __init__(self, predictor, out: TextIO, batch_size: int, stats: StreamStats):
         if batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
         self.predictor, self.out, self.batch_size, self.stats = predictor, out, batch_size, stats
+        self.window = batch_size * SORT_WINDOW_BATCHES
         self.pending: list[str] = []
+        self.pending_chars = 0
 
     def add(self, text: str) -> None:
         self.pending.append(text)
-        if len(self.pending) >= self.batch_size:
+        self.pending_chars += len(text)
+        if len(self.pending) >= self.window or self.pending_chars >= SORT_WINDOW_CHARS:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        texts, self.pending = self.pending, []
+        texts, self.pending, self.pending_chars = self.pending, [], 0
         for text, result in zip(texts, self.predictor.predict(texts, self.batch_size)):
             self.stats.nonfinite += result["label"] is None
             self.out.write(dumps({"text": text, **result}) + "\n")
@@ -142,7 +151,7 @@ def predict_stream(predictor, stream: BinaryIO, out: TextIO, batch_size: int = 6
                    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: StreamStats | None = None,
                    name: str = "input") -> StreamStats:
     """Predict every line of the binary ``stream`` (see the module docstring) and write JSON lines to ``out``;
-    the stream is consumed lazily, at most one batch of lines is held."""
+    the stream is consumed lazily, at most one sort window of lines is held."""
     stats = stats if stats is not None else StreamStats()
     writer = BatchWriter(predictor, out, batch_size, stats)
     line_stats = LineStats()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel_fast.cli import main
+from bigmodel_fast.eval.stream import SORT_WINDOW_BATCHES
 
 HANG_GUARD_S = 120  # only stops a hung test; a pass never comes near it
 
@@ -60,9 +61,9 @@ class LazyLines(io.RawIOBase):
         return k
 
 
-def test_input_is_consumed_lazily_one_batch_at_a_time(tiny_bundle, monkeypatch, capsys):
-    """Reading never runs more than one batch ahead of the written results: memory does not grow with the input
-    (the old code listed every line before predicting any)."""
+def test_input_is_consumed_lazily_one_window_at_a_time(tiny_bundle, monkeypatch, capsys):
+    """Reading never runs more than one sort window (SORT_WINDOW_BATCHES batches) ahead of the written results:
+    memory does not grow with the input (the old code listed every line before predicting any)."""
     out = CountingOut()
     lazy = LazyLines(2000, out)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(lazy)))
@@ -70,7 +71,8 @@ def test_input_is_consumed_lazily_one_batch_at_a_time(tiny_bundle, monkeypatch, 
     assert main(["predict", "--model", str(tiny_bundle), "--input", "-", "--batch-size", "8", "--device", "cpu"]) == 0
     rows = [strict_json(line) for line in out.getvalue().splitlines()]
     assert [r["text"] for r in rows] == [f"line {i}" for i in range(2000)]
-    assert lazy.max_ahead < 8, f"the reader held {lazy.max_ahead} lines before answering them"
+    window = 8 * SORT_WINDOW_BATCHES
+    assert lazy.max_ahead < window, f"the reader held {lazy.max_ahead} lines before answering them"
     assert "2000 lines from stdin, 0 truncated" in capsys.readouterr().err
 
 
