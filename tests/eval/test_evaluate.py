@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bigmodel_fast.cli import main
+from eval_helpers import one_line_error
 
 
 def strict_load(path):
@@ -12,14 +13,6 @@ def strict_load(path):
         raise AssertionError(f"bare {name} in {path}")
 
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
-
-
-def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 def test_undefined_metrics_are_null_in_the_report(tiny_classifier, tmp_path, capsys):
@@ -39,7 +32,7 @@ def test_a_non_finite_model_is_refused(nan_classifier, sentiment_small, tmp_path
     out = tmp_path / "report.json"
     assert main(["evaluate", "--model", str(nan_classifier), "--data", str(sentiment_small["test"]),
                  "--out", str(out), "--device", "cpu"]) == 2
-    _one_line_error(capsys, str(nan_classifier), "not finite", "120 examples")
+    one_line_error(capsys, str(nan_classifier), "not finite", "120 examples")
     assert not out.exists()
 
 
@@ -48,22 +41,22 @@ def test_bad_paths_and_fields_are_one_line_errors(tiny_classifier, tmp_path, cap
     good.write_text(json.dumps({"text": "a", "label": "pos"}) + "\n", encoding="utf-8")
     base = ["evaluate", "--device", "cpu"]
     assert main(base + ["--model", str(tiny_classifier), "--data", str(tmp_path / "nope.jsonl")]) == 2
-    _one_line_error(capsys, "nope.jsonl")
+    one_line_error(capsys, "nope.jsonl")
     assert main(base + ["--model", str(tmp_path / "no_model"), "--data", str(good)]) == 2
-    _one_line_error(capsys, "no_model")
+    one_line_error(capsys, "no_model")
     assert main(base + ["--model", str(tiny_classifier), "--data", str(good), "--out", str(tmp_path)]) == 2
-    _one_line_error(capsys, str(tmp_path), "is a directory")
+    one_line_error(capsys, str(tmp_path), "is a directory")
 
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"text": "a", "label": "pos"}) + "\n" + json.dumps({"body": "b", "label": "neg"})
                     + "\n", encoding="utf-8")
     assert main(base + ["--model", str(tiny_classifier), "--data", str(rows)]) == 2
-    _one_line_error(capsys, f"{rows}:2", "'text'")
+    one_line_error(capsys, f"{rows}:2", "'text'")
     assert main(base + ["--model", str(tiny_classifier), "--data", str(rows), "--label-field", "y"]) == 2
-    _one_line_error(capsys, f"{rows}:1", "'y'")
+    one_line_error(capsys, f"{rows}:1", "'y'")
 
 
 def test_data_is_checked_before_the_model_is_loaded(tmp_path, capsys):
     """A mistyped --data fails at once, even when the model would fail too (or take long to load)."""
     assert main(["evaluate", "--model", str(tmp_path / "no_model"), "--data", str(tmp_path / "nope.csv")]) == 2
-    _one_line_error(capsys, "nope.csv")
+    one_line_error(capsys, "nope.csv")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel_fast.cli import main
+from eval_helpers import one_line_error
 from bigmodel_fast.eval.stream import SORT_WINDOW_BATCHES
 
 HANG_GUARD_S = 120  # only stops a hung test; a pass never comes near it
@@ -151,25 +152,17 @@ def test_long_texts_are_tokenized_apart_and_truncated(tiny_classifier, monkeypat
                     for ids in real(texts)]  # the same ids as tokenizing everything at once
 
 
-def _one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
-
-
 def test_bad_input_paths_are_one_line_errors(tiny_bundle, tmp_path, capsys):
     base = ["predict", "--model", str(tiny_bundle), "--device", "cpu", "--input"]
     assert main(base + [str(tmp_path)]) == 2
-    _one_line_error(capsys, str(tmp_path), "is a directory")
+    one_line_error(capsys, str(tmp_path), "is a directory")
     assert main(base + [str(tmp_path / "missing.txt")]) == 2
-    _one_line_error(capsys, "missing.txt", "no such input file")
+    one_line_error(capsys, "missing.txt", "no such input file")
     sock_path = tmp_path / "s.sock"
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(sock_path))
         assert main(base + [str(sock_path)]) == 2
-    _one_line_error(capsys, str(sock_path), "socket")
+    one_line_error(capsys, str(sock_path), "socket")
     with pytest.raises(SystemExit) as e:
         main(base + [str(tmp_path / "x"), "--max-line-bytes", "0"])
     assert e.value.code == 2
@@ -212,7 +205,7 @@ def test_damaged_models_are_one_line_errors(command, tiny_classifier, tiny_bundl
     tail = ["--text", "hi"] if command == "predict" else ["--data", str(sentiment_small["test"])]
     for model in (ckpt, bundle, shapes):
         assert main([command, "--model", str(model), "--device", "cpu", *tail]) == 2, model
-        _one_line_error(capsys, str(model), f"bmf {command}: error:")
+        one_line_error(capsys, str(model), f"bmf {command}: error:")
 
 
 def test_nan_model_gives_strict_json_and_null_labels(nan_classifier, tmp_path, capsys):
@@ -257,4 +250,4 @@ def test_a_read_error_is_one_line(tiny_bundle, monkeypatch, capsys):
     """A device error while reading stdin (EIO) is one line naming the input, exit 2 (was a traceback)."""
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(FailingInput())))
     assert main(["predict", "--model", str(tiny_bundle), "--input", "-", "--device", "cpu"]) == 2
-    _one_line_error(capsys, "stdin: cannot read the input (Input/output error)")
+    one_line_error(capsys, "stdin: cannot read the input (Input/output error)")
