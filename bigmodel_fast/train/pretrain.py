@@ -7,8 +7,8 @@ so ``--resume`` reproduces an uninterrupted run.
 
 from __future__ import annotations
 
-import time
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,8 +132,9 @@ def config_changes(cfg: PretrainConfig, meta: dict) -> dict:
     changes = {}
     for key in RESUME_FIXED:
         old, new = saved.get(key), now[key]
-        if key == "data":
-            old, new = meta.get("data_path", old), str(Path(new).resolve())
+        if key == "data":  # compared as resolved paths (checkpoints before data_path: resolved from here)
+            old = meta.get("data_path") or (str(Path(old).resolve()) if isinstance(old, str) else old)
+            new = str(Path(new).resolve())
         if key in saved and old != new:
             changes[key] = [old, new]
     return changes

@@ -243,3 +243,17 @@ def test_metrics_log_is_strict_json(tmp_path):
     text = (tmp_path / "m.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["loss"] is None and json.loads(text)["grad_norm"] is None
+
+
+def test_resume_check_resolves_the_data_path_of_older_checkpoints(tmp_path, monkeypatch):
+    """A checkpoint written before meta.json had data_path stored the --data string as given; the same directory
+    given another way (relative vs absolute) is no change, another directory is."""
+    from dataclasses import asdict
+
+    from bigmodel_fast.train.pretrain import PretrainConfig, config_changes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    old = {"train_config": asdict(PretrainConfig(data="data", out="run"))}
+    assert config_changes(PretrainConfig(data=str(tmp_path / "data"), out="run"), old) == {}
+    assert set(config_changes(PretrainConfig(data=str(tmp_path / "other"), out="run"), old)) == {"data"}
