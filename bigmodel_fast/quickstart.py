@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import samples
+from .data import sample_files as samples
 from .jsonio import write_json
 
 

@@ -18,7 +18,7 @@ def head_jsonl(src: Path, dst: Path, n: int) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """`bmf prepare` output over 80 English + 80 Chinese sample documents, vocabulary 400."""
-    from bigmodel_fast.data import samples
+    from bigmodel_fast.data import sample_files as samples
     from bigmodel_fast.data.prepare import PrepareConfig, prepare
 
     root = tmp_path_factory.mktemp("tiny_data")
@@ -31,7 +31,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sentiment_small(tmp_path_factory) -> dict[str, Path]:
     """The first 120 rows of each sentiment split."""
-    from bigmodel_fast.data import samples
+    from bigmodel_fast.data import sample_files as samples
 
     root = tmp_path_factory.mktemp("sentiment")
     return {k: head_jsonl(p, root / p.name, 120) for k, p in samples.sentiment_paths().items()}

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
-from bigmodel_fast.data.prepared import PreparedData
+from bigmodel_fast.data.data_dir import PreparedData
 from bigmodel_fast.data.tokenizer import Tokenizer
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -45,7 +45,7 @@ IGNORE = -100
 
 
 def prepare_samples(out: Path, vocab_size: int = 8000) -> Path:
-    from bigmodel_fast.data import samples
+    from bigmodel_fast.data import sample_files as samples
     from bigmodel_fast.data.prepare import PrepareConfig, prepare
 
     if not (out / "tokenizer.model").is_file():
@@ -184,7 +184,7 @@ def add_ratios(rows: list[dict]) -> None:
 
 
 def trainer_wait(data: Path, quick: bool) -> list[dict]:
-    from bigmodel_fast.train.common import read_metrics
+    from bigmodel_fast.train.runtime import read_metrics
     from bigmodel_fast.train.optim import OptimConfig
     from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bigmodel_fast.data import samples
+from bigmodel_fast.data import sample_files as samples
 from bigmodel_fast.data.clean import clean_documents
 from bigmodel_fast.data.filters import c4, fineweb, gopher_quality, gopher_repetition
 from bigmodel_fast.data.filters._text import TextView

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigmodel_fast.data import samples
+from bigmodel_fast.data import sample_files as samples
 from bigmodel_fast.data.classification import encode_for_classifier, pad_batch
 from bigmodel_fast.data.tokenizer import Tokenizer
 from bigmodel_fast.export.bundle import export_bundle

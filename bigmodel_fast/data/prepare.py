@@ -4,7 +4,7 @@ Stages, in order (each switchable; its counts land in ``stats.json``):
 read -> clean -> boilerplate-line removal (optional) -> quality filters (Gopher quality / repetition, C4, FineWeb)
 -> PII masking -> exact dedup -> MinHash-LSH near-dedup -> held-out split -> tokenizer -> shards.
 
-Output directory (read back by :class:`~bigmodel_fast.data.prepared.PreparedData`)::
+Output directory (read back by :class:`~bigmodel_fast.data.data_dir.PreparedData`)::
 
     tokenizer.model / tokenizer.vocab    SentencePiece model trained on the training split
     train_00000.bin / .idx ...           token shards of the training documents
@@ -37,7 +37,7 @@ from .pii import PIIConfig, mask_documents
 from .quality import QualityConfig, QualityStats, filter_documents
 from .. import fsio
 from ..jsonio import write_json
-from .prepared import STATS, TOKENIZER
+from .data_dir import STATS, TOKENIZER
 from .shards import ShardWriter
 from .sources import ReadStats, iter_documents
 from .tokenizer import Tokenizer

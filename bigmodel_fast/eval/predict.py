@@ -11,7 +11,7 @@ from ..data.classification import encode_for_classifier
 from ..data.tokenizer import Tokenizer
 from ..export.bundle import BUNDLE_JSON, load_bundle_model
 from ..train import checkpoint as ckpt
-from ..train.common import pick_device
+from ..train.runtime import pick_device
 from ..train.finetune import predict_logits
 
 

@@ -21,7 +21,7 @@ from ..models import build_classifier
 from ..models.config import ModelConfig
 from . import checkpoint as ckpt
 from .. import fsio
-from .common import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
+from .runtime import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
                      seed_everything)
 from .optim import OptimConfig, build_optimizer, build_scheduler
 

@@ -16,14 +16,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
-from ..data.prepared import PreparedData
+from ..data.data_dir import PreparedData
 from ..data.tokenizer import Tokenizer
 from ..models import build_pretraining_model, check_inputs
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
 from . import checkpoint as ckpt
 from .. import fsio
-from .common import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
+from .runtime import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
                      seed_everything, to_device)
 from .optim import OptimConfig, build_optimizer, build_scheduler
 

@@ -1,6 +1,6 @@
 """Helpers shared by the MinHash tests (test_minhash*.py): a generated corpus with planted near-duplicates
-and the exact shingle Jaccard of its pairs. A plain module, not a test file: under pytest's default
-"prepend" import mode tests/data (no __init__.py) is on sys.path, so the test files import it by name."""
+and the exact shingle Jaccard of its pairs. A plain module, not a test file; the test files import it
+relatively (``tests`` is a package)."""
 from __future__ import annotations
 
 import functools

@@ -112,7 +112,7 @@ def test_nfkc_full_width_to_ascii():
 
 
 def test_nfkc_on_real_peoples_daily_sample():
-    from bigmodel_fast.data.samples import corpus_paths
+    from bigmodel_fast.data.sample_files import corpus_paths
 
     zh = corpus_paths()[1]
     raw = [d for d in iter_documents([zh]) if "１９９８" in d.text][:20]

@@ -1,232 +1,447 @@
-"""The Python reference loaders (bigmodel_fast.data.loader_reference): the specification of the native loader."""
+"""The native TokenLoader (csrc/loader): bit-identical to the Python reference, threaded, validated, resumable."""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import re
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 
-from bigmodel_fast.data.loader import IGNORE_INDEX, CausalLoader, MLMLoader, SpecialIds, mask_tokens
-from bigmodel_fast.data.loader_reference import epoch_permutation, mix, mix_array, sample_key
+from bigmodel_fast.data.loader import IGNORE_INDEX, CausalLoader, MLMLoader, SpecialIds, TokenLoader
+from bigmodel_fast.data.shards import HEADER_SIZE, ShardFormatError, open_shards, write_shard
+from .shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
+
+IDS = SpecialIds(pad=0, cls=2, sep=3, mask=4, vocab_size=1000, special=(0, 1, 2, 3, 4, 5, 6))
 
 
-class FakeShard:
-    """Documents of consecutive ids (doc d holds ids 1000*d + 7 ...), so positions are recoverable."""
-
-    def __init__(self, lengths, base=7):
-        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        self.tokens = np.concatenate([np.arange(n) + base + 1000 * d for d, n in enumerate(lengths)]).astype(np.uint32)
+def _docs(seed, n_docs, vocab, max_len=300):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(7, vocab, size=int(n)) for n in rng.integers(0, max_len, size=n_docs)]
 
 
-IDS = SpecialIds(pad=0, cls=2, sep=3, mask=4, vocab_size=50_000, special=(0, 1, 2, 3, 4, 5, 6))
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Two uint16 shards (vocab 1000, with empty and 1-token documents); ../wide/big is a uint32 shard (vocab 70000)."""
+    root = tmp_path_factory.mktemp("token_loader") / "small"
+    docs = _docs(0, 160, 1000)
+    docs[3], docs[4] = np.zeros(0, dtype=np.int64), np.array([9])
+    write_shard(root / "a", docs[:100], 1000)
+    write_shard(root / "b", docs[100:], 1000)
+    write_shard(root.parent / "wide" / "big", _docs(1, 60, 70_000), 70_000)
+    return root
 
 
-def test_mix_is_splitmix64_and_array_version_agrees():
-    assert mix(0) == 0xE220A8397B1DCDAF  # the first splitmix64 output for state 0
-    xs = np.array([0, 1, 7, 2**63, 2**64 - 1, 0xDEADBEEF], dtype=np.uint64)
-    assert [int(v) for v in mix_array(xs)] == [mix(int(x)) for x in xs]
+def _equal(ref: dict, nat: dict) -> None:
+    assert ref.keys() == nat.keys()
+    for k, v in ref.items():
+        if isinstance(v, torch.Tensor):
+            assert v.dtype == nat[k].dtype and torch.equal(v, nat[k]), k
+        else:
+            assert v == nat[k], k
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 17, 1000, 4097])
-def test_epoch_permutation_is_a_seeded_bijection(n):
-    perm = epoch_permutation(3, 0, n, np.arange(n))
-    assert sorted(perm.tolist()) == list(range(n))
-    if n >= 16:
-        assert not np.array_equal(perm, epoch_permutation(3, 1, n, np.arange(n))), "epochs must reorder"
-        assert not np.array_equal(perm, epoch_permutation(4, 0, n, np.arange(n))), "seeds must reorder"
+@pytest.mark.parametrize("seed", [0, 7, 2**63 + 5])
+@pytest.mark.parametrize("pack", [True, False])
+def test_causal_is_bit_identical_to_the_reference(corpus, seed, pack):
+    kw = dict(seq_len=37, batch_size=6, seed=seed, rank=1, world_size=2, pack=pack)
+    ref = CausalLoader(open_shards([corpus / "a.bin", corpus / "b.bin"]), **kw)
+    nat = TokenLoader([corpus / "a", corpus / "b"], mode="causal", **kw)
+    for i in [0, 1, 5, len(nat) - 1, len(nat), 3 * len(nat) + 2]:  # inside, across and beyond epochs
+        _equal(ref.batch(i), nat.batch(i))
+    big = TokenLoader(corpus.parent / "wide" / "big.bin", mode="causal", **kw)
+    _equal(CausalLoader(open_shards(corpus.parent / "wide" / "big"), **kw).batch(3), big.batch(3))
 
 
-def _keys(n, seed=0):
-    return np.array([sample_key(seed, 0, i) for i in range(n)], dtype=np.uint64)
+@pytest.mark.parametrize("seed", [0, 11])
+@pytest.mark.parametrize("pack,nsp,wwm", [(True, True, False), (False, True, True), (True, False, True),
+                                          (False, False, False)])
+def test_mlm_is_bit_identical_to_the_reference(corpus, seed, pack, nsp, wwm):
+    word_start = np.random.default_rng(5).random(1000) < 0.6
+    kw = dict(seq_len=29, batch_size=7, seed=seed, rank=0, world_size=1, pack=pack, nsp=nsp, whole_word_mask=wwm,
+              word_start=word_start, mlm_probability=0.2)
+    ref = MLMLoader(open_shards([corpus / "a.bin", corpus / "b.bin"]), IDS, **kw)
+    nat = TokenLoader([corpus / "a.bin", corpus / "b.bin"], mode="mlm", special_ids=IDS, **kw)
+    for i in [0, 2, len(nat), 2 * len(nat) + 1]:
+        _equal(ref.batch(i), nat.batch(i))
+    big_ids = SpecialIds(0, 2, 3, 4, 70_000, IDS.special)
+    kw.update(word_start=np.random.default_rng(6).random(70_000) < 0.6)
+    _equal(MLMLoader(open_shards(corpus.parent / "wide" / "big"), big_ids, **kw).batch(1),
+           TokenLoader(corpus.parent / "wide" / "big", mode="mlm", special_ids=big_ids, **kw).batch(1))
 
 
-def test_mask_tokens_statistics_on_large_sample():
-    rng = np.random.default_rng(0)
-    ids = rng.integers(7, 30_000, size=(512, 256))
-    ids[:, 0], ids[:, -1], ids[:, 100] = IDS.cls, IDS.sep, IDS.pad
-    ids[:, 50] = 5  # a special id inside the text is never masked either
-    masked, labels = mask_tokens(ids, IDS, _keys(512), 0.15)
-    sel = labels != IGNORE_INDEX
-    maskable = ~np.isin(ids, IDS.special)
-    assert not sel[~maskable].any(), "a special token was selected for masking"
-    rate = sel.sum() / maskable.sum()
-    assert abs(rate - 0.15) < 0.005
-    assert (labels[sel] == ids[sel]).all()
-    to_mask = (masked == IDS.mask) & sel
-    changed = (masked != ids) & ~to_mask & sel
-    kept = (masked == ids) & sel
-    n = sel.sum()
-    assert abs(to_mask.sum() / n - 0.8) < 0.01
-    assert abs(changed.sum() / n - 0.1) < 0.01
-    assert abs(kept.sum() / n - 0.1) < 0.01
-    assert (masked[~sel] == ids[~sel]).all(), "unselected positions must be untouched"
-    assert not np.isin(masked[changed], IDS.special).any(), "random replacements must not be special tokens"
-    assert (masked[changed] < IDS.vocab_size).all()
-    # selection is spread over positions (no column bias from the four-uniforms-per-hash trick)
-    col_rate = sel[:, 1:50].mean(0)
-    assert col_rate.min() > 0.08 and col_rate.max() < 0.22
+def test_output_is_identical_for_any_thread_count_and_prefetch(corpus):
+    kw = dict(seq_len=32, batch_size=8, mode="mlm", seed=3, special_ids=IDS)
+    runs = []
+    for threads, prefetch in [(1, 1), (2, 4), (4, 2), (8, 16)]:
+        with TokenLoader(corpus, num_threads=threads, prefetch=prefetch, **kw) as ld:
+            it = iter(ld)
+            runs.append([next(it) for _ in range(12)])
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            _equal(a, b)
+    for i, b in enumerate(runs[0]):  # iteration yields batch(i) in order
+        _equal(b, TokenLoader(corpus, **kw).batch(i))
 
 
-def test_whole_word_groups_are_masked_together():
-    rng = np.random.default_rng(1)
-    vocab = 2000
-    word_start = np.zeros(vocab, dtype=bool)
-    word_start[:7] = True
-    word_start[7:1000] = True  # ids < 1000 start a word, ids >= 1000 continue one
-    ids = rng.integers(7, vocab, size=(256, 128))
-    ids[:, 0], ids[:, 64], ids[:, -1] = IDS.cls, IDS.sep, IDS.sep
-    ids[:, 65] = 1500  # a continuation piece right after [SEP] starts a word of its own
-    masked, labels = mask_tokens(ids, IDS, _keys(256), 0.15, word_start=word_start)
-    sel = labels != IGNORE_INDEX
-    special = np.isin(ids, IDS.special)
-    for row in range(256):
-        word = -1
-        for j in range(128):
-            if special[row, j]:
-                word = -1
-                continue
-            if word_start[ids[row, j]] or word < 0:
-                word, first = j, sel[row, j]
-            assert sel[row, j] == first, f"row {row}: position {j} split from its word starting at {word}"
-    heads = ~special & (word_start[ids] | np.roll(special, 1, axis=1))
-    assert abs(sel[heads].mean() - 0.15) < 0.01  # words are selected at the masking rate
-
-
-def test_mlm_batches_structure_and_nsp_balance():
-    shard = FakeShard([50, 3, 200, 17, 90, 2, 64] * 5)
-    loader = MLMLoader([shard], IDS, seq_len=48, batch_size=64, seed=3, pack=True)
-    nsp = []
-    for i in range(12):
-        b = loader.batch(i)
-        ids, tt, am, lab = b["input_ids"], b["token_type_ids"], b["attention_mask"], b["mlm_labels"]
-        assert ids.shape == (64, 48) and ids.dtype == torch.int64 and am.dtype == torch.bool
-        assert (ids[:, 0] == IDS.cls).all()
-        orig = torch.where(lab != IGNORE_INDEX, lab, ids)
-        n_real = am.sum(1)
-        cu = b["cu_seqlens"].tolist()
-        assert b["cu_seqlens"].dtype == torch.int32 and cu[-1] == 64 * 48
-        for row in range(64):
-            n = int(n_real[row])
-            assert row * 48 in cu and (n == 48 or row * 48 + n in cu)
-            r = orig[row, :n]
-            seps = (r == IDS.sep).nonzero().flatten()
-            assert len(seps) == 2 and seps[1] == n - 1
-            assert (tt[row, : seps[0] + 1] == 0).all() and (tt[row, seps[0] + 1 : n] == 1).all()
-            assert (ids[row, n:] == IDS.pad).all() and not am[row, n:].any() and (tt[row, n:] == 0).all()
-            a, b_ = r[1 : seps[0]], r[seps[0] + 1 : -1]
-            assert len(a) >= 1 and len(b_) >= 1
-            assert ((a[1:] - a[:-1]) == 1).all() and ((b_[1:] - b_[:-1]) == 1).all(), "spans are contiguous"
-            is_next = bool(b_[0] == a[-1] + 1)  # fake docs hold consecutive ids
-            assert is_next == (int(b["nsp_labels"][row]) == 0)
-            if not is_next:
-                assert int(b_[0]) // 1000 != int(a[0]) // 1000, "a random B comes from another document"
-        nsp.append(b["nsp_labels"].float().mean().item())
-    assert abs(np.mean(nsp) - 0.5) < 0.05
-
-
-def test_mlm_epoch_visits_every_chunk_once_and_masks_anew_each_epoch():
-    shard = FakeShard([50, 3, 200, 17, 90, 2, 64])
-    loader = MLMLoader([shard], IDS, seq_len=24, batch_size=4, seed=0, nsp=False, pack=False)
-    n = loader.num_samples
-    assert n == sum((L + 21 - 2) // 21 for L in [50, 3, 200, 17, 90, 2, 64])  # 1-token tails are dropped
-    firsts = []
-    for i in range(n // 4):
-        ids, lab = loader.batch(i)["input_ids"], loader.batch(i)["mlm_labels"]
-        firsts += torch.where(lab[:, 1] != IGNORE_INDEX, lab[:, 1], ids[:, 1]).tolist()
-    assert len(set(firsts)) == len(firsts) == (n // 4) * 4, "a chunk repeated inside one epoch"
-    assert len(loader) == n // 4
-    # the same chunk in epoch 0 and epoch 1 gets a different mask
-    e0 = {row_first: lab for row_first, lab in _chunk_masks(loader, 0)}
-    e1 = {row_first: lab for row_first, lab in _chunk_masks(loader, 1)}
-    common = set(e0) & set(e1)
-    assert common and any(not torch.equal(e0[k], e1[k]) for k in common)
-
-
-def _chunk_masks(loader, epoch):
-    per_epoch = loader.num_samples // loader.batch_size
-    for i in range(epoch * per_epoch + 1, (epoch + 1) * per_epoch - 1):  # batches fully inside the epoch
-        b = loader.batch(i)
-        orig = torch.where(b["mlm_labels"] != IGNORE_INDEX, b["mlm_labels"], b["input_ids"])
-        for row in range(loader.batch_size):
-            yield int(orig[row, 1]), (b["mlm_labels"][row] != IGNORE_INDEX)
-
-
-def test_causal_targets_shift_and_packing_agree_with_document_index():
-    lengths = [300, 5, 0, 5, 1, 40, 77] * 4
-    shard = FakeShard(lengths)
-    loader = CausalLoader([shard], seq_len=64, batch_size=16, seed=0, pack=True)
-    stream = shard.tokens.astype(np.int64)
-    doc_starts = set(np.unique(shard.offsets[:-1]).tolist())
-    for i in range(3):
-        b = loader.batch(i)
-        x, y, pos, cu = b["input_ids"], b["labels"], b["position_ids"], b["cu_seqlens"].tolist()
-        assert x.shape == y.shape == pos.shape == (16, 64) and b["cu_seqlens"].dtype == torch.int32
-        _, items = loader.samples(i)
-        expect_cu = []
-        for row, w in enumerate(items.tolist()):
-            window = stream[w * 64 : w * 64 + 65]
-            assert torch.equal(x[row], torch.from_numpy(window[:-1]))
-            for t in range(64):
-                new_doc = (w * 64 + t + 1) in doc_starts
-                assert int(y[row, t]) == (IGNORE_INDEX if new_doc else window[t + 1])
-                starts_here = t == 0 or (w * 64 + t) in doc_starts
-                if starts_here:
-                    expect_cu.append(row * 64 + t)
-                assert int(pos[row, t]) == (0 if starts_here else int(pos[row, t - 1]) + 1)
-        assert cu == expect_cu + [16 * 64]
-        assert b["max_seqlen"] == max(bb - a for a, bb in zip(cu, cu[1:]))
-    plain = CausalLoader([shard], seq_len=64, batch_size=16, seed=0, pack=False).batch(0)
-    assert set(plain) == {"input_ids", "labels"}
-    assert torch.equal(plain["input_ids"][:, 1:], plain["labels"][:, :-1])  # targets are inputs shifted by one
-
-
-def test_epoch_and_ranks_cover_every_window_disjointly():
-    shard = FakeShard([997, 3, 500])
-    world, B = 3, 5
-    loaders = [CausalLoader([shard], seq_len=16, batch_size=B, rank=r, world_size=world, pack=False) for r in range(3)]
-    n = loaders[0].num_samples
-    assert n == (1500 - 1) // 16 and len(loaders[0]) == n // (B * world)
-    seen = []
-    for i in range(-(-n // (B * world))):  # enough batches to cover the first epoch
-        for ld in loaders:
-            epochs, items = ld.samples(i)
-            seen += [(int(e), int(w)) for e, w in zip(epochs, items)]
-    first = [w for e, w in seen if e == 0]
-    assert sorted(first) == list(range(n)), "epoch 0 must hold every window exactly once across ranks"
-    per_rank = [{int(w) for i in range(len(loaders[0])) for w in ld.samples(i)[1]} for ld in loaders]
-    assert not (per_rank[0] & per_rank[1]) and not (per_rank[1] & per_rank[2]) and not (per_rank[0] & per_rank[2])
-    assert loaders[0].epoch == 0
-    loaders[0].next_batch = len(loaders[0]) + 1
-    assert loaders[0].epoch == 1
-    with pytest.raises(ValueError, match="rank"):
-        CausalLoader([shard], seq_len=16, batch_size=8, rank=3, world_size=3)
-
-
-def test_batches_are_a_function_of_index_and_resume():
-    shard = FakeShard([40, 80, 120, 33])
-    a = MLMLoader([shard], IDS, seq_len=32, batch_size=4, seed=1)
-    it = iter(a)
-    first = [next(it) for _ in range(5)]
-    b = MLMLoader([shard], IDS, seq_len=32, batch_size=4, seed=1)
-    b.load_state_dict({**a.state_dict(), "next_batch": 3})
-    again = next(iter(b))
-    for k in first[3]:
-        if isinstance(first[3][k], torch.Tensor):
-            assert torch.equal(first[3][k], again[k])
-    other_seed = MLMLoader([shard], IDS, seq_len=32, batch_size=4, seed=2).batch(3)
-    assert not torch.equal(other_seed["input_ids"], first[3]["input_ids"])
+@pytest.mark.parametrize("mode", ["causal", "mlm"])
+def test_resume_mid_epoch_gives_the_uninterrupted_batches(corpus, mode):
+    kw = dict(seq_len=24, batch_size=5, mode=mode, seed=1, special_ids=IDS, num_threads=3, prefetch=3)
+    straight = TokenLoader(corpus, **kw)
+    it = iter(straight)
+    expected = [next(it) for _ in range(10)]
+    first = TokenLoader(corpus, **kw)
+    got = [next(first) for _ in range(4)]  # workers have prefetched further; the state says 4
+    state = first.state_dict()
+    assert state["next_batch"] == 4
+    first.close()
+    second = TokenLoader(corpus, **kw)
+    second.load_state_dict(state)
+    got += [next(second) for _ in range(6)]
+    for a, b in zip(expected, got):
+        _equal(a, b)
+    second.load_state_dict({**state, "next_batch": 2})  # seeking back drops the prefetched batches
+    _equal(expected[2], next(second))
     with pytest.raises(ValueError, match="seed"):
-        MLMLoader([shard], IDS, seq_len=32, batch_size=4, seed=9).load_state_dict(a.state_dict())
+        TokenLoader(corpus, **{**kw, "seed": 2}).load_state_dict(state)
 
 
-def test_empty_and_degenerate_inputs_raise():
-    with pytest.raises(ValueError, match="no token shards"):
-        CausalLoader([], seq_len=8, batch_size=2)
-    with pytest.raises(ValueError, match="seq_len"):
-        CausalLoader([FakeShard([3, 4])], seq_len=8, batch_size=2)
-    with pytest.raises(ValueError, match="no document"):
-        MLMLoader([FakeShard([1, 1])], IDS, seq_len=8, batch_size=2)
-    with pytest.raises(ValueError, match="two documents"):
-        MLMLoader([FakeShard([30])], IDS, seq_len=16, batch_size=2)
-    with pytest.raises(ValueError, match="mlm_probability"):
-        MLMLoader([FakeShard([30, 30])], IDS, seq_len=16, batch_size=2, mlm_probability=1.5)
-    with pytest.raises(ValueError, match="word_start"):
-        MLMLoader([FakeShard([30, 30])], IDS, seq_len=16, batch_size=2, whole_word_mask=True)
+def test_ranks_are_disjoint_and_cover_an_epoch(corpus):
+    world, B = 3, 4
+    loaders = [TokenLoader(corpus / "a", seq_len=16, batch_size=B, rank=r, world_size=world, pack=False)
+               for r in range(world)]
+    n = loaders[0].num_samples
+    assert len(loaders[0]) == n // (B * world)
+    stream = open_shards(corpus / "a")[0].tokens.astype(np.int64)
+    windows = {}
+    for r, ld in enumerate(loaders):
+        for i in range(-(-n // (B * world))):
+            batch = ld.batch(i)["input_ids"]
+            for e in range(B):
+                epoch, w = ld.sample_of(i, e)
+                assert torch.equal(batch[e], torch.from_numpy(stream[w * 16 : w * 16 + 16]))
+                if epoch == 0:
+                    assert w not in windows, f"window {w} given to ranks {windows[w]} and {r}"
+                    windows[w] = r
+    assert sorted(windows) == list(range(n))
+    assert loaders[0].epoch == 0
+
+
+def test_mlm_masking_statistics_special_tokens_and_nsp_balance(corpus):
+    ld = TokenLoader(corpus, seq_len=64, batch_size=256, mode="mlm", seed=4, special_ids=IDS, pack=False)
+    sel_n = maskable_n = masked = random = kept = 0
+    nsp = []
+    for i in range(6):
+        b = ld.batch(i)
+        ids, lab, am = b["input_ids"], b["mlm_labels"], b["attention_mask"]
+        orig = torch.where(lab != IGNORE_INDEX, lab, ids)
+        special = torch.isin(orig, torch.tensor(IDS.special))
+        sel = lab != IGNORE_INDEX
+        assert not (sel & special).any(), "special tokens (and padding) are never masked"
+        assert (orig[~am] == IDS.pad).all()
+        sel_n += int(sel.sum())
+        maskable_n += int((~special).sum())
+        masked += int((ids[sel] == IDS.mask).sum())
+        random += int(((ids != orig) & sel & (ids != IDS.mask)).sum())
+        kept += int(((ids == orig) & sel).sum())
+        assert not torch.isin(ids[sel & (ids != orig) & (ids != IDS.mask)], torch.tensor(IDS.special)).any()
+        nsp.append(b["nsp_labels"].float().mean().item())
+    assert abs(sel_n / maskable_n - 0.15) < 0.01
+    assert abs(masked / sel_n - 0.8) < 0.02 and abs(random / sel_n - 0.1) < 0.015 and abs(kept / sel_n - 0.1) < 0.015
+    assert abs(np.mean(nsp) - 0.5) < 0.04
+
+
+def test_whole_word_masking_with_a_real_tokenizer(tiny_data):
+    from bigmodel_fast.data.tokenizer import Tokenizer
+
+    tok = Tokenizer(tiny_data / "tokenizer.model")
+    word_start = tok.word_start_mask()
+    ld = TokenLoader(tiny_data, seq_len=64, batch_size=64, mode="mlm", tokenizer=tok, whole_word_mask=True)
+    b = ld.batch(0)
+    orig = torch.where(b["mlm_labels"] != IGNORE_INDEX, b["mlm_labels"], b["input_ids"]).numpy()
+    sel = (b["mlm_labels"] != IGNORE_INDEX).numpy()
+    special = np.isin(orig, tok.special_ids)
+    groups = 0
+    for row in range(64):
+        head = None
+        for j in range(64):
+            if special[row, j]:
+                head = None
+                continue
+            if head is None or word_start[orig[row, j]]:
+                head = sel[row, j]
+                groups += 1
+            assert sel[row, j] == head, "a word was split by the mask"
+    assert groups > 500 and sel.any()
+
+
+def _write_raw(path, magic, version=1, code=1, vocab=1000, num_tokens=0, num_docs=0, body=b""):
+    path.write_bytes(struct.pack("<8sIIQQQ24x", magic, version, code, vocab, num_tokens, num_docs) + body)
+
+
+@pytest.fixture()
+def good_pair(tmp_path):
+    write_shard(tmp_path / "s", [[7, 8, 9], [10, 11], [12, 13, 14, 15]], 1000)
+    return tmp_path / "s"
+
+
+def _corrupt(prefix, which, offset, data):
+    p = prefix.with_suffix(which)
+    raw = bytearray(p.read_bytes())
+    raw[offset : offset + len(data)] = data
+    p.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("case,where,match", [
+    ("truncated_bin", ".bin", "truncated"),
+    ("trailing_idx", ".idx", "trailing bytes"),
+    ("short_header", ".idx", "too short for the header"),
+    ("wrong_magic", ".bin", "wrong magic"),
+    ("swapped_magic", ".bin", "swapped"),
+    ("wrong_version", ".bin", "unsupported format version 7"),
+    ("bad_dtype", ".idx", "unknown dtype code 9"),
+    ("vocab_too_big", ".bin", "does not fit the id dtype"),
+    ("headers_disagree", ".idx", "header num_docs"),
+    ("first_offset", ".idx", r"offsets\[0\] is 1"),
+    ("non_monotone", ".idx", "not monotone"),
+    ("offset_out_of_range", ".idx", "out of range"),
+    ("missing_idx", ".idx", "not found"),
+])
+def test_bad_headers_and_indexes_raise_a_clear_error(good_pair, case, where, match):
+    bin_, idx = good_pair.with_suffix(".bin"), good_pair.with_suffix(".idx")
+    if case == "truncated_bin":
+        bin_.write_bytes(bin_.read_bytes()[:-3])
+    elif case == "trailing_idx":
+        idx.write_bytes(idx.read_bytes() + b"\0" * 8)
+    elif case == "short_header":
+        idx.write_bytes(idx.read_bytes()[:20])
+    elif case == "wrong_magic":
+        _corrupt(good_pair, ".bin", 0, b"GARBAGE!")
+    elif case == "swapped_magic":
+        _corrupt(good_pair, ".bin", 0, b"BMFTIDX\0")
+    elif case == "wrong_version":
+        _corrupt(good_pair, ".bin", 8, struct.pack("<I", 7))
+    elif case == "bad_dtype":
+        _corrupt(good_pair, ".idx", 12, struct.pack("<I", 9))
+    elif case == "vocab_too_big":
+        _corrupt(good_pair, ".bin", 16, struct.pack("<Q", 70_000))
+    elif case == "headers_disagree":
+        _corrupt(good_pair, ".idx", 32, struct.pack("<Q", 2))
+    elif case == "first_offset":
+        _corrupt(good_pair, ".idx", HEADER_SIZE, struct.pack("<q", 1))
+    elif case == "non_monotone":
+        _corrupt(good_pair, ".idx", HEADER_SIZE + 8, struct.pack("<q", 6))
+    elif case == "offset_out_of_range":
+        _corrupt(good_pair, ".idx", HEADER_SIZE + 16, struct.pack("<q", 99))
+    elif case == "missing_idx":
+        idx.unlink()
+    with pytest.raises(ShardFormatError, match=match) as info:
+        TokenLoader(good_pair, seq_len=4, batch_size=2)
+    err = info.value
+    assert isinstance(err, ValueError) and err.path.name == "s" + where
+    assert str(err).startswith(str(good_pair.with_suffix(where))) and "expected" in str(err) and "HINT:" in str(err)
+
+
+def test_shards_with_different_vocabularies_and_empty_directories_are_rejected(tmp_path):
+    write_shard(tmp_path / "a", [[7, 8, 9]], 1000)
+    write_shard(tmp_path / "b", [[7, 8, 9]], 2000)
+    with pytest.raises(ShardFormatError, match="share a vocabulary"):
+        TokenLoader(tmp_path, seq_len=2, batch_size=1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ShardFormatError, match="no \\*.bin"):
+        TokenLoader(tmp_path / "empty", seq_len=2, batch_size=1)
+
+
+def test_out_of_range_ids_raise_in_the_consumer_thread(tmp_path):
+    write_shard(tmp_path / "s", [list(range(7, 300))] * 4, 1000)
+    _corrupt(tmp_path / "s", ".bin", 16, struct.pack("<Q", 100))  # header vocab below the ids
+    _corrupt(tmp_path / "s", ".idx", 16, struct.pack("<Q", 100))
+    ld = TokenLoader(tmp_path / "s", seq_len=16, batch_size=2, num_threads=3)
+    for _ in range(2):  # raised again at the same position: the position does not advance
+        with pytest.raises(ShardFormatError, match="token id .* is out of range"):
+            next(ld)
+        assert ld.next_batch == 0
+    ld.close()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(seq_len=0), "seq_len"), (dict(batch_size=0), "batch_size"), (dict(mode="t5"), "mode"),
+    (dict(rank=2, world_size=2), "rank"), (dict(world_size=0), "world_size"), (dict(num_threads=0), "num_threads"),
+    (dict(prefetch=0), "prefetch"), (dict(mlm_probability=1.5), "mlm_probability"), (dict(seed=-1), "seed"),
+    (dict(mode="mlm", whole_word_mask=True), "whole_word_mask"), (dict(seq_len=10**6), "seq_len"),
+    (dict(mode="mlm", seq_len=4), "seq_len"), (dict(word_start=np.ones((2, 2))), "word_start"),
+    (dict(mode="mlm", pack=False, seq_len=2**32, batch_size=2**32), "batch_size \\* seq_len"),  # product wraps
+])
+def test_invalid_arguments_raise_value_errors_naming_them(corpus, kwargs, match):
+    args = dict(seq_len=8, batch_size=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        TokenLoader(corpus, **args)
+
+
+@pytest.mark.parametrize("mode", ["causal", "mlm"])
+def test_out_of_range_batch_indices_and_rows_raise_index_errors(corpus, mode):
+    """Negative or overflowing positions once sent the permutation's cycle walk into an endless loop."""
+    ld = TokenLoader(corpus, mode=mode, seq_len=8, batch_size=3, world_size=2, rank=1)
+    top = ld._core.max_index
+    assert top > 10**17
+    ld.sample_of(top, 2)  # the largest valid position works
+    ld._core.batch(top)
+    for index, row in [(-1, 0), (0, -5), (0, 3), (top + 1, 0), (2**62, 0)]:
+        with pytest.raises(IndexError, match="batch index|row"):
+            ld.sample_of(index, row)
+    for index in (top + 1, 2**62):
+        with pytest.raises(IndexError, match="batch index"):
+            ld._core.batch(index)
+        with pytest.raises(IndexError, match="batch index"):
+            ld._core.seek(index)
+    ld.close()
+
+
+def test_batches_are_zero_copy_views_of_native_buffers(corpus):
+    ld = TokenLoader(corpus, seq_len=16, batch_size=4, pin_memory=False)
+    raw = ld._core.next()
+    for arr in (raw["input_ids"], raw["labels"], raw["cu_seqlens"]):
+        assert not arr.flags.owndata and type(arr.base).__name__ == "PyCapsule"
+        assert torch.from_numpy(arr).data_ptr() == arr.ctypes.data
+    b = next(ld)
+    assert b["input_ids"].dtype == torch.int64 and b["cu_seqlens"].dtype == torch.int32
+    assert isinstance(b["max_seqlen"], int)
+
+
+def test_interpreter_exits_cleanly_with_busy_workers(corpus):
+    code = textwrap.dedent(f"""
+        from bigmodel_fast.data.loader import TokenLoader
+        ld = TokenLoader({str(corpus)!r}, seq_len=64, batch_size=64, num_threads=4, prefetch=1)
+        next(ld); next(ld)   # workers are now blocked on the full ring
+        ld2 = TokenLoader({str(corpus)!r}, seq_len=8, batch_size=2, num_threads=2)
+        next(ld2)
+        del ld2               # destructor joins its workers
+        print("done")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+
+
+def test_packed_gpt_never_attends_across_documents(corpus):
+    from bigmodel_fast.models import GPTForCausalLM, ModelConfig
+
+    cfg = ModelConfig.from_dict(dict(arch="gpt", vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2,
+                                     intermediate_size=64, max_position=64))
+    torch.manual_seed(0)
+    model = GPTForCausalLM(cfg).eval()
+    ld = TokenLoader(corpus, seq_len=48, batch_size=3, seed=2)
+    b = next(ld.batch(i) for i in range(50) if len(ld.batch(i)["cu_seqlens"]) > 6)  # rows span documents
+    cu = b["cu_seqlens"].tolist()
+    with torch.no_grad():
+        packed = model(b["input_ids"], b["labels"], b["position_ids"], cu_seqlens=b["cu_seqlens"],
+                       max_seqlen=b["max_seqlen"])["logits"].reshape(-1, 1000)
+        flat = b["input_ids"].reshape(-1)
+        for a, z in zip(cu, cu[1:]):  # each document alone, positions from 0
+            alone = model(flat[a:z][None])["logits"][0]
+            torch.testing.assert_close(packed[a:z], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes")
+def test_non_regular_shard_files_are_refused_without_blocking(tmp_path):
+    """A FIFO as a shard file blocked TokenLoader in open() forever; run in a child so a regression times out."""
+    cases = []
+    for kind in sorted(NON_REGULAR):
+        for which in (".bin", ".idx"):
+            write_shard(tmp_path / f"{kind}{which}" / "s", [[7, 8, 9, 10]], 1000)
+            cases.append((kind, str(tmp_path / f"{kind}{which}" / "s"), which))
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from pathlib import Path
+        from shard_helpers import make_non_regular
+        from bigmodel_fast.data.loader import TokenLoader
+        from bigmodel_fast.data.shards import ShardFormatError
+        for kind, prefix, which in {cases!r}:
+            keep = make_non_regular(Path(prefix + which), kind)
+            try:
+                TokenLoader(prefix, seq_len=2, batch_size=1)
+                print(json.dumps([kind, which, "loaded"]), flush=True)
+            except ShardFormatError as e:
+                print(json.dumps([kind, which, str(e)]), flush=True)
+    """)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"TokenLoader blocked on a non-regular shard file; output so far: {e.stdout!r}")
+    assert out.returncode == 0, out.stderr
+    results = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(results) == len(cases)
+    for (kind, prefix, which), (_, _, message) in zip(cases, results):
+        assert re.match(re.escape(prefix + which) + ": " + NON_REGULAR[kind], message), message
+
+
+def test_header_vocab_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_data):
+    from bigmodel_fast.data.tokenizer import Tokenizer
+
+    write_shard(tmp_path / "s", [list(range(7, 300))] * 4, 1000)
+    TokenLoader(tmp_path / "s", seq_len=8, batch_size=2, vocab_size=1000)
+    set_header_vocab(tmp_path / "s", 2000)
+    TokenLoader(tmp_path / "s", seq_len=8, batch_size=2)  # no model vocabulary given: the header is all there is
+    with pytest.raises(ShardFormatError, match=r"s.bin: header vocab_size 2000 is larger than the model's "
+                                               r"vocabulary \(1000\); expected vocab_size <= 1000"):
+        TokenLoader(tmp_path / "s", seq_len=8, batch_size=2, vocab_size=1000)
+    tok = Tokenizer(tiny_data / "tokenizer.model")  # the default model vocabulary is the tokenizer's
+    write_shard(tmp_path / "t", [list(range(7, 300))] * 4, tok.vocab_size)
+    set_header_vocab(tmp_path / "t", tok.vocab_size + 1)
+    with pytest.raises(ShardFormatError, match=rf"larger than the model's vocabulary \({tok.vocab_size}\)"):
+        TokenLoader(tmp_path / "t", seq_len=8, batch_size=2, mode="mlm", tokenizer=tok)
+    write_shard(tmp_path / "u", [list(range(7, 300))] * 4, 400)  # random MLM replacements up to IDS' 1000
+    with pytest.raises(ValueError, match=r"special_ids: vocab_size=1000 exceeds the model's vocabulary \(500\)"):
+        TokenLoader(tmp_path / "u", seq_len=8, batch_size=2, mode="mlm", special_ids=IDS, vocab_size=500)
+
+
+@pytest.mark.parametrize("dtype_vocab", [1000, 70_000])
+def test_late_bad_ids_are_found_when_the_shards_are_opened(tmp_path, dtype_vocab):
+    docs = [list(range(7, 300))] * 40
+    write_shard(tmp_path / "a", docs[:1], dtype_vocab)
+    write_shard(tmp_path / "b", docs, dtype_vocab)
+    pos = 40 * 293 - 5
+    set_token(tmp_path / "b", pos, dtype_vocab + 3, itemsize=2 if dtype_vocab <= 65536 else 4)
+    ld = TokenLoader(tmp_path, seq_len=8, batch_size=2)  # without the model's vocabulary: found per batch only
+    ld.batch(0)
+    with pytest.raises(ShardFormatError, match=rf"b.bin: token id {dtype_vocab + 3} at token offset {pos} "
+                                               rf"\(document 39\) is out of range; expected ids < vocab_size "
+                                               rf"\({dtype_vocab}\)"):
+        TokenLoader(tmp_path, seq_len=8, batch_size=2, vocab_size=dtype_vocab)
+
+
+def _bmf(*args):
+    return subprocess.run([sys.executable, "-m", "bigmodel_fast.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("loader,damage", [("native", "header_vocab"), ("python", "late_id")])
+def test_pretrain_with_bad_ids_late_in_a_shard_exits_2_with_one_line(tmp_path, tiny_data, loader, damage):
+    """Used to train until the bad id reached the embedding: an IndexError traceback (exit 1) or no error at all."""
+    from bigmodel_fast.data.tokenizer import Tokenizer
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    vocab = Tokenizer(data / "tokenizer.model").vocab_size
+    shard = open_shards([data / "train_00000.bin"])[0]
+    prefix, pos = data / "train_00000", shard.num_tokens - 2
+    del shard
+    if damage == "header_vocab":  # the header admits the id, the model does not
+        set_header_vocab(prefix, vocab + 100)
+        set_token(prefix, pos, vocab + 50)
+        expected = rf"header vocab_size {vocab + 100} is larger than the model's vocabulary \({vocab}\)"
+    else:
+        set_token(prefix, pos, vocab)
+        expected = rf"token id {vocab} at token offset {pos} .* ids < vocab_size \({vocab}\)"
+    out = _bmf("pretrain", "--data", data, "--out", tmp_path / "run", "--arch", "gpt", "--seq-len", 16,
+               "--batch-size", 2, "--max-steps", 2, "--device", "cpu", "--loader", loader)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert re.search(re.escape(str(prefix) + ".bin: ") + expected, lines[0]), lines[0]

@@ -19,7 +19,7 @@ from bigmodel_fast.data.dedup import (  # noqa: E402
     minhash_signatures,
     remove_boilerplate_lines,
 )
-from minhash_helpers import make_corpus, planted_corpus  # noqa: E402
+from .minhash_helpers import make_corpus, planted_corpus  # noqa: E402
 
 
 def _isa_supported(name: str) -> bool:
@@ -250,7 +250,7 @@ def test_empty_short_and_long_texts():
 
 
 def test_non_ascii_and_cjk_near_duplicates():
-    from bigmodel_fast.data import samples
+    from bigmodel_fast.data import sample_files as samples
 
     path = [p for p in samples.corpus_paths() if "zh" in p.name][0]
     with gzip.open(path, "rt", encoding="utf-8") as f:

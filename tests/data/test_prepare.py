@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bigmodel_fast.data.prepare import PrepareConfig, prepare
-from bigmodel_fast.data.prepared import PreparedData
+from bigmodel_fast.data.data_dir import PreparedData
 from bigmodel_fast.data.tokenizer import Tokenizer
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
@@ -69,7 +69,7 @@ def test_prepare_bad_inputs(tmp_path):
 
 def _prose_docs(n=12):
     """Real English prose: the first `n` Python-docs sample documents."""
-    from bigmodel_fast.data import samples
+    from bigmodel_fast.data import sample_files as samples
     from bigmodel_fast.data.clean import clean_text
     from bigmodel_fast.data.sources import iter_documents
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from bigmodel_fast.data import samples
+from bigmodel_fast.data import sample_files as samples
 from bigmodel_fast.data.clean import clean_documents
 from bigmodel_fast.data.filters import gopher_repetition
 from bigmodel_fast.data.filters._text import TextView, cjk_tokens, detect_lang

@@ -23,7 +23,7 @@ from bigmodel_fast.data.shards import (
     write_shard,
 )
 from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds
-from shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
+from .shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
 
 
 def make_docs(rng: np.random.Generator, n: int, vocab: int, max_len: int = 50) -> list[np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from bigmodel_fast.data.samples import corpus_paths
+from bigmodel_fast.data.sample_files import corpus_paths
 from bigmodel_fast.data.sources import iter_documents
 from bigmodel_fast.data.tokenizer import (
     MODEL_FILENAME,

@@ -56,7 +56,7 @@ def test_aoti_bundle_dynamic_shapes_match_eager(aoti_bundle, tiny_classifier):
 
 
 def test_runner_on_aoti_bundle_matches_python(runner, aoti_bundle, tiny_classifier):
-    from test_deploy import check_classifier_parity  # tests/export is on sys.path (pytest's default import mode)
+    from .test_deploy import check_classifier_parity
 
     check_classifier_parity(runner, aoti_bundle, tiny_classifier)
 
@@ -79,7 +79,7 @@ def test_runner_rejects_corrupt_pt2(runner, aoti_bundle, tmp_path):
 
 
 def test_gpt_lm_aoti_runner_generation(runner, tiny_data, tmp_path_factory, tmp_path):
-    from test_deploy import run_json, tiny_gpt_checkpoint
+    from .test_deploy import run_json, tiny_gpt_checkpoint
 
     from bigmodel_fast.export.gpt import greedy_generate
 

@@ -16,7 +16,7 @@ from bigmodel_fast.export.bundle import export_bundle, read_bundle
 from bigmodel_fast.export.runner import read_lines, run_runner
 from bigmodel_fast.fsio import ManifestError, write_manifest
 
-from test_deploy import run_json, runner  # noqa: F401 -- the session-built runner fixture
+from .test_deploy import run_json, runner  # noqa: F401 -- the session-built runner fixture
 
 TRICKY = (b"a\rb\r\nc\n\n\xe4\xb8\xad\xe6\x96\x87\xe6\x96\x87 cut\n\xff\xfe bad\r\r\n" + b"\xf0\x9f\x98\x80" * 5 +
           b"\nabcdef\xe4\xb8\xadg\nno final newline")

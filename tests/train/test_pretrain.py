@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from bigmodel_fast.train.common import read_metrics
+from bigmodel_fast.train.runtime import read_metrics
 from bigmodel_fast.train.optim import OptimConfig
 from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
 

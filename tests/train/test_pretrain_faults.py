@@ -17,7 +17,7 @@ from bigmodel_fast import fsio
 from bigmodel_fast.cli import main
 from bigmodel_fast.train import checkpoint as ckpt
 from bigmodel_fast.train import pretrain as pretrain_mod
-from bigmodel_fast.train.common import MetricsLog, read_metrics
+from bigmodel_fast.train.runtime import MetricsLog, read_metrics
 from bigmodel_fast.train.errors import NonFiniteError
 from bigmodel_fast.train.optim import OptimConfig
 from bigmodel_fast.train.pretrain import PretrainConfig, pretrain

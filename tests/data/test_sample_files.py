@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel_fast.data import build_samples as bs
-from bigmodel_fast.data.samples import (
+from bigmodel_fast.data.sample_files import (
     SAMPLE_DIR,
     SampleNotFoundError,
     corpus_paths,
