@@ -7,7 +7,8 @@
     cmake --build BUILD_DIR -j
 
 It needs CMake >= 3.18, a C++17 compiler, the installed torch wheel (its CMake config and LibTorch libraries) and
-the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``). The sources ship with a source checkout
+the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``) and nlohmann/json >= 3 (Debian/Ubuntu
+``nlohmann-json3-dev``). The sources ship with a source checkout
 (``pip install -e .``), not inside a wheel.
 
 :func:`read_lines` is the Python statement of the runner's input policy (line ends, the per-line byte cap and
@@ -57,6 +58,17 @@ def _sentencepiece_found() -> bool:
     return any((Path(p) / "sentencepiece_processor.h").is_file() for p in ("/usr/include", "/usr/local/include"))
 
 
+def _nlohmann_json_found() -> bool:
+    """nlohmann/json's CMake config (what CMakeLists.txt's find_package needs) in a standard prefix or one named by
+    ``nlohmann_json_DIR`` / ``CMAKE_PREFIX_PATH``."""
+    if os.environ.get("nlohmann_json_DIR"):
+        return (Path(os.environ["nlohmann_json_DIR"]) / "nlohmann_jsonConfig.cmake").is_file()
+    prefixes = [*filter(None, os.environ.get("CMAKE_PREFIX_PATH", "").split(os.pathsep)), "/usr", "/usr/local"]
+    subdirs = ("share/cmake/nlohmann_json", "lib/cmake/nlohmann_json", "lib64/cmake/nlohmann_json",
+               "lib/x86_64-linux-gnu/cmake/nlohmann_json", "lib/aarch64-linux-gnu/cmake/nlohmann_json")
+    return any((Path(p) / sub / "nlohmann_jsonConfig.cmake").is_file() for p in prefixes for sub in subdirs)
+
+
 def missing_prerequisites() -> str | None:
     """Why the runner cannot be built here (what is missing and how to install it), or None when it can."""
     missing = []
@@ -66,6 +78,8 @@ def missing_prerequisites() -> str | None:
         missing.append("a C++17 compiler (g++)")
     if not _sentencepiece_found():
         missing.append("the SentencePiece C++ library (libsentencepiece-dev)")
+    if not _nlohmann_json_found():
+        missing.append("nlohmann/json >= 3 (nlohmann-json3-dev)")
     try:
         import torch.utils
 
@@ -76,7 +90,8 @@ def missing_prerequisites() -> str | None:
     if not missing:
         return None
     return ("cannot build the C++ runner: missing " + ", ".join(missing) +
-            " (Debian/Ubuntu: apt-get install cmake g++ pkg-config libsentencepiece-dev)")
+            " (Debian/Ubuntu: apt-get install cmake g++ pkg-config libsentencepiece-dev "
+            "nlohmann-json3-dev)")
 
 
 def build_runner(build_dir: str | Path = DEFAULT_BUILD_DIR, *, jobs: int | None = None, build_type: str = "Release",

@@ -1,10 +1,13 @@
 #include "args.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <thread>
+#include <utility>
 
 namespace bmf {
 
@@ -80,13 +83,32 @@ int max_threads() {
 
 Options parse_args(int argc, char** argv) {
   Options o;
+  // Flags without a value, and the integer options with their ranges.
+  const std::pair<const char*, bool*> switches[] = {
+      {"--print-ids", &o.print_ids}, {"--echo", &o.echo},         {"--print-logits", &o.print_logits},
+      {"--jit-optimize", &o.jit_optimize}, {"--tokenize", &o.tokenize}, {"--check", &o.check}};
+  struct IntOption {
+    const char* flag;
+    int64_t* value;
+    int64_t lo, hi;
+  };
+  const IntOption ints[] = {{"--batch-size", &o.batch_size, 1, kMaxBatchSize},
+                            {"--max-line-bytes", &o.max_line_bytes, 1, kMaxLineBytesLimit},
+                            {"--max-new-tokens", &o.max_new_tokens, 0, kMaxNewTokens},
+                            {"--top-k", &o.top_k, 1, kMaxTopK}};
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
+    const std::string a = argv[i];
     auto value = [&]() -> const char* {
       if (i + 1 >= argc) usage_error(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--help" || a == "-h") {
+    const auto sw = std::find_if(std::begin(switches), std::end(switches), [&](const auto& f) { return a == f.first; });
+    const auto in = std::find_if(std::begin(ints), std::end(ints), [&](const IntOption& f) { return a == f.flag; });
+    if (sw != std::end(switches)) {
+      *sw->second = true;
+    } else if (in != std::end(ints)) {
+      *in->value = parse_int(a, value(), in->lo, in->hi);
+    } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (a == "--version") {
@@ -94,38 +116,18 @@ Options parse_args(int argc, char** argv) {
       std::exit(0);
     } else if (a == "--input") {
       o.input = value();
-    } else if (a == "--batch-size") {
-      o.batch_size = parse_int(a, value(), 1, kMaxBatchSize);
+    } else if (a == "--timing") {
+      o.timing = value();
     } else if (a == "--threads") {
       o.threads = (int)parse_int(a, value(), 1, max_threads());
-    } else if (a == "--max-line-bytes") {
-      o.max_line_bytes = parse_int(a, value(), 1, kMaxLineBytesLimit);
-    } else if (a == "--print-ids") {
-      o.print_ids = true;
-    } else if (a == "--echo") {
-      o.echo = true;
-    } else if (a == "--print-logits") {
-      o.print_logits = true;
-    } else if (a == "--max-new-tokens") {
-      o.max_new_tokens = parse_int(a, value(), 0, kMaxNewTokens);
-    } else if (a == "--top-k") {
-      o.top_k = parse_int(a, value(), 1, kMaxTopK);
+    } else if (a == "--seed") {
+      o.seed = (uint64_t)parse_int(a, value(), 0, INT64_MAX);
     } else if (a == "--temperature") {
       const char* v = value();
       char* end = nullptr;
       o.temperature = std::strtod(v, &end);
       if (end == v || *end || !(o.temperature > 0) || !std::isfinite(o.temperature))
         usage_error(std::string("--temperature expects a finite number > 0, got '") + v + "'");
-    } else if (a == "--seed") {
-      o.seed = (uint64_t)parse_int(a, value(), 0, INT64_MAX);
-    } else if (a == "--timing") {
-      o.timing = value();
-    } else if (a == "--jit-optimize") {
-      o.jit_optimize = true;
-    } else if (a == "--tokenize") {
-      o.tokenize = true;
-    } else if (a == "--check") {
-      o.check = true;
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       usage_error("unknown option " + a);
     } else if (o.bundle.empty()) {

@@ -1,13 +1,11 @@
-// A bundle directory written by `bmf export`: bundle.json + model (model.pt or model.pt2) + tokenizer.model.
+// A bundle directory written by `bmf export`: bundle.json + model (model.pt or model.pt2) + tokenizer.model,
+// checked against its manifest.json (the tokenizer is in tokenizer.h, the model behind model.h).
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-struct BmfSpmApi;
 
 namespace bmf {
 
@@ -40,23 +38,5 @@ std::vector<std::string> verify_manifest(const std::string& dir);
 // Verifies DIR/manifest.json, then reads and validates DIR/bundle.json and checks that the model and tokenizer
 // files exist and are listed in the manifest. Nothing is loaded before the manifest checks out.
 Bundle load_bundle(const std::string& dir);
-
-// SentencePiece model of a bundle, checked against the bundle's special-token ids. SentencePiece itself lives in
-// libbmf_spm.so (see spm_shim.h), loaded on first use from the runner's directory or $BMF_SPM_SHIM.
-class Tokenizer {
- public:
-  explicit Tokenizer(const Bundle& bundle);  // throws BundleError
-  ~Tokenizer();
-  // Ids of `text` (valid UTF-8), no special tokens added: the Python Tokenizer.encode.
-  std::vector<int> encode(const std::string& text) const;
-  // Text of `ids`, special ids skipped: the Python Tokenizer.decode.
-  std::string decode(const std::vector<int>& ids) const;
-  int vocab_size() const;
-
- private:
-  const BmfSpmApi* api_ = nullptr;
-  void* sp_ = nullptr;
-  std::vector<int64_t> specials_;
-};
 
 }  // namespace bmf

@@ -42,6 +42,13 @@ class Model {
 std::unique_ptr<Model> load_torchscript_model(const std::string& path, bool jit_optimize);
 std::unique_ptr<Model> load_aoti_model(const std::string& path);         // aoti_model.cpp (AOTIModelPackageLoader)
 
+// "(2, 3)": a shape for error messages.
+inline std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string r = "(";
+  for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
+  return r + ")";
+}
+
 // Intra-op threads for LibTorch (and OpenMP); <= 0 keeps LibTorch's default (all cores).
 void set_threads(int threads);
 int get_threads();

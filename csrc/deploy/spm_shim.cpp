@@ -33,39 +33,37 @@ void free_model(void* m) { delete sp(m); }
 int piece_size(void* m) { return sp(m)->GetPieceSize(); }
 int piece_to_id(void* m, const char* piece) { return sp(m)->PieceToId(piece); }
 
-int encode(void* m, const char* text, size_t len, int** ids, size_t* n, char* err, size_t errlen) {
-  std::vector<int> out;
-  const auto status = sp(m)->Encode(std::string_view(text, len), &out);
+// On success, `data[0:n]` plus one zero element into a malloc'ed *out (free with free_buffer), n into *len: 0.
+// Otherwise -1 with the reason in err.
+template <class T>
+int to_buffer(const sentencepiece::util::Status& status, const T* data, size_t n, T** out, size_t* len, char* err,
+              size_t errlen) {
   if (!status.ok()) {
     set_err(err, errlen, status.ToString());
     return -1;
   }
-  *n = out.size();
-  *ids = static_cast<int*>(std::malloc(sizeof(int) * (out.empty() ? 1 : out.size())));
-  if (!*ids) {
+  T* buf = static_cast<T*>(std::malloc(sizeof(T) * (n + 1)));
+  if (!buf) {
     set_err(err, errlen, "out of memory");
     return -1;
   }
-  if (!out.empty()) std::memcpy(*ids, out.data(), sizeof(int) * out.size());
+  if (n) std::memcpy(buf, data, sizeof(T) * n);
+  buf[n] = T(0);
+  *out = buf;
+  *len = n;
   return 0;
+}
+
+int encode(void* m, const char* text, size_t len, int** ids, size_t* n, char* err, size_t errlen) {
+  std::vector<int> out;
+  const auto status = sp(m)->Encode(std::string_view(text, len), &out);
+  return to_buffer(status, out.data(), out.size(), ids, n, err, errlen);
 }
 
 int decode(void* m, const int* ids, size_t n, char** text, size_t* len, char* err, size_t errlen) {
   std::string out;
   const auto status = sp(m)->Decode(std::vector<int>(ids, ids + n), &out);
-  if (!status.ok()) {
-    set_err(err, errlen, status.ToString());
-    return -1;
-  }
-  *len = out.size();
-  *text = static_cast<char*>(std::malloc(out.size() + 1));
-  if (!*text) {
-    set_err(err, errlen, "out of memory");
-    return -1;
-  }
-  std::memcpy(*text, out.data(), out.size());
-  (*text)[out.size()] = '\0';
-  return 0;
+  return to_buffer(status, out.data(), out.size(), text, len, err, errlen);
 }
 
 void free_buffer(void* p) { std::free(p); }

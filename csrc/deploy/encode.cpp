@@ -1,0 +1,52 @@
+#include "encode.h"
+
+#include <algorithm>
+
+#include "text.h"
+
+namespace bmf {
+
+std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, const std::string& text) {
+  const std::vector<int> ids = head_ids(tok, text, (size_t)(bundle.max_len - 2));
+  std::vector<int64_t> seq;
+  seq.reserve(ids.size() + 2);
+  seq.push_back(bundle.cls_id);
+  seq.insert(seq.end(), ids.begin(), ids.end());
+  seq.push_back(bundle.sep_id);
+  return seq;
+}
+
+std::vector<int> head_ids(const Tokenizer& tok, const std::string& text, size_t need) {
+  size_t size = 8 * (need + 2);
+  if (text.size() <= size) {
+    std::vector<int> ids = tok.encode(text);
+    ids.resize(std::min(ids.size(), need));
+    return ids;
+  }
+  std::vector<int> ids = tok.encode(text.substr(0, utf8_prefix_len(text, size)));
+  for (;;) {
+    const bool whole = 2 * size >= text.size();
+    std::vector<int> next = tok.encode(whole ? text : text.substr(0, utf8_prefix_len(text, 2 * size)));
+    if (ids.size() > need && next.size() >= need && std::equal(ids.begin(), ids.begin() + need, next.begin())) break;
+    ids = std::move(next);
+    size *= 2;
+    if (whole) break;
+  }
+  ids.resize(std::min(ids.size(), need));
+  return ids;
+}
+
+Batch pad(const std::vector<std::vector<int64_t>>& seqs, int64_t pad_id) {
+  Batch b;
+  b.batch = (int64_t)seqs.size();
+  for (const auto& s : seqs) b.seq = std::max<int64_t>(b.seq, (int64_t)s.size());
+  b.ids.assign(b.batch * b.seq, pad_id);
+  b.mask.assign(b.batch * b.seq, 0);
+  for (int64_t r = 0; r < b.batch; ++r) {
+    std::copy(seqs[r].begin(), seqs[r].end(), b.ids.begin() + r * b.seq);
+    std::fill(b.mask.begin() + r * b.seq, b.mask.begin() + r * b.seq + (int64_t)seqs[r].size(), 1);
+  }
+  return b;
+}
+
+}  // namespace bmf
