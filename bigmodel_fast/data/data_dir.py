@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import fsio
 from ..jsonio import read_json
-from .shards import Shard, open_shards
+from .shards import Shard, open_shards, split_shard_paths
 
 STATS = "stats.json"
 TOKENIZER = "tokenizer.model"
@@ -30,13 +30,14 @@ class PreparedData:
         return self.path / TOKENIZER
 
     def _split(self, name: str) -> list[Shard]:
-        bins = sorted(self.path.glob(f"{name}_*.bin"))
+        bins = split_shard_paths(self.path, name)
         return open_shards(bins) if bins else []
 
     def train_shards(self) -> list[Shard]:
         shards = self._split("train")
         if not shards:
-            raise FileNotFoundError(f"{self.path}: no train_*.bin shards; expected a directory written by `bmf prepare`")
+            raise FileNotFoundError(
+                f"{self.path}: no train_*.bin shards; expected a directory written by `bmf prepare`")
         return shards
 
     def valid_shards(self) -> list[Shard]:

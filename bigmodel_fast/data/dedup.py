@@ -75,6 +75,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .args import check_int, check_seed
+from .minhash_config import MINHASH, MinHashConfig
 
 __all__ = [
     "DedupResult",
@@ -89,9 +90,7 @@ __all__ = [
 
 METHODS = ("exact", "minhash")
 CLUSTERINGS = ("union_find", "greedy")
-UNION_FIND_BUCKET_MEMBERS = 32  # K: documents stored per LSH bucket by union-find clustering (see above)
-MAX_NUM_PERM = 1 << 16
-MAX_NGRAM = 1 << 16
+UNION_FIND_BUCKET_MEMBERS = MINHASH.max_members  # K: documents stored per LSH bucket by union-find (see above)
 
 
 @dataclass
@@ -137,20 +136,14 @@ def _check_threads(num_threads: Any) -> int:
     return check_int("num_threads", num_threads, 0, note=" (0 = all hardware threads)")
 
 
-def _check_minhash_params(threshold: Any, ngram: Any, num_perm: Any, bands: Any) -> tuple[float, int, int, int]:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) or not (
-        0.0 < float(threshold) <= 1.0
-    ):
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-    ngram = check_int("ngram", ngram, 1, MAX_NGRAM)
-    num_perm = check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
-    bands = check_int("bands", bands, 1, num_perm)
-    if num_perm % bands:
-        raise ValueError(
-            f"bands must divide num_perm (each band has num_perm // bands rows): num_perm={num_perm} is not "
-            f"divisible by bands={bands}"
-        )
-    return float(threshold), ngram, num_perm, bands
+def _minhash_config(threshold: Any, ngram: Any, num_perm: Any, bands: Any, seed: Any) -> MinHashConfig:
+    """The checked parameters (ValueError naming a bad one and its range; limits from ``_C.MINHASH_LIMITS``)."""
+    return MinHashConfig(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed).checked()
+
+
+def _index_core(cfg: MinHashConfig) -> Any:
+    """A new native index (``_C.MinHashIndexCore``) with the parameters of ``cfg`` (checked)."""
+    return _native().MinHashIndexCore(cfg.threshold, cfg.ngram, cfg.num_perm, cfg.bands, cfg.seed, cfg.max_members)
 
 
 def _as_list(texts: Any) -> list:
@@ -198,19 +191,16 @@ class MinHashIndex:
     def __init__(
         self,
         *,
-        threshold: float = 0.8,
-        ngram: int = 5,
-        num_perm: int = 112,
-        bands: int = 14,
-        seed: int = 0,
+        threshold: float = MINHASH.threshold,
+        ngram: int = MINHASH.ngram,
+        num_perm: int = MINHASH.num_perm,
+        bands: int = MINHASH.bands,
+        seed: int = MINHASH.seed,
         num_threads: int = 0,
         _core: Any = None,
     ) -> None:
         self.num_threads = _check_threads(num_threads)
-        if _core is None:
-            threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
-            _core = _native().MinHashIndexCore(threshold, ngram, num_perm, bands, check_seed(seed))
-        self._core = _core
+        self._core = _index_core(_minhash_config(threshold, ngram, num_perm, bands, seed)) if _core is None else _core
 
     # -- parameters and size -------------------------------------------------------------------------
     threshold = property(lambda self: self._core.threshold)
@@ -257,9 +247,7 @@ class MinHashIndex:
         n = len(items)
         offset = native_stats["offset"]
         keep = cluster == np.arange(offset, offset + n, dtype=np.int64)
-        kept = int(keep.sum())
-        stats = {"documents": n, "kept": kept, "duplicates": n - kept, "method": "minhash", **native_stats}
-        return DedupResult(keep=keep, cluster=cluster, stats=stats)
+        return _result(keep, cluster, "minhash", **native_stats)
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -286,14 +274,14 @@ class MinHashIndex:
 
 
 def minhash_signatures(
-    texts: Iterable[str], *, num_perm: int = 112, ngram: int = 5, seed: int = 0, num_threads: int = 0
+    texts: Iterable[str], *, num_perm: int = MINHASH.num_perm, ngram: int = MINHASH.ngram, seed: int = MINHASH.seed,
+    num_threads: int = 0
 ) -> np.ndarray:
     """MinHash signatures (the ones :func:`dedup` uses): uint32 (N, num_perm); an empty text gets all
     0xFFFFFFFF. The estimated Jaccard of two texts is ``np.mean(sig_a == sig_b)``."""
-    num_perm = check_int("num_perm", num_perm, 1, MAX_NUM_PERM)
-    ngram = check_int("ngram", ngram, 1, MAX_NGRAM)
+    cfg = _minhash_config(MINHASH.threshold, ngram, num_perm, 1, seed)  # bands=1 divides any num_perm
     return _native().minhash_signatures(
-        _as_list(texts), num_perm=num_perm, ngram=ngram, seed=check_seed(seed), num_threads=_check_threads(num_threads)
+        _as_list(texts), num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed, num_threads=_check_threads(num_threads)
     )
 
 
@@ -301,11 +289,11 @@ def dedup(
     texts: Sequence[str],
     *,
     method: str = "minhash",
-    threshold: float = 0.8,
-    ngram: int = 5,
-    num_perm: int = 112,
-    bands: int = 14,
-    seed: int = 0,
+    threshold: float = MINHASH.threshold,
+    ngram: int = MINHASH.ngram,
+    num_perm: int = MINHASH.num_perm,
+    bands: int = MINHASH.bands,
+    seed: int = MINHASH.seed,
     num_threads: int = 0,
     clustering: str = "union_find",
 ) -> DedupResult:
@@ -314,12 +302,8 @@ def dedup(
     Args:
         texts: N documents (str; ``"exact"`` also takes bytes).
         method: ``"minhash"`` (near-duplicates, see the module docstring) or ``"exact"`` (hash + verify).
-        threshold: minhash: estimated Jaccard similarity (of the ngram shingle sets) at which two documents
-            are duplicates, in (0, 1].
-        ngram: minhash: words per shingle, >= 1.
-        num_perm: minhash: signature length (permutations), in [1, 65536].
-        bands: minhash: LSH bands; must divide num_perm (rows per band = num_perm // bands). With 14 bands
-            of 8 rows a pair with Jaccard 0.8 becomes a candidate with probability 0.92, at 0.9 with 0.9996.
+        threshold, ngram, num_perm, bands: minhash: see :class:`~bigmodel_fast.data.minhash_config.MinHashConfig`
+            (defaults and ranges; the limits are the C++ ones, ``_C.MINHASH_LIMITS``).
         seed: minhash: seeds the hash family (results are reproducible for a given seed); exact: the XXH64
             seed (does not change the result).
         num_threads: worker threads; 0 = all hardware threads. The result does not depend on it.
@@ -343,28 +327,26 @@ def dedup(
     num_threads = _check_threads(num_threads)
     if method == "exact":
         return _dedup_exact(_as_list(texts), seed=check_seed(seed), num_threads=num_threads)
+    cfg = _minhash_config(threshold, ngram, num_perm, bands, seed)
     if clustering == "greedy":
-        index = MinHashIndex(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
-                             num_threads=num_threads)
-        res = index.add(texts)
+        res = MinHashIndex(num_threads=num_threads, _core=_index_core(cfg)).add(texts)
         keep, cluster = res.keep, res.cluster
         extra = {k: res.stats[k] for k in ("candidate_pairs", "verified_pairs", "empty_documents")}
-        threshold, ngram, num_perm, bands, seed = index.threshold, index.ngram, index.num_perm, index.bands, index.seed
     else:
-        threshold, ngram, num_perm, bands = _check_minhash_params(threshold, ngram, num_perm, bands)
-        seed = check_seed(seed)
         items = _as_list(texts)
-        cluster, native = _native().minhash_union_find(
-            items, threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, seed=seed,
-            max_members=UNION_FIND_BUCKET_MEMBERS, num_threads=num_threads)
+        cluster, native = _native().minhash_union_find(items, **cfg.params(), num_threads=num_threads)
         keep = cluster == np.arange(len(items), dtype=np.int64)
         extra = {k: native[k] for k in ("candidate_pairs", "verified_pairs", "components_merged",
                                         "empty_documents")}
-    n = len(cluster)
-    kept = int(keep.sum())
-    stats = {"documents": n, "kept": kept, "duplicates": n - kept, "method": "minhash",
-             "clustering": clustering, **extra, "threshold": threshold, "ngram": ngram, "num_perm": num_perm,
-             "bands": bands, "rows": num_perm // bands, "seed": seed}
+    return _result(keep, cluster, "minhash", clustering=clustering, **extra, threshold=cfg.threshold,
+                   ngram=cfg.ngram, num_perm=cfg.num_perm, bands=cfg.bands, rows=cfg.rows, seed=cfg.seed)
+
+
+def _result(keep: np.ndarray, cluster: np.ndarray, method: str, **extra: Any) -> DedupResult:
+    """The result with ``stats`` = the counts every method reports (``documents``, ``kept``, ``duplicates``,
+    ``method``), then the method's ``extra`` ones. ``keep``, ``cluster``: (N,)."""
+    n, kept = len(keep), int(keep.sum())
+    stats = {"documents": n, "kept": kept, "duplicates": n - kept, "method": method, **extra}
     return DedupResult(keep=keep, cluster=cluster, stats=stats)
 
 
@@ -372,11 +354,7 @@ def _dedup_exact(items: list, *, seed: int, num_threads: int) -> DedupResult:
     """Exact dedup: XXH64 of every text, equal hashes verified by string equality."""
     n = len(items)
     if n == 0:
-        return DedupResult(
-            keep=np.zeros(0, dtype=bool),
-            cluster=np.zeros(0, dtype=np.int64),
-            stats={"documents": 0, "kept": 0, "duplicates": 0, "method": "exact", "hash_collisions": 0},
-        )
+        return _result(np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64), "exact", hash_collisions=0)
 
     hashes = np.asarray(_hash_texts(items, seed=seed, num_threads=num_threads), dtype=np.uint64)  # (N,)
     if hashes.shape != (n,):
@@ -410,16 +388,7 @@ def _dedup_exact(items: list, *, seed: int, num_threads: int) -> DedupResult:
                 members = order[starts[g] : ends[g]]  # ascending original indices (stable sort)
                 collisions += _split_colliding_group(members, items, cluster)
 
-    keep = cluster == np.arange(n)
-    kept = int(keep.sum())
-    stats = {
-        "documents": n,
-        "kept": kept,
-        "duplicates": n - kept,
-        "method": "exact",
-        "hash_collisions": collisions,
-    }
-    return DedupResult(keep=keep, cluster=cluster, stats=stats)
+    return _result(cluster == np.arange(n), cluster, "exact", hash_collisions=collisions)
 
 
 def remove_boilerplate_lines(

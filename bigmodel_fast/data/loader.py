@@ -19,15 +19,14 @@ packing and masking) is specified in :mod:`bigmodel_fast.data.loader_reference`;
 from __future__ import annotations
 
 import atexit
-import os
 import weakref
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from .args import check_int, check_seed
+from .args import check_int
+from .loader_config import LoaderSettings
 from .loader_reference import (  # noqa: F401  (re-exported: the reference API)
     IGNORE_INDEX,
     CausalLoader,
@@ -38,10 +37,11 @@ from .loader_reference import (  # noqa: F401  (re-exported: the reference API)
     loader_state,
     mask_tokens,
 )
-from .shards import Shard, ShardFormatError, _paths
+from .shards import resolve_shard_paths
 
 __all__ = [
     "IGNORE_INDEX",
+    "LoaderSettings",
     "TokenLoader",
     "CausalLoader",
     "MLMLoader",
@@ -51,8 +51,6 @@ __all__ = [
     "resolve_shard_paths",
 ]
 
-# The fixed special ids of bigmodel_fast tokenizers (data/tokenizer.py): [PAD] [UNK] [CLS] [SEP] [MASK] <s> </s>.
-_DEFAULT_SPECIAL = (0, 1, 2, 3, 4, 5, 6)
 _LIVE: "weakref.WeakSet[TokenLoader]" = weakref.WeakSet()
 
 
@@ -62,33 +60,13 @@ def _close_all() -> None:  # join worker threads before the interpreter tears do
         loader.close()
 
 
-def resolve_shard_paths(shards) -> list[str]:
-    """``.bin`` paths from a directory (every ``*.bin``, sorted), a prefix/path, Shard objects, or a list of those."""
-    if isinstance(shards, (str, os.PathLike, Shard)):
-        shards = [shards]
-    paths: list[str] = []
-    for s in shards:
-        if isinstance(s, Shard):
-            paths.append(str(s.path))
-            continue
-        if not isinstance(s, (str, os.PathLike)):
-            raise TypeError(f"shards: expected paths, a directory or Shard objects, got {type(s).__name__}")
-        p = Path(s)
-        if p.is_dir():
-            bins = sorted(p.glob("*.bin"))
-            if not bins:
-                raise ShardFormatError(p, "directory holds no *.bin shard files", "at least one <prefix>.bin/.idx pair")
-            paths.extend(str(b) for b in bins)
-        else:
-            paths.append(str(_paths(p)[1]))
-    return paths
-
-
 class TokenLoader:
     """Native C++ loader: causal windows or BERT MLM/NSP batches from token shards.
 
-    Args:
-        shards: a directory (every ``*.bin``), a shard prefix / ``.bin`` path, :class:`Shard` objects, or a list.
+    Args (the defaults are :class:`LoaderSettings`'s; ``self.settings`` holds the checked values, which become the
+    one ``_C.LoaderConfig`` the native core is built from):
+        shards: a directory (every ``*.bin``), a shard prefix / ``.bin`` path, :class:`Shard` objects, or a list
+            (:func:`~bigmodel_fast.data.shards.resolve_shard_paths`).
         seq_len: tokens per row (causal rows read ``seq_len + 1`` tokens).
         batch_size: rows per batch.
         mode: ``"causal"`` (GPT) or ``"mlm"`` (BERT).
@@ -122,26 +100,19 @@ class TokenLoader:
             while reading the batch that holds it).
     """
 
-    def __init__(self, shards, *, seq_len: int, batch_size: int, mode: str = "causal", seed: int = 0, rank: int = 0,
-                 world_size: int = 1, num_threads: int = 2, prefetch: int = 4, mlm_probability: float = 0.15,
-                 whole_word_mask: bool = False, nsp: bool = True, pack: bool = True, tokenizer=None,
-                 special_ids: SpecialIds | None = None, word_start: np.ndarray | None = None,
-                 pin_memory: bool | None = None, vocab_size: int | None = None):
+    def __init__(self, shards, *, seq_len: int, batch_size: int, mode: str = LoaderSettings.mode,
+                 seed: int = LoaderSettings.seed, rank: int = LoaderSettings.rank,
+                 world_size: int = LoaderSettings.world_size, num_threads: int = LoaderSettings.num_threads,
+                 prefetch: int = LoaderSettings.prefetch, mlm_probability: float = LoaderSettings.mlm_probability,
+                 whole_word_mask: bool = LoaderSettings.whole_word_mask, nsp: bool = LoaderSettings.nsp,
+                 pack: bool = LoaderSettings.pack, tokenizer=None, special_ids: SpecialIds | None = None,
+                 word_start: np.ndarray | None = None, pin_memory: bool | None = None, vocab_size: int | None = None):
         from .. import _C
 
-        if mode not in ("causal", "mlm"):
-            raise ValueError(f"mode must be 'causal' or 'mlm', got {mode!r}")
-        seq_len = check_int("seq_len", seq_len, 5 if mode == "mlm" else 1)
-        batch_size = check_int("batch_size", batch_size, 1)
-        world_size = check_int("world_size", world_size, 1)
-        rank = check_int("rank", rank, 0)
-        if rank >= world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        num_threads = check_int("num_threads", num_threads, 1)
-        prefetch = check_int("prefetch", prefetch, 1)
-        seed = check_seed(seed)
-        if not isinstance(mlm_probability, (int, float)) or not 0.0 < float(mlm_probability) < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
+        settings = LoaderSettings(
+            seq_len=seq_len, batch_size=batch_size, mode=mode, seed=seed, rank=rank, world_size=world_size,
+            num_threads=num_threads, prefetch=prefetch, mlm_probability=mlm_probability,
+            whole_word_mask=whole_word_mask, nsp=nsp, pack=pack).checked()
         if vocab_size is None and tokenizer is not None:
             vocab_size = tokenizer.vocab_size
         model_vocab = 0 if vocab_size is None else check_int("vocab_size", vocab_size, 1)
@@ -157,21 +128,17 @@ class TokenLoader:
                 raise ValueError(f"word_start must be a 1-D (vocab_size,) bool array, got shape {word_start.shape}")
 
         paths = resolve_shard_paths(shards)
-        self.mode, self.seq_len, self.batch_size = mode, seq_len, batch_size
-        self.seed, self.rank, self.world_size = int(seed), rank, world_size
+        self.settings = settings
+        self.mode, self.seq_len, self.batch_size = settings.mode, settings.seq_len, settings.batch_size
+        self.seed, self.rank, self.world_size = settings.seed, settings.rank, settings.world_size
         self.mlm_probability, self.whole_word_mask, self.nsp, self.pack = (
-            float(mlm_probability), bool(whole_word_mask), bool(nsp), bool(pack))
+            settings.mlm_probability, settings.whole_word_mask, settings.nsp, settings.pack)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.paths = paths
-        ids = special_ids or SpecialIds(0, 2, 3, 4, 0, _DEFAULT_SPECIAL)  # vocab_size 0: the shards' own
-        wwm = self.whole_word_mask and mode == "mlm"
+        ids = special_ids or SpecialIds.fixed()  # vocab_size 0: the shards' own
         self._core = None
-        self._core = _C.TokenLoaderCore(
-            paths, seq_len, batch_size, mode, self.seed, rank, world_size, num_threads, prefetch,
-            self.mlm_probability, wwm, self.nsp, self.pack, ids.pad, ids.cls, ids.sep, ids.mask, ids.vocab_size,
-            list(ids.special), word_start if wwm else None, model_vocab,
-        )
-        self.special_ids = special_ids or SpecialIds(0, 2, 3, 4, int(self._core.shard_vocab_size), _DEFAULT_SPECIAL)
+        self._core = _C.TokenLoaderCore(paths, settings.native(ids, word_start=word_start, model_vocab=model_vocab))
+        self.special_ids = special_ids or SpecialIds.fixed(int(self._core.shard_vocab_size))
         _LIVE.add(self)
 
     # ------------------------------------------------------------------------------------------------ batches

@@ -53,7 +53,10 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from ..nn.heads import IGNORE_INDEX
+from .loader_config import LoaderSettings as _Defaults
 from .shards import Shard, check_token_ids, check_vocab
+from .special_tokens import SPECIAL
 
 __all__ = [
     "IGNORE_INDEX",
@@ -69,7 +72,6 @@ __all__ = [
     "epoch_permutation",
 ]
 
-IGNORE_INDEX = -100
 _M64 = (1 << 64) - 1
 # Purposes (keep in sync with csrc/loader/rng.h).
 PERMUTATION, CUT, NSP, OTHER, B_START, SELECT, ROLL = 1, 2, 3, 4, 5, 6, 7
@@ -286,8 +288,9 @@ class CausalLoader(_BatchMaker):
     ``vocab_size`` (the model's vocabulary) is checked against the shards when they are opened (see :class:`Corpus`).
     """
 
-    def __init__(self, shards: Sequence[ShardLike], *, seq_len: int, batch_size: int, pad_id: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, pack: bool = True, vocab_size: int | None = None):
+    def __init__(self, shards: Sequence[ShardLike], *, seq_len: int, batch_size: int, pad_id: int = SPECIAL.pad,
+                 seed: int = _Defaults.seed, rank: int = _Defaults.rank, world_size: int = _Defaults.world_size,
+                 pack: bool = _Defaults.pack, vocab_size: int | None = None):
         super().__init__(batch_size, seed, rank, world_size)
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -328,7 +331,7 @@ class CausalLoader(_BatchMaker):
 
 @dataclass(frozen=True)
 class SpecialIds:
-    """The ids the MLM loader needs from the tokenizer."""
+    """The ids the MLM loader needs from the tokenizer (vocab_size 0: the shards' own, native loader only)."""
 
     pad: int
     cls: int
@@ -340,6 +343,11 @@ class SpecialIds:
     @classmethod
     def from_tokenizer(cls, tok) -> "SpecialIds":
         return cls(tok.pad_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.vocab_size, tuple(tok.special_ids))
+
+    @classmethod
+    def fixed(cls, vocab_size: int = 0) -> "SpecialIds":
+        """The fixed special ids of bigmodel_fast tokenizers (:data:`~bigmodel_fast.data.special_tokens.SPECIAL`)."""
+        return cls(SPECIAL.pad, SPECIAL.cls, SPECIAL.sep, SPECIAL.mask, vocab_size, SPECIAL.ids)
 
 
 def select_threshold(mlm_probability: float) -> int:
@@ -409,9 +417,10 @@ class MLMLoader(_BatchMaker):
     """
 
     def __init__(self, shards: Sequence[ShardLike], ids: SpecialIds, *, seq_len: int, batch_size: int,
-                 mlm_probability: float = 0.15, nsp: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 whole_word_mask: bool = False, word_start: np.ndarray | None = None, pack: bool = True,
-                 vocab_size: int | None = None):
+                 mlm_probability: float = _Defaults.mlm_probability, nsp: bool = _Defaults.nsp,
+                 seed: int = _Defaults.seed, rank: int = _Defaults.rank, world_size: int = _Defaults.world_size,
+                 whole_word_mask: bool = _Defaults.whole_word_mask, word_start: np.ndarray | None = None,
+                 pack: bool = _Defaults.pack, vocab_size: int | None = None):
         super().__init__(batch_size, seed, rank, world_size)
         if seq_len < 5:
             raise ValueError(f"seq_len must be >= 5 for [CLS] A [SEP] B [SEP], got {seq_len}")

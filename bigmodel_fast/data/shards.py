@@ -25,6 +25,7 @@ Readers (:class:`Shard`) validate sizes, magics, version, dtype, counts and offs
 """
 from __future__ import annotations
 
+import glob
 import operator
 import os
 import stat
@@ -51,6 +52,9 @@ __all__ = [
     "dtype_for_vocab",
     "write_shard",
     "open_shards",
+    "resolve_shard_paths",
+    "shard_name",
+    "split_shard_paths",
     "check_vocab",
     "check_token_ids",
 ]
@@ -116,11 +120,52 @@ def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<u4")
 
 
+# ----------------------------------------------------------------------------------------------- paths
+# The one place shard file names are made and found: writers name shards with `shard_name`, readers list a split
+# with `split_shard_paths` and turn any shard argument into .bin paths with `resolve_shard_paths`.
+
+
 def _paths(prefix_or_path: str | Path) -> tuple[Path, Path, Path]:
     """(prefix, bin_path, idx_path) from a prefix, a ``.bin`` or a ``.idx`` path."""
     p = Path(prefix_or_path)
     prefix = p.with_suffix("") if p.suffix in (".bin", ".idx") else p
     return prefix, prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".idx")
+
+
+def shard_name(prefix: str, index: int) -> str:
+    """The prefix of shard ``index`` of a run: ``"<prefix>_00000"``, ``"<prefix>_00001"``, ..."""
+    return f"{prefix}_{index:05d}"
+
+
+def split_shard_paths(directory: str | Path, prefix: str) -> list[Path]:
+    """The ``.bin`` paths of the shards :class:`ShardWriter` wrote with ``prefix`` in ``directory``
+    (``<prefix>_*.bin``, sorted: the write order); empty when there are none."""
+    return sorted(Path(directory).glob(f"{glob.escape(prefix)}_*.bin"))
+
+
+def _dir_shard_paths(directory: Path) -> list[Path]:
+    bins = sorted(directory.glob("*.bin"))
+    if not bins:
+        raise ShardFormatError(directory, "directory holds no *.bin shard files", "at least one <prefix>.bin/.idx pair")
+    return bins
+
+
+def resolve_shard_paths(shards: Any) -> list[str]:
+    """``.bin`` paths from a directory (every ``*.bin``, sorted), a prefix / ``.bin`` / ``.idx`` path, a
+    :class:`Shard`, or a list of those. Raises TypeError for anything else and :class:`ShardFormatError` for a
+    directory without shards (missing files are reported when opened)."""
+    if isinstance(shards, (str, os.PathLike, Shard)):
+        shards = [shards]
+    paths: list[str] = []
+    for s in shards:
+        if isinstance(s, Shard):
+            paths.append(str(s.path))
+            continue
+        if not isinstance(s, (str, os.PathLike)):
+            raise TypeError(f"shards: expected paths, a directory or Shard objects, got {type(s).__name__}")
+        p = Path(s)
+        paths.extend(str(b) for b in (_dir_shard_paths(p) if p.is_dir() else [_paths(p)[1]]))
+    return paths
 
 
 # ----------------------------------------------------------------------------------------------- write
@@ -272,8 +317,7 @@ class ShardWriter:
         if self._closed:
             raise ValueError("ShardWriter.add: the writer is closed")
         if self._current is None:
-            name = f"{self.prefix}_{len(self.infos):05d}"
-            self._current = _ShardFileWriter(self.out_dir / name, self.vocab_size)
+            self._current = _ShardFileWriter(self.out_dir / shard_name(self.prefix, len(self.infos)), self.vocab_size)
         self._current.add(doc_ids)
         if self._current.num_tokens >= self.max_tokens:
             self.infos.append(self._current.finish())
@@ -503,10 +547,5 @@ def open_shards(paths_or_dir: str | Path | Sequence[str | Path], *, validate_ids
     """Open shards from a directory (every ``*.bin`` in sorted order), one prefix/path, or a list of them."""
     if isinstance(paths_or_dir, (str, os.PathLike)):
         p = Path(paths_or_dir)
-        if p.is_dir():
-            bins = sorted(p.glob("*.bin"))
-            if not bins:
-                raise ShardFormatError(p, "directory holds no *.bin shard files", "at least one <prefix>.bin/.idx pair")
-            return [Shard(b, validate_ids=validate_ids) for b in bins]
-        return [Shard(p, validate_ids=validate_ids)]
+        return [Shard(b, validate_ids=validate_ids) for b in (_dir_shard_paths(p) if p.is_dir() else [p])]
     return [Shard(p, validate_ids=validate_ids) for p in paths_or_dir]

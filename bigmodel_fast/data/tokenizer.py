@@ -35,8 +35,12 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from .special_tokens import SPECIAL, SPECIAL_TOKENS, SpecialTokens
+
 __all__ = [
+    "SPECIAL",
     "SPECIAL_TOKENS",
+    "SpecialTokens",
     "MODEL_FILENAME",
     "Tokenizer",
     "TokenizerError",
@@ -45,7 +49,6 @@ __all__ = [
     "split_long_line",
 ]
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>")
 MODEL_FILENAME = "tokenizer.model"
 NUM_BYTE_PIECES = 256
 _WORD_BOUNDARY = "\u2581"  # "▁", SentencePiece's whitespace marker
@@ -147,7 +150,7 @@ class Tokenizer:
         self._sp = sp
         self.vocab_size = int(sp.get_piece_size())
         ids = [sp.piece_to_id(tok) for tok in SPECIAL_TOKENS]
-        if ids != list(range(len(SPECIAL_TOKENS))) or sp.unk_id() != 1:
+        if ids != list(SPECIAL.ids) or sp.unk_id() != SPECIAL.unk:
             found = {tok: i for tok, i in zip(SPECIAL_TOKENS, ids)}
             raise TokenizerError(
                 f"{path}: special tokens are not at the fixed ids 0..6 (found {found}); "
@@ -222,15 +225,15 @@ class Tokenizer:
                 vocab_size=vocab_size,
                 character_coverage=character_coverage,
                 byte_fallback=True,
-                pad_id=0,
-                unk_id=1,
-                bos_id=5,
-                eos_id=6,
-                pad_piece=SPECIAL_TOKENS[0],
-                unk_piece=SPECIAL_TOKENS[1],
-                bos_piece=SPECIAL_TOKENS[5],
-                eos_piece=SPECIAL_TOKENS[6],
-                control_symbols=list(SPECIAL_TOKENS[2:5]),
+                pad_id=SPECIAL.pad,
+                unk_id=SPECIAL.unk,
+                bos_id=SPECIAL.bos,
+                eos_id=SPECIAL.eos,
+                pad_piece=SpecialTokens.piece("pad"),
+                unk_piece=SpecialTokens.piece("unk"),
+                bos_piece=SpecialTokens.piece("bos"),
+                eos_piece=SpecialTokens.piece("eos"),
+                control_symbols=[SpecialTokens.piece(n) for n in ("cls", "sep", "mask")],
                 input_sentence_size=0,
                 shuffle_input_sentence=False,
                 max_sentence_length=max_sentence_length,

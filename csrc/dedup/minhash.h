@@ -37,14 +37,27 @@
 namespace bmf {
 namespace dedup {
 
-// Limits of the MinHash parameters, shared by the Python bindings and the index file reader.
+// Limits of the MinHash parameters, shared by the Python bindings and the index file reader; exported to Python
+// as `_C.MINHASH_LIMITS` (read by bigmodel_fast/data/minhash_config.py, never retyped there).
 constexpr long long kMaxNumPerm = 1 << 16;
 constexpr long long kMaxNgram = 1 << 16;
 constexpr long long kMaxReps = 65535;  // also the largest max_members of union-find
 
+// Defaults of the MinHash parameters (the bindings' keyword defaults); exported as `_C.MINHASH_DEFAULTS`, and
+// tests/data/test_minhash.py checks they equal bigmodel_fast.data.minhash_config.MinHashConfig's.
+struct MinHashDefaults {
+  static constexpr double kThreshold = 0.8;
+  static constexpr long long kNgram = 5;
+  static constexpr long long kNumPerm = 112;
+  static constexpr long long kBands = 14;
+  static constexpr long long kSeed = 0;
+  static constexpr long long kMaxMembers = 32;  // representatives per LSH bucket (index) / K (union-find)
+};
+
 // Empty when the parameters are valid; otherwise what is wrong, naming the Python argument and its valid range.
+// `reps_name` names the last parameter: "max_reps" (MinHashIndex) or "max_members" (union-find).
 inline std::string minhash_param_error(double threshold, long long ngram, long long num_perm, long long bands,
-                                       long long max_reps) {
+                                       long long max_reps, const char* reps_name = "max_reps") {
   if (!(threshold > 0.0 && threshold <= 1.0)) return "threshold must be in (0, 1], got " + std::to_string(threshold);
   if (ngram < 1 || ngram > kMaxNgram)
     return "ngram must be an int in [1, " + std::to_string(kMaxNgram) + "], got " + std::to_string(ngram);
@@ -56,7 +69,8 @@ inline std::string minhash_param_error(double threshold, long long ngram, long l
     return "bands must divide num_perm (rows per band = num_perm / bands): num_perm=" + std::to_string(num_perm) +
            " is not divisible by bands=" + std::to_string(bands);
   if (max_reps < 1 || max_reps > kMaxReps)
-    return "max_reps must be an int in [1, " + std::to_string(kMaxReps) + "], got " + std::to_string(max_reps);
+    return std::string(reps_name) + " must be an int in [1, " + std::to_string(kMaxReps) + "], got " +
+           std::to_string(max_reps);
   return "";
 }
 
@@ -185,7 +199,7 @@ UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double t
 class MinHashIndex {
  public:
   static constexpr std::uint32_t kFormatVersion = 1;
-  static constexpr std::uint32_t kDefaultMaxReps = 32;
+  static constexpr std::uint32_t kDefaultMaxReps = MinHashDefaults::kMaxMembers;
   static constexpr std::size_t kChunkDocs = 2048;  // signatures are stored in chunks of this many docs
   static constexpr std::uint64_t kMaxDocs = 0xFFFFFFFEULL;
 

@@ -5,6 +5,7 @@
 //   _C.minhash_union_find one-shot union-find clustering (dedup(clustering="union_find"))
 //   _C.minhash_words / _C.minhash_shingles   the normalisation, for tests and debugging
 //   _C.minhash_isa        which SIMD implementation computes signatures
+//   _C.MINHASH_LIMITS / _C.MINHASH_DEFAULTS   the parameter limits and defaults (dicts), read by Python
 //
 // Like xxh64_batch, a batch is collected (and type-checked) while holding the GIL, with a private
 // tuple owning every item; the work then runs with the GIL released on std::thread workers.
@@ -17,10 +18,12 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "dedup/parallel.h"
@@ -95,11 +98,12 @@ Isa parse_isa(const std::string& name) {
   return isa == Isa::kAuto ? best_isa() : isa;
 }
 
-void check_params(double threshold, long long ngram, long long num_perm, long long bands, long long max_reps) {
+void check_params(double threshold, long long ngram, long long num_perm, long long bands, long long max_reps,
+                  const char* reps_name = "max_reps") {
   if (!(threshold > 0.0 && threshold <= 1.0)) {  // repr keeps the exact value in the message
     throw py::value_error("threshold must be in (0, 1], got " + py::repr(py::float_(threshold)).cast<std::string>());
   }
-  const std::string error = minhash_param_error(threshold, ngram, num_perm, bands, max_reps);
+  const std::string error = minhash_param_error(threshold, ngram, num_perm, bands, max_reps, reps_name);
   if (!error.empty()) throw py::value_error(error);
 }
 
@@ -107,60 +111,62 @@ void check_params(double threshold, long long ngram, long long num_perm, long lo
 void check_ngram(long long ngram) { check_params(1.0, ngram, 1, 1, 1); }
 void check_num_perm(long long num_perm) { check_params(1.0, 1, num_perm, 1, 1); }
 
-py::dict stats_dict(const AddStats& s) {
-  py::dict d;
-  d["candidate_pairs"] = s.candidate_pairs;
-  d["verified_pairs"] = s.verified_pairs;
-  d["empty_documents"] = s.empty_documents;
-  d["offset"] = s.offset;
-  d["total_documents"] = s.total_docs;
-  d["total_kept"] = s.total_clusters;
-  return d;
-}
-
-py::tuple index_add(MinHashIndex& index, py::object texts, long long num_threads, const std::string& isa_name) {
+// Collects `texts`, then runs `cluster(views, n, threads, isa, clusters_out)` with the GIL released; returns the
+// cluster ids (int64 (N,)) and the stats `cluster` returned.
+template <typename Cluster>
+auto cluster_batch(py::handle texts, long long num_threads, const std::string& isa_name, Cluster&& cluster) {
   const Isa isa = parse_isa(isa_name);
   Batch batch = collect(texts);
   const std::size_t threads = resolve_threads(num_threads, batch.total_units);
   const std::size_t n = batch.views.size();
   py::array_t<std::int64_t> clusters(static_cast<py::ssize_t>(n));
   std::int64_t* out = clusters.mutable_data();
-  AddStats stats;
+  decltype(cluster(batch.views.data(), n, threads, isa, out)) stats;
   {
     py::gil_scoped_release no_gil;
-    stats = index.add(batch.views.data(), n, threads, isa, out);
+    stats = cluster(batch.views.data(), n, threads, isa, out);
   }
-  return py::make_tuple(clusters, stats_dict(stats));
+  return std::make_pair(std::move(clusters), stats);
+}
+
+// A dict of named counters (the stats of one call).
+py::dict counters(std::initializer_list<std::pair<const char*, std::uint64_t>> items) {
+  py::dict d;
+  for (const auto& item : items) d[item.first] = item.second;
+  return d;
+}
+
+py::dict stats_dict(const AddStats& s) {
+  return counters({{"candidate_pairs", s.candidate_pairs}, {"verified_pairs", s.verified_pairs},
+                   {"empty_documents", s.empty_documents}, {"offset", s.offset},
+                   {"total_documents", s.total_docs}, {"total_kept", s.total_clusters}});
+}
+
+py::dict stats_dict(const UnionFindStats& s) {
+  return counters({{"candidate_pairs", s.candidate_pairs}, {"verified_pairs", s.verified_pairs},
+                   {"components_merged", s.components_merged}, {"empty_documents", s.empty_documents},
+                   {"clusters", s.clusters}});
+}
+
+py::tuple index_add(MinHashIndex& index, py::object texts, long long num_threads, const std::string& isa_name) {
+  auto result = cluster_batch(texts, num_threads, isa_name,
+                              [&](const TextView* views, std::size_t n, std::size_t threads, Isa isa,
+                                  std::int64_t* out) { return index.add(views, n, threads, isa, out); });
+  return py::make_tuple(result.first, stats_dict(result.second));
 }
 
 py::tuple union_find_py(py::object texts, double threshold, long long ngram, long long num_perm, long long bands,
                         py::object seed_obj, long long max_members, long long num_threads, const std::string& isa_name) {
-  check_params(threshold, ngram, num_perm, bands, 1);
-  if (max_members < 1 || max_members > kMaxReps) {
-    throw py::value_error("max_members must be an int in [1, " + std::to_string(kMaxReps) + "], got " +
-                          std::to_string(max_members));
-  }
+  check_params(threshold, ngram, num_perm, bands, max_members, "max_members");
   const std::uint64_t seed = parse_seed(seed_obj);
-  const Isa isa = parse_isa(isa_name);
-  Batch batch = collect(texts);
-  const std::size_t threads = resolve_threads(num_threads, batch.total_units);
-  const std::size_t n = batch.views.size();
-  py::array_t<std::int64_t> clusters(static_cast<py::ssize_t>(n));
-  std::int64_t* out = clusters.mutable_data();
-  UnionFindStats s;
-  {
-    py::gil_scoped_release no_gil;
-    s = cluster_union_find(batch.views.data(), n, threshold, static_cast<std::uint32_t>(ngram),
-                           static_cast<std::uint32_t>(num_perm), static_cast<std::uint32_t>(bands), seed,
-                           static_cast<std::uint32_t>(max_members), threads, isa, out);
-  }
-  py::dict d;
-  d["candidate_pairs"] = s.candidate_pairs;
-  d["verified_pairs"] = s.verified_pairs;
-  d["components_merged"] = s.components_merged;
-  d["empty_documents"] = s.empty_documents;
-  d["clusters"] = s.clusters;
-  return py::make_tuple(clusters, d);
+  auto result = cluster_batch(
+      texts, num_threads, isa_name,
+      [&](const TextView* views, std::size_t n, std::size_t threads, Isa isa, std::int64_t* out) {
+        return cluster_union_find(views, n, threshold, static_cast<std::uint32_t>(ngram),
+                                  static_cast<std::uint32_t>(num_perm), static_cast<std::uint32_t>(bands), seed,
+                                  static_cast<std::uint32_t>(max_members), threads, isa, out);
+      });
+  return py::make_tuple(result.first, stats_dict(result.second));
 }
 
 void index_save(const MinHashIndex& index, const std::string& path) {
@@ -236,6 +242,22 @@ py::list shingles_py(py::object text, long long ngram) {
 }  // namespace
 
 void minhash_init(py::module_& m) {
+  using D = MinHashDefaults;
+  py::dict limits;  // the C++ limits, read by bigmodel_fast.data.minhash_config (never retyped in Python)
+  limits["max_num_perm"] = kMaxNumPerm;
+  limits["max_ngram"] = kMaxNgram;
+  limits["max_members"] = kMaxReps;
+  limits["max_text_chars"] = kMaxTextUnits;
+  m.attr("MINHASH_LIMITS") = limits;
+  py::dict defaults;  // the keyword defaults below; tests check MinHashConfig's equal them
+  defaults["threshold"] = D::kThreshold;
+  defaults["ngram"] = D::kNgram;
+  defaults["num_perm"] = D::kNumPerm;
+  defaults["bands"] = D::kBands;
+  defaults["seed"] = D::kSeed;
+  defaults["max_members"] = D::kMaxMembers;
+  m.attr("MINHASH_DEFAULTS") = defaults;
+
   py::class_<MinHashIndex>(m, "MinHashIndexCore",
                            "Incremental MinHash-LSH index (native core of bigmodel_fast.data.dedup.MinHashIndex).")
       .def(py::init([](double threshold, long long ngram, long long num_perm, long long bands, py::object seed,
@@ -246,8 +268,8 @@ void minhash_init(py::module_& m) {
                                                    static_cast<std::uint32_t>(bands), parse_seed(seed),
                                                    static_cast<std::uint32_t>(max_reps));
            }),
-           py::arg("threshold") = 0.8, py::arg("ngram") = 5, py::arg("num_perm") = 112, py::arg("bands") = 14,
-           py::arg("seed") = 0, py::arg("max_reps") = MinHashIndex::kDefaultMaxReps)
+           py::arg("threshold") = D::kThreshold, py::arg("ngram") = D::kNgram, py::arg("num_perm") = D::kNumPerm,
+           py::arg("bands") = D::kBands, py::arg("seed") = D::kSeed, py::arg("max_reps") = D::kMaxMembers)
       .def("add", &index_add, py::arg("texts"), py::arg("num_threads") = 0, py::arg("isa") = "auto",
            "Add texts (list of str); returns (cluster ids int64 (N,), stats dict). GIL released.")
       .def("save", &index_save, py::arg("path"), "Write the index to `path` (atomically, via path + '.tmp').")
@@ -279,19 +301,20 @@ void minhash_init(py::module_& m) {
         return out;
       });
 
-  m.def("minhash_signatures", &signatures_py, py::arg("texts"), py::arg("num_perm") = 112, py::arg("ngram") = 5,
-        py::arg("seed") = 0, py::arg("num_threads") = 0, py::arg("isa") = "auto",
+  m.def("minhash_signatures", &signatures_py, py::arg("texts"), py::arg("num_perm") = D::kNumPerm,
+        py::arg("ngram") = D::kNgram, py::arg("seed") = D::kSeed, py::arg("num_threads") = 0, py::arg("isa") = "auto",
         "MinHash signatures of `texts` (list of str): numpy uint32 (N, num_perm); an empty text (no word)\n"
         "gets all 0xFFFFFFFF. Computed with the GIL released; independent of num_threads and isa.");
-  m.def("minhash_union_find", &union_find_py, py::arg("texts"), py::arg("threshold") = 0.8, py::arg("ngram") = 5,
-        py::arg("num_perm") = 112, py::arg("bands") = 14, py::arg("seed") = 0, py::arg("max_members") = 32,
-        py::arg("num_threads") = 0, py::arg("isa") = "auto",
+  m.def("minhash_union_find", &union_find_py, py::arg("texts"), py::arg("threshold") = D::kThreshold,
+        py::arg("ngram") = D::kNgram, py::arg("num_perm") = D::kNumPerm, py::arg("bands") = D::kBands,
+        py::arg("seed") = D::kSeed, py::arg("max_members") = D::kMaxMembers, py::arg("num_threads") = 0,
+        py::arg("isa") = "auto",
         "One-shot union-find MinHash-LSH clustering (see cluster_union_find in minhash.h): returns (cluster\n"
         "ids int64 (N,) = lowest index of each document's component, stats dict). GIL released; the result\n"
         "does not depend on num_threads.");
   m.def("minhash_words", &words_of, py::arg("text"), py::arg("isa") = "auto",
         "The normalised words of `text` (see minhash.h): list of str.");
-  m.def("minhash_shingles", &shingles_py, py::arg("text"), py::arg("ngram") = 5,
+  m.def("minhash_shingles", &shingles_py, py::arg("text"), py::arg("ngram") = D::kNgram,
         "The shingles of `text`: normalised word n-grams joined by single spaces.");
   m.def(
       "minhash_isa", [](const std::string& name) { return std::string(isa_name(parse_isa(name))); },

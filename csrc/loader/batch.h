@@ -1,7 +1,8 @@
 // Batch construction: causal windows and BERT MLM/NSP pairs over many memory-mapped shards.
 //
 // A batch is a pure function of (config, batch index): see "Epochs and randomness" in
-// bigmodel_fast/data/loader.py. Everything here is GIL-free and thread-safe (const after construction).
+// bigmodel_fast/data/loader_reference.py (the Python reference, bit-identical). Everything here is GIL-free and
+// thread-safe (const after construction).
 #pragma once
 
 #include <cstdint>
@@ -14,18 +15,24 @@
 namespace bmf {
 namespace loader {
 
+// Everything the loader is built from; bound to Python as `_C.LoaderConfig` (named fields), which
+// LoaderSettings.native (bigmodel_fast/data/loader_config.py) fills from the LoaderSettings dataclass (the one place
+// of the defaults) and SpecialIds. The member initialisers here are only "unset" values; Corpus and Prefetcher
+// reject what is out of range (std::invalid_argument: ValueError in Python).
 struct LoaderConfig {
   std::int64_t seq_len = 0;
   std::int64_t batch_size = 0;
-  bool mlm = false;
+  bool mlm = false;  // Python: mode = "mlm" | "causal"
   std::uint64_t seed = 0;
   std::int64_t rank = 0;
   std::int64_t world_size = 1;
-  double mlm_probability = 0.15;
+  int num_threads = 1;  // Prefetcher workers
+  int prefetch = 1;     // Prefetcher ring slots
+  double mlm_probability = 0.0;
   bool whole_word_mask = false;
-  bool nsp = true;
-  bool pack = true;
-  std::int64_t pad_id = 0, cls_id = 2, sep_id = 3, mask_id = 4;
+  bool nsp = false;
+  bool pack = false;
+  std::int64_t pad_id = -1, cls_id = -1, sep_id = -1, mask_id = -1;  // mlm: each must be listed in `special`
   std::int64_t vocab_size = 0;       // random replacements are drawn from [max(special) + 1, vocab_size)
   std::int64_t model_vocab = 0;      // > 0: no shard header may exceed it, and every id is scanned once at open
   std::vector<std::int64_t> special;  // never masked

@@ -1,5 +1,5 @@
-// Python bindings of the native loader: `_C.TokenLoaderCore` (wrapped by bigmodel_fast.data.loader.TokenLoader)
-// and `_C.loader_mix` (the hash, exposed so tests can check it against the Python reference).
+// Python bindings of the native loader: `_C.LoaderConfig` (its settings, named fields), `_C.TokenLoaderCore`
+// (wrapped by bigmodel_fast.data.loader.TokenLoader) and `_C.loader_mix` (the hash, exposed so tests can check it against the Python reference).
 //
 // Batches cross into Python without a copy: each C++ buffer is released into a py::capsule that owns it and
 // becomes the base of a numpy array (torch.from_numpy then shares the memory). Building and waiting release the
@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,12 +40,12 @@ py::array vector_to_numpy(std::vector<std::int32_t>&& v) {
 
 class TokenLoaderCore {
  public:
-  TokenLoaderCore(const std::vector<std::string>& bin_paths, const LoaderConfig& cfg, int num_threads, int prefetch) {
+  TokenLoaderCore(const std::vector<std::string>& bin_paths, const LoaderConfig& cfg) {
     {
       py::gil_scoped_release release;
       corpus_ = std::make_shared<const Corpus>(bin_paths, cfg);
     }
-    prefetcher_ = std::make_unique<Prefetcher>(corpus_, num_threads, prefetch);
+    prefetcher_ = std::make_unique<Prefetcher>(corpus_, cfg.num_threads, cfg.prefetch);
   }
 
   py::dict next() {
@@ -112,41 +113,58 @@ class TokenLoaderCore {
   std::unique_ptr<Prefetcher> prefetcher_;
 };
 
-std::unique_ptr<TokenLoaderCore> make_core(const std::vector<std::string>& bin_paths, std::int64_t seq_len,
-                                           std::int64_t batch_size, const std::string& mode, std::uint64_t seed,
-                                           std::int64_t rank, std::int64_t world_size, int num_threads, int prefetch,
-                                           double mlm_probability, bool whole_word_mask, bool nsp, bool pack,
-                                           std::int64_t pad_id, std::int64_t cls_id, std::int64_t sep_id,
-                                           std::int64_t mask_id, std::int64_t vocab_size,
-                                           const std::vector<std::int64_t>& special, py::object word_start,
-                                           std::int64_t model_vocab) {
-  if (mode != "causal" && mode != "mlm") {
-    throw py::value_error("mode must be 'causal' or 'mlm', got '" + mode + "'");
-  }
-  LoaderConfig cfg;
-  cfg.seq_len = seq_len;
-  cfg.batch_size = batch_size;
+void set_mode(LoaderConfig& cfg, const std::string& mode) {
+  if (mode != "causal" && mode != "mlm") throw py::value_error("mode must be 'causal' or 'mlm', got '" + mode + "'");
   cfg.mlm = mode == "mlm";
-  cfg.seed = seed;
-  cfg.rank = rank;
-  cfg.world_size = world_size;
-  cfg.mlm_probability = mlm_probability;
-  cfg.whole_word_mask = whole_word_mask;
-  cfg.nsp = nsp;
-  cfg.pack = pack;
-  cfg.pad_id = pad_id;
-  cfg.cls_id = cls_id;
-  cfg.sep_id = sep_id;
-  cfg.mask_id = mask_id;
-  cfg.vocab_size = vocab_size;
-  cfg.special = special;
-  cfg.model_vocab = model_vocab;
-  if (!word_start.is_none()) {
-    auto table = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(word_start);
-    if (!table || table.ndim() != 1) throw py::value_error("word_start must be a 1-D bool array (vocab_size,)");
-    cfg.word_start.assign(table.data(), table.data() + table.size());
+}
+
+void set_word_start(LoaderConfig& cfg, py::object word_start) {
+  if (word_start.is_none()) {
+    cfg.word_start.clear();
+    return;
   }
-  return std::make_unique<TokenLoaderCore>(bin_paths, cfg, num_threads, prefetch);
+  auto table = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(word_start);
+  if (!table || table.ndim() != 1) throw py::value_error("word_start must be a 1-D bool array (vocab_size,)");
+  cfg.word_start.assign(table.data(), table.data() + table.size());
+}
+
+py::object get_word_start(const LoaderConfig& cfg) {
+  if (cfg.word_start.empty()) return py::none();
+  py::array_t<std::uint8_t> out(static_cast<py::ssize_t>(cfg.word_start.size()));
+  std::copy(cfg.word_start.begin(), cfg.word_start.end(), out.mutable_data());
+  return std::move(out);
+}
+
+void bind_config(py::module_& m) {
+  py::class_<LoaderConfig>(m, "LoaderConfig",
+                           "Settings of a TokenLoaderCore (named fields; bigmodel_fast.data.loader_config fills "
+                           "them). Values are range-checked when the core is built (ValueError naming the field).")
+      .def(py::init<>())
+      .def_readwrite("seq_len", &LoaderConfig::seq_len)
+      .def_readwrite("batch_size", &LoaderConfig::batch_size)
+      .def_property(
+          "mode", [](const LoaderConfig& c) { return std::string(c.mlm ? "mlm" : "causal"); }, &set_mode,
+          "'causal' (GPT windows) or 'mlm' (BERT MLM/NSP pairs)")
+      .def_readwrite("seed", &LoaderConfig::seed)
+      .def_readwrite("rank", &LoaderConfig::rank)
+      .def_readwrite("world_size", &LoaderConfig::world_size)
+      .def_readwrite("num_threads", &LoaderConfig::num_threads)
+      .def_readwrite("prefetch", &LoaderConfig::prefetch)
+      .def_readwrite("mlm_probability", &LoaderConfig::mlm_probability)
+      .def_readwrite("whole_word_mask", &LoaderConfig::whole_word_mask)
+      .def_readwrite("nsp", &LoaderConfig::nsp)
+      .def_readwrite("pack", &LoaderConfig::pack)
+      .def_readwrite("pad_id", &LoaderConfig::pad_id)
+      .def_readwrite("cls_id", &LoaderConfig::cls_id)
+      .def_readwrite("sep_id", &LoaderConfig::sep_id)
+      .def_readwrite("mask_id", &LoaderConfig::mask_id)
+      .def_readwrite("vocab_size", &LoaderConfig::vocab_size,
+                     "random MLM replacements are drawn from [max(special) + 1, vocab_size); 0 = the shards'")
+      .def_readwrite("model_vocab", &LoaderConfig::model_vocab,
+                     "> 0: no shard header may exceed it, and every id is scanned once at open")
+      .def_readwrite("special", &LoaderConfig::special, "ids never masked (list of int)")
+      .def_property("word_start", &get_word_start, &set_word_start,
+                    "(vocab_size,) bool table, 1 = piece starts a word (whole-word masking), or None");
 }
 
 py::array_t<std::uint64_t> mix_array(py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast> x) {
@@ -174,13 +192,10 @@ void loader_init(py::module_& m) {
     }
   });
 
+  bind_config(m);
   py::class_<TokenLoaderCore>(m, "TokenLoaderCore",
                               "Native token loader core; use bigmodel_fast.data.loader.TokenLoader instead.")
-      .def(py::init(&make_core), py::arg("bin_paths"), py::arg("seq_len"), py::arg("batch_size"), py::arg("mode"),
-           py::arg("seed"), py::arg("rank"), py::arg("world_size"), py::arg("num_threads"), py::arg("prefetch"),
-           py::arg("mlm_probability"), py::arg("whole_word_mask"), py::arg("nsp"), py::arg("pack"),
-           py::arg("pad_id"), py::arg("cls_id"), py::arg("sep_id"), py::arg("mask_id"), py::arg("vocab_size"),
-           py::arg("special"), py::arg("word_start"), py::arg("model_vocab") = 0)
+      .def(py::init<const std::vector<std::string>&, const LoaderConfig&>(), py::arg("bin_paths"), py::arg("config"))
       .def("next", &TokenLoaderCore::next, "The batch at position(), then advance (blocks without the GIL).")
       .def("batch", &TokenLoaderCore::batch, py::arg("index"), "Build batch `index` on this thread (no state change).")
       .def("seek", &TokenLoaderCore::seek, py::arg("index"))

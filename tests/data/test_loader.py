@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from bigmodel_fast.data.loader import IGNORE_INDEX, CausalLoader, MLMLoader, SpecialIds, TokenLoader
-from bigmodel_fast.data.shards import HEADER_SIZE, ShardFormatError, open_shards, write_shard
+from bigmodel_fast.data.shards import HEADER_SIZE, ShardFormatError, open_shards, shard_name, write_shard
 from .shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
 
-IDS = SpecialIds(pad=0, cls=2, sep=3, mask=4, vocab_size=1000, special=(0, 1, 2, 3, 4, 5, 6))
+IDS = SpecialIds.fixed(vocab_size=1000)
 
 
 def _docs(seed, n_docs, vocab, max_len=300):
@@ -69,7 +69,7 @@ def test_mlm_is_bit_identical_to_the_reference(corpus, seed, pack, nsp, wwm):
     nat = TokenLoader([corpus / "a.bin", corpus / "b.bin"], mode="mlm", special_ids=IDS, **kw)
     for i in [0, 2, len(nat), 2 * len(nat) + 1]:
         _equal(ref.batch(i), nat.batch(i))
-    big_ids = SpecialIds(0, 2, 3, 4, 70_000, IDS.special)
+    big_ids = SpecialIds.fixed(70_000)
     kw.update(word_start=np.random.default_rng(6).random(70_000) < 0.6)
     _equal(MLMLoader(open_shards(corpus.parent / "wide" / "big"), big_ids, **kw).batch(1),
            TokenLoader(corpus.parent / "wide" / "big", mode="mlm", special_ids=big_ids, **kw).batch(1))
@@ -284,6 +284,47 @@ def test_invalid_arguments_raise_value_errors_naming_them(corpus, kwargs, match)
         TokenLoader(corpus, **args)
 
 
+def test_the_native_core_takes_one_bound_config_and_checks_it(corpus):
+    """TokenLoader passes one _C.LoaderConfig (named fields, filled from LoaderSettings); the C++ side checks
+    every field again, so a direct call with bad values raises ValueError/TypeError naming it, never crashes."""
+    from bigmodel_fast import _C
+    from bigmodel_fast.data.loader_config import LoaderSettings
+    from bigmodel_fast.data.shards import resolve_shard_paths
+
+    ld = TokenLoader(corpus, seq_len=8, batch_size=2, mode="mlm", special_ids=IDS, seed=3)
+    assert ld.settings == LoaderSettings(seq_len=8, batch_size=2, mode="mlm", seed=3)
+    paths = resolve_shard_paths(corpus)
+
+    def config(**fields):
+        cfg = LoaderSettings(seq_len=8, batch_size=2, mode="mlm", seed=3).native(IDS)
+        for name, value in fields.items():
+            setattr(cfg, name, value)
+        return cfg
+
+    cfg = config()
+    assert (cfg.mode, cfg.seq_len, cfg.seed, cfg.pad_id, cfg.mask_id) == ("mlm", 8, 3, 0, 4)
+    assert cfg.special == list(IDS.special)
+    assert cfg.word_start is None
+    core = _C.TokenLoaderCore(paths, cfg)
+    direct = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in core.batch(5).items()}
+    _equal(ld.batch(5), direct)
+    with pytest.raises(ValueError, match="mode must be 'causal' or 'mlm'"):
+        cfg.mode = "t5"
+    with pytest.raises(TypeError):
+        cfg.seq_len = 2**70  # does not fit int64: refused by the binding
+    for fields, match in [(dict(seq_len=0), "seq_len"), (dict(batch_size=-1), "batch_size"),
+                          (dict(rank=3, world_size=2), "rank"), (dict(num_threads=0), "num_threads"),
+                          (dict(prefetch=0), "prefetch"), (dict(mlm_probability=1.0), "mlm_probability"),
+                          (dict(special=[]), "special_ids"), (dict(mask_id=9), "special"),
+                          (dict(whole_word_mask=True), "word_start"), (dict(vocab_size=5), "vocab_size")]:
+        with pytest.raises(ValueError, match=match):
+            _C.TokenLoaderCore(paths, config(**fields))
+    with pytest.raises(ValueError, match="word_start"):
+        cfg.word_start = np.ones((2, 2), dtype=bool)
+    cfg.word_start = np.array([1, 0, 1], dtype=bool)
+    assert cfg.word_start.tolist() == [1, 0, 1]
+
+
 @pytest.mark.parametrize("mode", ["causal", "mlm"])
 def test_out_of_range_batch_indices_and_rows_raise_index_errors(corpus, mode):
     """Negative or overflowing positions once sent the permutation's cycle walk into an endless loop."""
@@ -429,8 +470,9 @@ def test_pretrain_with_bad_ids_late_in_a_shard_exits_2_with_one_line(tmp_path, t
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     vocab = Tokenizer(data / "tokenizer.model").vocab_size
-    shard = open_shards([data / "train_00000.bin"])[0]
-    prefix, pos = data / "train_00000", shard.num_tokens - 2
+    prefix = data / shard_name("train", 0)
+    shard = open_shards([prefix])[0]
+    pos = shard.num_tokens - 2
     del shard
     if damage == "header_vocab":  # the header admits the id, the model does not
         set_header_vocab(prefix, vocab + 100)

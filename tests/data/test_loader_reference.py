@@ -16,7 +16,7 @@ class FakeShard:
         self.tokens = np.concatenate([np.arange(n) + base + 1000 * d for d, n in enumerate(lengths)]).astype(np.uint32)
 
 
-IDS = SpecialIds(pad=0, cls=2, sep=3, mask=4, vocab_size=50_000, special=(0, 1, 2, 3, 4, 5, 6))
+IDS = SpecialIds.fixed(vocab_size=50_000)
 
 
 def test_mix_is_splitmix64_and_array_version_agrees():

@@ -326,6 +326,35 @@ def test_bad_input_and_parameters():
     assert _C.minhash_words("a\ud800b") == ["a", "b"]  # lone surrogates separate words, no error
 
 
+def test_minhash_defaults_and_limits_come_from_one_place():
+    """MinHashConfig holds the Python defaults, the C++ bindings' defaults equal them, and the limits Python
+    checks against are the C++ ones (_C.MINHASH_LIMITS), not retyped copies."""
+    import dataclasses
+
+    from bigmodel_fast.data.dedup import UNION_FIND_BUCKET_MEMBERS
+    from bigmodel_fast.data.minhash_config import MINHASH, MinHashConfig, minhash_limits
+
+    assert dict(_C.MINHASH_DEFAULTS) == dataclasses.asdict(MINHASH)
+    assert UNION_FIND_BUCKET_MEMBERS == MINHASH.max_members == _C.MINHASH_DEFAULTS["max_members"]
+    assert MINHASH.rows == MINHASH.num_perm // MINHASH.bands
+    limits = minhash_limits()
+    assert limits == dict(_C.MINHASH_LIMITS)
+    assert set(limits) == {"max_num_perm", "max_ngram", "max_members", "max_text_chars"}
+    top = limits["max_num_perm"]
+    assert MinHashConfig(num_perm=top, bands=1).checked().num_perm == top
+    with pytest.raises(ValueError, match=f"num_perm must be an int in \\[1, {top}\\]"):
+        MinHashConfig(num_perm=top + 1, bands=1).checked()
+    with pytest.raises(ValueError, match=f"ngram must be an int in \\[1, {limits['max_ngram']}\\]"):
+        dedup(["a b"], ngram=limits["max_ngram"] + 1)
+    with pytest.raises(ValueError, match="max_members"):
+        MinHashConfig(max_members=limits["max_members"] + 1).checked()
+    assert minhash_signatures(["a b c"], num_perm=top).shape == (1, top)
+    # dedup reports the checked parameters
+    stats = dedup(["a b c d e f", "a b c d e f"]).stats
+    assert {k: stats[k] for k in ("threshold", "ngram", "num_perm", "bands", "seed")} == {
+        k: getattr(MINHASH, k) for k in ("threshold", "ngram", "num_perm", "bands", "seed")}
+
+
 # ------------------------------------------------------------------------------------------------
 # Boilerplate lines
 # ------------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from bigmodel_fast.data.shards import HEADER_SIZE, Shard, ShardFormatError, writ
 
 SEED = 20261201
 CASES_PER_BASE = {1000: 200, 70_000: 100}  # uint16 and uint32 shards
-SPECIAL = (0, 1, 2, 3, 4, 5, 6)
 # The loaders' own refusals of a well-formed but too small shard (not format errors).
 LOADER_REFUSALS = re.compile(r"needs windows of seq_len \+ 1 tokens|no document of at least 2 tokens|NSP needs")
 FIELDS = [(8, "<I"), (12, "<I"), (16, "<Q"), (24, "<Q"), (32, "<Q")]  # version, dtype, vocab, tokens, docs
@@ -125,7 +124,7 @@ def _verdict(error: Exception, prefix: str) -> str:
 
 
 def _python_outcome(prefix: str, vocab: int) -> list[str]:
-    ids = SpecialIds(0, 2, 3, 4, vocab, SPECIAL)
+    ids = SpecialIds.fixed(vocab)
     try:
         shard = Shard(prefix)
         for d in range(len(shard)):
@@ -187,7 +186,7 @@ NATIVE_DRIVER = textwrap.dedent("""
     for case in json.load(open(sys.argv[1])):
         prefix, vocab = case["prefix"], case["vocab"]
         print("BEGIN " + prefix, file=sys.stderr, flush=True)
-        ids = SpecialIds(0, 2, 3, 4, vocab, (0, 1, 2, 3, 4, 5, 6))
+        ids = SpecialIds.fixed(vocab)
         out = []
         for mode in ("causal", "mlm"):
             try:

@@ -20,6 +20,9 @@ from bigmodel_fast.data.shards import (
     check_vocab,
     dtype_for_vocab,
     open_shards,
+    resolve_shard_paths,
+    shard_name,
+    split_shard_paths,
     write_shard,
 )
 from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds
@@ -290,7 +293,7 @@ def _late_bad_id_shard(tmp_path, vocab=50, n_docs=40):
 @pytest.mark.parametrize("loader", ["causal", "mlm"])
 def test_reference_loaders_check_every_id_when_they_open_the_shards(tmp_path, loader):
     """The Python loaders used to index the model with any id; now a late bad id fails at once, naming it."""
-    ids = SpecialIds(0, 2, 3, 4, 50, (0, 1, 2, 3, 4, 5, 6))
+    ids = SpecialIds.fixed(50)
 
     def make(shards, **kw):
         if loader == "mlm":
@@ -327,3 +330,29 @@ def test_written_shards_are_fsynced_before_and_after_the_renames(tmp_path, monke
     monkeypatch.setattr(shards_mod, "fsync_dir", lambda d: events.append(("fsync_dir", Path(d))))
     write_shard(tmp_path / "s", [[1, 2, 3]], 10)
     assert events == ["fsync", "fsync", ("replace", "s.bin"), ("replace", "s.idx"), ("fsync_dir", tmp_path)]
+
+
+def test_one_shard_path_resolver_for_writers_readers_and_loaders(tmp_path):
+    """ShardWriter names shards with shard_name; split_shard_paths lists one prefix's shards in write order;
+    resolve_shard_paths turns directories, prefixes, .bin/.idx paths and Shard objects into .bin paths."""
+    assert shard_name("train", 0) == "train_00000" and shard_name("valid", 12) == "valid_00012"
+    out = tmp_path / "out"
+    for prefix in ("train", "valid"):
+        with ShardWriter(out, vocab_size=300, prefix=prefix, max_tokens=4) as w:
+            for i in range(3):
+                w.add([i, i + 1, i + 2, i + 3])
+    (out / "train_extra.txt").write_text("not a shard")
+    train = split_shard_paths(out, "train")
+    assert [p.name for p in train] == [shard_name("train", i) + ".bin" for i in range(3)]
+    assert split_shard_paths(out, "test") == [] and split_shard_paths(out, "tra") == []
+    every = sorted(str(p) for p in out.glob("*.bin"))
+    assert resolve_shard_paths(out) == every
+    first = out / shard_name("train", 0)
+    assert resolve_shard_paths(first) == [str(first) + ".bin"]
+    assert resolve_shard_paths([str(first) + ".idx", Shard(first)]) == [str(first) + ".bin"] * 2
+    assert [s.path for s in open_shards(out)] == [Path(p) for p in every]
+    with pytest.raises(TypeError, match="shards: expected paths"):
+        resolve_shard_paths([3])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ShardFormatError, match="no \\*.bin"):
+        resolve_shard_paths(tmp_path / "empty")

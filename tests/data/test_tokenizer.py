@@ -45,6 +45,17 @@ def tok(tmp_path_factory, english_texts) -> Tokenizer:
 # ------------------------------------------------------------------------------------------- special ids
 
 
+def test_special_ids_are_defined_once(tok):
+    """Tokenizer, loaders and generation take the special ids from data/special_tokens.SPECIAL."""
+    from bigmodel_fast.data.loader import SpecialIds
+    from bigmodel_fast.data.special_tokens import SPECIAL, SpecialTokens
+
+    assert SPECIAL.ids == tok.special_ids == tuple(range(N_SPECIAL))
+    assert SPECIAL.as_dict() == {n: getattr(tok, f"{n}_id") for n in SpecialTokens.names()}
+    assert [SpecialTokens.piece(n) for n in SpecialTokens.names()] == list(SPECIAL_TOKENS)
+    assert SpecialIds.fixed(tok.vocab_size) == SpecialIds.from_tokenizer(tok)
+
+
 def test_special_ids_are_fixed(tok):
     assert tok.special_ids == tuple(range(N_SPECIAL))
     assert (tok.pad_id, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.bos_id, tok.eos_id) == tuple(
