@@ -26,7 +26,8 @@
    (newlines included) collapses to single spaces.
 
 :func:`clean_documents` runs :func:`clean_text` over :class:`~bigmodel_fast.data.sources.Document` s and drops
-documents that end up empty or shorter than ``min_chars`` characters, counting both in :class:`CleanStats`.
+documents that end up empty or shorter than ``min_chars`` characters, counting both (reasons ``empty``, ``short``)
+in :class:`~bigmodel_fast.data.stats.CleanStats`.
 """
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from bigmodel_fast.data.sources import Document
+from bigmodel_fast.data.stats import CleanStats
 
 __all__ = ["CleanConfig", "CleanStats", "clean_text", "clean_documents"]
 
@@ -62,22 +63,6 @@ class CleanConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.min_chars, int) or isinstance(self.min_chars, bool) or self.min_chars < 0:
             raise ValueError(f"CleanConfig.min_chars={self.min_chars!r}: expected an integer >= 0")
-
-
-@dataclass
-class CleanStats:
-    """Counters filled in by :func:`clean_documents`."""
-
-    seen: int = 0
-    kept: int = 0
-    dropped_empty: int = 0
-    dropped_short: int = 0
-    chars_in: int = 0
-    chars_out: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy of the counters."""
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------------- HTML
@@ -306,10 +291,10 @@ def clean_documents(
         stats.chars_in += len(doc.text)
         text = clean_text(doc.text, cfg)
         if not text:
-            stats.dropped_empty += 1
+            stats.drop("empty")
             continue
         if len(text) < cfg.min_chars:
-            stats.dropped_short += 1
+            stats.drop("short")
             continue
         stats.kept += 1
         stats.chars_out += len(text)

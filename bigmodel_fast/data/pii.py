@@ -27,7 +27,8 @@ Boundaries are ASCII-only on purpose: in Chinese text a number or address is usu
 the same word.
 
 ``mask_pii(text, cfg)`` returns ``(masked_text, counts)`` with ``counts = {"email": n, "ipv4": n, "ipv6": n,
-"phone": n}``; :func:`mask_documents` does the same over :class:`~bigmodel_fast.data.sources.Document` s.
+"phone": n}``; :func:`mask_documents` does the same over :class:`~bigmodel_fast.data.sources.Document` s, counting
+in a :class:`~bigmodel_fast.data.stats.PIIStats`.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .sources import Document
+from .stats import PIIStats
 
-__all__ = ["PIIConfig", "mask_pii", "mask_documents", "KINDS"]
+__all__ = ["PIIConfig", "PIIStats", "mask_pii", "mask_documents", "KINDS"]
 
 KINDS = ("email", "ipv4", "ipv6", "phone")
 
@@ -158,13 +160,20 @@ def mask_pii(text: str, cfg: PIIConfig | None = None) -> tuple[str, dict[str, in
 
 
 def mask_documents(
-    docs: Iterable[Document], cfg: PIIConfig | None = None, counts: dict[str, int] | None = None
+    docs: Iterable[Document], cfg: PIIConfig | None = None, stats: PIIStats | None = None
 ) -> Iterator[Document]:
-    """Yield ``docs`` with PII masked; ``counts`` (optional) accumulates the replacements per kind."""
+    """Yield ``docs`` with PII masked; ``stats`` (optional) counts the documents (all kept), those changed
+    (``modified``) and the replacements per kind (``stats.masked``)."""
     cfg = cfg if cfg is not None else PIIConfig()
-    counts = counts if counts is not None else {}
+    stats = stats if stats is not None else PIIStats()
+    masked = stats.masked
     for doc in docs:
         text, c = mask_pii(doc.text, cfg)
         for k, v in c.items():
-            counts[k] = counts.get(k, 0) + v
-        yield dataclasses.replace(doc, text=text) if text != doc.text else doc
+            masked[k] = masked.get(k, 0) + v
+        stats.seen += 1
+        stats.kept += 1
+        if text != doc.text:
+            stats.modified += 1
+            doc = dataclasses.replace(doc, text=text)
+        yield doc

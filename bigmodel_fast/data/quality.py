@@ -5,8 +5,9 @@ Usage::
     from bigmodel_fast.data.quality import QualityConfig, QualityFilter, QualityStats, filter_documents
 
     qf = QualityFilter()                      # every family on, datatrove-like thresholds
-    r = qf(text)                              # FilterResult(keep, text, reason)
+    r = qf(text)                              # Verdict(keep, text, reason)
     r.reason                                  # e.g. "gopher_quality:word_count", None when kept
+    qf.filters                                # [GopherQualityFilter(...), ..., FineWebFilter(...)]
     stats = QualityStats()
     kept = list(filter_documents(docs, QualityConfig(), stats))
     stats.to_dict()                           # drops per reason, lines removed per C4 line rule
@@ -49,8 +50,12 @@ all word-based rules (word count, n-grams, words per line, words per newline) an
 Unchanged for CJK: ``word_count`` (50 characters), the symbol/bullet rules, line/paragraph duplication, C4's
 ``min_sentences`` (sentences end at ``。！？…``) and ``min_words_per_line`` (3 characters), FineWeb's ratios.
 
-Every rule reads a shared per-document :class:`~.filters._text.TextView` that computes lines, tokens, word
-statistics and the script once, lazily (a document dropped by an early rule never pays for the later ones).
+Every family is a :class:`~.filters.base.DocFilter` (``filter(view, stats) -> Verdict``: keep, possibly with a new
+text, or a drop reason), registered in :data:`.filters.FAMILIES`; :class:`QualityFilter` builds one list of them
+from the config (``filters``, extendable with ``extra_filters``) and runs it in order. Every rule reads a shared
+per-document :class:`~.filters._text.TextView` that computes lines, tokens, word statistics and the script once,
+lazily (a document dropped by an early rule never pays for the later ones); after C4 removed lines the later
+filters get a new view of the new text that keeps the document's script decision.
 Throughput (one core, ``benchmarks/data/bench_quality.py``): ~10 MB/s on the English Python docs, ~6.5 MB/s
 (2.3 M characters/s) on the Chinese sample's one-paragraph documents.
 
@@ -62,32 +67,30 @@ through JSON for ``stats.json`` and CLI config files.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .filters import c4, fineweb, gopher_quality, gopher_repetition
+from .filters import FAMILIES, c4
 from .filters._text import TextView
+from .filters.base import KEEP, DocFilter, Verdict
 from .filters.c4 import C4Config
 from .filters.fineweb import FineWebConfig
 from .filters.gopher_quality import GopherQualityConfig
 from .filters.gopher_repetition import GopherRepetitionConfig
 from .sources import Document
+from .stats import QualityStats, StageStats
 
 __all__ = [
     "QualityConfig", "GopherQualityConfig", "GopherRepetitionConfig", "C4Config", "FineWebConfig",
-    "FilterResult", "QualityFilter", "QualityStats", "filter_documents", "REASONS", "C4_LINE_RULES",
+    "FilterResult", "Verdict", "DocFilter", "QualityFilter", "QualityStats", "filter_documents", "REASONS",
+    "C4_LINE_RULES",
 ]
 
-FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
-REASONS: tuple[str, ...] = (
-    ("quality:empty",)
-    + tuple(f"gopher_quality:{r}" for r in gopher_quality.RULES)
-    + tuple(f"gopher_repetition:{r}" for r in gopher_repetition.RULES)
-    + tuple(f"c4:{r}" for r in c4.DOC_RULES)
-    + tuple(f"fineweb:{r}" for r in fineweb.RULES)
-)
+EMPTY = "quality:empty"
+REASONS: tuple[str, ...] = (EMPTY,) + tuple(f"{name}:{rule}" for name, cls in FAMILIES.items() for rule in cls.RULES)
 C4_LINE_RULES = c4.LINE_RULES
+FilterResult = Verdict  # the chain's answer: a Verdict whose ``text`` is always set
 
 
 @dataclass(frozen=True)
@@ -106,19 +109,17 @@ class QualityConfig:
             raise ValueError(f"QualityConfig.cjk_min_fraction={self.cjk_min_fraction!r}: expected 0..1")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "QualityConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> QualityConfig:
         """Build from a (JSON) mapping such as ``{"c4": {"drop_curly_bracket": true}, "fineweb": {"enabled":
         false}}``; missing keys keep their defaults, unknown keys raise ``ValueError`` naming them."""
-        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
-        nested = {"gopher_quality": GopherQualityConfig, "gopher_repetition": GopherRepetitionConfig,
-                  "c4": C4Config, "fineweb": FineWebConfig}
-        unknown = sorted(set(d) - set(kinds))
+        kinds = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - kinds)
         if unknown:
             raise ValueError(f"QualityConfig: unknown keys {unknown}; expected some of {sorted(kinds)}")
         kw: dict[str, Any] = {}
         for key, value in d.items():
-            if key in nested:
-                sub = nested[key]
+            if key in FAMILIES:
+                sub = FAMILIES[key].Config
                 names = {f.name for f in dataclasses.fields(sub)}
                 bad = sorted(set(value) - names)
                 if bad:
@@ -136,110 +137,77 @@ def _tuplify(v: Any) -> Any:
     return tuple(_tuplify(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
-@dataclass(frozen=True)
-class FilterResult:
-    """``keep``; ``text`` (C4 may have removed lines, also when the document is dropped afterwards); ``reason``
-    (``"<family>:<rule>"`` of the first failed rule, ``None`` when kept)."""
-
-    keep: bool
-    text: str
-    reason: str | None = None
-
-
 class QualityFilter:
-    """The configured filter chain; call it on a text. Stateless and cheap to build; safe to share."""
+    """The configured filter chain, itself a :class:`DocFilter` (name ``"quality"``); call it on a text.
 
-    def __init__(self, cfg: QualityConfig | None = None):
-        self.cfg = cfg if cfg is not None else QualityConfig()
-
-    def __call__(self, text: str, line_stats: dict[str, int] | None = None) -> FilterResult:
-        """Run the chain on ``text``; ``line_stats`` (optional) accumulates lines removed per C4 line rule."""
-        cfg = self.cfg
-        if not text or text.isspace():
-            return FilterResult(False, text, "quality:empty")
-        view = TextView(text, cfg.cjk_min_fraction if cfg.detect_cjk else float("inf"))
-        if cfg.gopher_quality.enabled:
-            rule = gopher_quality.check(view, cfg.gopher_quality)
-            if rule is not None:
-                return FilterResult(False, text, f"gopher_quality:{rule}")
-        if cfg.gopher_repetition.enabled:
-            rule = gopher_repetition.check(view, cfg.gopher_repetition)
-            if rule is not None:
-                return FilterResult(False, text, f"gopher_repetition:{rule}")
-        if cfg.c4.enabled:
-            rule, new_text = c4.apply(view, cfg.c4, line_stats)
-            if rule is not None:
-                return FilterResult(False, new_text, f"c4:{rule}")
-            if new_text is not text:
-                text = new_text
-                lang = view.lang
-                view = TextView(text)
-                view._lang = lang  # C4 only removed lines: keep the script decision of the whole document
-        if cfg.fineweb.enabled:
-            rule = fineweb.check(view, cfg.fineweb)
-            if rule is not None:
-                return FilterResult(False, text, f"fineweb:{rule}")
-        return FilterResult(True, text, None)
-
-
-@dataclass
-class QualityStats:
-    """Counters filled in by :func:`filter_documents`; ``seen == kept + sum(dropped.values())``.
-
-    ``dropped`` maps a reason (see :data:`REASONS`) to documents dropped; ``lines_dropped`` maps a C4 line rule
-    to physical lines removed (from kept and dropped documents alike); ``modified`` counts kept documents whose
-    text C4 shortened.
+    ``filters`` is the one list it runs, in order: the enabled families of ``cfg`` (chain order of
+    :data:`~.filters.FAMILIES`), then ``extra_filters`` (any :class:`DocFilter`). Stateless and cheap to build; safe
+    to share.
     """
 
-    seen: int = 0
-    kept: int = 0
-    modified: int = 0
-    chars_in: int = 0
-    chars_out: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    lines_dropped: dict[str, int] = field(default_factory=dict)
+    name = "quality"
 
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
+    def __init__(self, cfg: QualityConfig | None = None, extra_filters: Sequence[DocFilter] = ()):
+        self.cfg = cfg = cfg if cfg is not None else QualityConfig()
+        self.filters: list[DocFilter] = [
+            fam(sub) for name, fam in FAMILIES.items() if (sub := getattr(cfg, name)).enabled]
+        for f in extra_filters:
+            if not isinstance(f, DocFilter):
+                raise TypeError(f"QualityFilter extra_filters: {f!r} is not a DocFilter; expected an object with a "
+                                f"`name` and a `filter(view, stats=None) -> Verdict` method")
+            self.filters.append(f)
+        self._cjk_min_fraction = cfg.cjk_min_fraction if cfg.detect_cjk else float("inf")
 
-    def add(self, other: "QualityStats") -> None:
-        """Merge another worker's counters into this one."""
-        self.seen += other.seen
-        self.kept += other.kept
-        self.modified += other.modified
-        self.chars_in += other.chars_in
-        self.chars_out += other.chars_out
-        for mine, theirs in ((self.dropped, other.dropped), (self.lines_dropped, other.lines_dropped)):
-            for k, v in theirs.items():
-                mine[k] = mine.get(k, 0) + v
+    def filter(self, doc: TextView | str, stats: StageStats | None = None) -> Verdict:
+        """Run ``filters`` on ``doc`` (a text or its view) until one drops it; ``stats`` (optional) collects what
+        the filters count (lines removed per C4 line rule). The verdict's ``text`` is the text after the filters
+        that ran (C4 may have removed lines, also when the document is dropped afterwards)."""
+        view = doc if isinstance(doc, TextView) else None
+        text = doc if view is None else view.text
+        if not text or text.isspace():
+            return Verdict(False, text, EMPTY)
+        if view is None:
+            view = TextView(text, self._cjk_min_fraction)
+        for f in self.filters:
+            v = f.filter(view, stats)
+            if v is KEEP:
+                continue
+            if v.text is not None:
+                text = v.text
+                if v.keep:
+                    view = view.with_text(text)
+            if not v.keep:
+                return Verdict(False, text, v.reason)
+        return Verdict(True, text)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy (reasons sorted by count), with ``dropped_total``."""
-        d = asdict(self)
-        d["dropped"] = dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0])))
-        d["lines_dropped"] = dict(sorted(self.lines_dropped.items(), key=lambda kv: (-kv[1], kv[0])))
-        d["dropped_total"] = self.dropped_total
-        return d
+    def __call__(self, text: str, line_stats: dict[str, int] | None = None) -> Verdict:
+        """:meth:`filter` on ``text``; ``line_stats`` (optional) accumulates lines removed per C4 line rule."""
+        stats = None
+        if line_stats is not None:
+            stats = QualityStats(tallies={"lines_dropped": line_stats})
+        return self.filter(text, stats)
 
 
 def filter_documents(
-    docs: Iterable[Document], cfg: QualityConfig | None = None, stats: QualityStats | None = None
+    docs: Iterable[Document], cfg: QualityConfig | None = None, stats: QualityStats | None = None,
+    extra_filters: Sequence[DocFilter] = (),
 ) -> Iterator[Document]:
-    """Yield the documents the chain keeps (with C4-shortened text where lines were removed), counting in
-    ``stats``."""
-    qf = QualityFilter(cfg)
+    """Yield the documents the chain (:class:`QualityFilter` of ``cfg`` and ``extra_filters``) keeps, with their new
+    text where a filter changed it (C4's line removal), counting in ``stats`` (seen, kept, modified, characters in
+    and out, drops per reason, C4 lines removed per rule)."""
+    qf = QualityFilter(cfg, extra_filters)
     stats = stats if stats is not None else QualityStats()
+    counts = stats.counts
     for doc in docs:
         stats.seen += 1
-        stats.chars_in += len(doc.text)
-        r = qf(doc.text, stats.lines_dropped)
-        if not r.keep:
-            stats.dropped[r.reason] = stats.dropped.get(r.reason, 0) + 1
+        counts["chars_in"] += len(doc.text)
+        v = qf.filter(doc.text, stats)
+        if not v.keep:
+            stats.drop(v.reason)
             continue
         stats.kept += 1
-        stats.chars_out += len(r.text)
-        if r.text is not doc.text:
-            stats.modified += 1
-            doc = dataclasses.replace(doc, text=r.text)
+        counts["chars_out"] += len(v.text)
+        if v.text is not doc.text:
+            counts["modified"] += 1
+            doc = dataclasses.replace(doc, text=v.text)
         yield doc

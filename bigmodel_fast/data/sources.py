@@ -37,9 +37,11 @@ import stat as stat_mod
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from .stats import MAX_ERRORS_KEPT, ReadStats  # noqa: F401 (MAX_ERRORS_KEPT: re-exported)
 
 __all__ = [
     "Document",
@@ -65,7 +67,6 @@ _UNKNOWN_EXT = (
     f"unknown extension (expected one of {', '.join(TEXT_EXTENSIONS + JSONL_EXTENSIONS + CSV_EXTENSIONS)}, "
     "optionally followed by .gz)"
 )
-MAX_ERRORS_KEPT = 1000  # ReadStats.errors keeps the first messages; ReadStats.error_count counts all of them
 
 # csv's default per-field limit (128 KiB) is too small for real documents.
 csv.field_size_limit(2**31 - 1)
@@ -96,44 +97,6 @@ class Document:
     source: str
     line: int | None = None
     label: str | None = None
-
-
-@dataclass
-class ReadStats:
-    """Counters filled in by :func:`iter_documents` (pass one in and read it after the iterator is exhausted).
-
-    ``bytes`` counts decompressed bytes read (UTF-8 bytes for a re-encoded UTF-16/32 file); ``repaired_bytes``
-    the bytes that were not valid UTF-8 and were decoded as cp1252/latin-1; ``skipped_files`` maps a path to why it was skipped and ``skipped_counts`` counts the
-    skips per kind (``unknown extension``, ``hidden``, ``not a regular file``, ``unreadable``); ``bom_encodings``
-    counts the files decoded as UTF-16/UTF-32 because of their byte-order mark; ``errors`` holds the first
-    ``MAX_ERRORS_KEPT`` ``"file:line: ..."`` messages and ``error_count`` counts all of them.
-    """
-
-    files: int = 0
-    documents: int = 0
-    bytes: int = 0
-    repaired_bytes: int = 0
-    skipped_files: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    error_count: int = 0
-    empty_files: int = 0
-    skipped_counts: dict[str, int] = field(default_factory=dict)
-    bom_encodings: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, path: str | Path, kind: str, reason: str) -> None:
-        """Record that ``path`` was not read: ``reason`` in ``skipped_files``, one more ``kind`` in ``skipped_counts``."""
-        self.skipped_files[str(path)] = reason
-        self.skipped_counts[kind] = self.skipped_counts.get(kind, 0) + 1
-
-    def add_error(self, message: str) -> None:
-        """Record one error message (kept up to ``MAX_ERRORS_KEPT``, always counted)."""
-        self.error_count += 1
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(message)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy of the counters."""
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------------- decoding

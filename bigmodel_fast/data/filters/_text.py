@@ -80,15 +80,21 @@ class TextView:
 
     __slots__ = ("text", "cjk_min_fraction", "_lines", "_nonblank", "_paragraphs", "_lang", "_tokens", "_wstats")
 
-    def __init__(self, text: str, cjk_min_fraction: float = 0.3):
+    def __init__(self, text: str, cjk_min_fraction: float = 0.3, lang: str | None = None):
+        """``lang`` (optional) fixes the script decision instead of detecting it from ``text``."""
         self.text = text
         self.cjk_min_fraction = cjk_min_fraction
         self._lines: list[str] | None = None
         self._nonblank: list[str] | None = None
         self._paragraphs: list[str] | None = None
-        self._lang: str | None = None
+        self._lang: str | None = lang
         self._tokens: list[str] | None = None
         self._wstats: tuple[int, int, int, float] | None = None
+
+    def with_text(self, text: str) -> TextView:
+        """A fresh view of ``text`` (this document after a filter changed it, e.g. C4's line removal) that keeps
+        this document's script decision: removing lines must not turn a CJK document into an English one."""
+        return TextView(text, self.cjk_min_fraction, self.lang)
 
     # ------------------------------------------------------------------------------------------- lines
 

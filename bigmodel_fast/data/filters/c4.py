@@ -41,9 +41,11 @@ import re
 from dataclasses import dataclass
 from itertools import islice
 
+from ..stats import StageStats
 from ._text import _CJK, TextView, count_cjk, ends_terminal
+from .base import KEEP, Verdict
 
-__all__ = ["C4Config", "apply", "DOC_RULES", "LINE_RULES"]
+__all__ = ["C4Config", "C4Filter", "apply", "DOC_RULES", "LINE_RULES"]
 
 DOC_RULES = ("lorem_ipsum", "curly_bracket", "min_sentences", "empty")
 LINE_RULES = ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy")
@@ -162,3 +164,26 @@ def apply(view: TextView, cfg: C4Config, line_stats: dict[str, int] | None = Non
     if not blocks:
         return "empty", new_text
     return None, new_text
+
+
+class C4Filter:
+    """This family as a :class:`~.base.DocFilter` (:func:`apply`): drops with ``c4:<rule>`` or keeps the document
+    with the removed lines gone (the verdict's ``text``; a dropped document's shortened text too); lines removed
+    are tallied per line rule in ``stats`` (group ``lines_dropped``)."""
+
+    name = "c4"
+    Config = C4Config
+    RULES = DOC_RULES
+
+    def __init__(self, cfg: C4Config):
+        self.cfg = cfg
+
+    def filter(self, view: TextView, stats: StageStats | None = None) -> Verdict:
+        rule, text = apply(view, self.cfg, None if stats is None else stats.tally_of("lines_dropped"))
+        changed = text is not view.text
+        if rule is not None:
+            return Verdict(False, text if changed else None, f"c4:{rule}")
+        return Verdict(True, text) if changed else KEEP
+
+    def __repr__(self) -> str:
+        return f"C4Filter({self.cfg!r})"

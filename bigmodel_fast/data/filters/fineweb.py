@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._text import TextView, ends_terminal
+from .base import RuleFilter
 from .gopher_repetition import duplicates
 
-__all__ = ["FineWebConfig", "check", "RULES"]
+__all__ = ["FineWebConfig", "FineWebFilter", "check", "RULES"]
 
 RULES = ("line_punct_ratio", "short_line_ratio", "dup_line_char_ratio", "list_ratio")
 
@@ -62,3 +63,12 @@ def check(view: TextView, cfg: FineWebConfig) -> str | None:
         if n - 1 > cfg.max_newline_word_ratio * view.word_stats()[0]:
             return "list_ratio"
     return None
+
+
+class FineWebFilter(RuleFilter):
+    """This family as a :class:`~.base.DocFilter`: drops with ``fineweb:<rule>`` (:func:`check`)."""
+
+    name = "fineweb"
+    Config = FineWebConfig
+    RULES = RULES
+    check = staticmethod(check)

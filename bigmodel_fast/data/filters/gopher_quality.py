@@ -36,8 +36,9 @@ from functools import lru_cache
 
 from .. import stopwords
 from ._text import ELLIPSES, TextView
+from .base import RuleFilter
 
-__all__ = ["GopherQualityConfig", "check", "RULES"]
+__all__ = ["GopherQualityConfig", "GopherQualityFilter", "check", "RULES"]
 
 RULES = ("word_count", "mean_word_length", "symbol_word_ratio", "bullet_lines", "ellipsis_lines", "alpha_words",
          "stop_words")
@@ -139,3 +140,12 @@ def check(view: TextView, cfg: GopherQualityConfig) -> str | None:
         if _enough_stop_words(view, cfg, cfg.min_stop_words) is False:
             return "stop_words"
     return None
+
+
+class GopherQualityFilter(RuleFilter):
+    """This family as a :class:`~.base.DocFilter`: drops with ``gopher_quality:<rule>`` (:func:`check`)."""
+
+    name = "gopher_quality"
+    Config = GopherQualityConfig
+    RULES = RULES
+    check = staticmethod(check)

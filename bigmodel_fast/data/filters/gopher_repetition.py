@@ -39,8 +39,9 @@ from operator import itemgetter, sub
 import numpy as np
 
 from ._text import TextView
+from .base import RuleFilter
 
-__all__ = ["GopherRepetitionConfig", "check", "RULES", "duplicates"]
+__all__ = ["GopherRepetitionConfig", "GopherRepetitionFilter", "check", "RULES", "duplicates"]
 
 RULES = ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
          "top_2gram", "top_3gram", "top_4gram",
@@ -201,6 +202,19 @@ def ngram_stats(tokens: list[str]) -> _PyNGrams | _NpNGrams:
     return _NpNGrams(tokens) if len(tokens) >= NUMPY_MIN_TOKENS else _PyNGrams(tokens)
 
 
+def _dup_items(items: list[str], total: int, max_frac: float | None, max_char_frac: float | None,
+               kind: str) -> str | None:
+    """``dup_<kind>_frac`` / ``dup_<kind>_char_frac`` when too many ``items`` (paragraphs or lines), or too many of
+    the ``total`` characters, repeat an earlier item; else ``None``."""
+    if len(items) > 1:
+        n, chars = duplicates(items)
+        if max_frac is not None and n > max_frac * len(items):
+            return f"dup_{kind}_frac"
+        if max_char_frac is not None and chars > max_char_frac * total:
+            return f"dup_{kind}_char_frac"
+    return None
+
+
 def check(view: TextView, cfg: GopherRepetitionConfig) -> str | None:
     """Name of the first failed rule, or ``None`` when the document passes."""
     text = view.text
@@ -208,21 +222,13 @@ def check(view: TextView, cfg: GopherRepetitionConfig) -> str | None:
     if not total:
         return None
     if cfg.max_dup_para_frac is not None or cfg.max_dup_para_char_frac is not None:
-        paras = view.paragraphs
-        if len(paras) > 1:
-            n, chars = duplicates(paras)
-            if cfg.max_dup_para_frac is not None and n > cfg.max_dup_para_frac * len(paras):
-                return "dup_para_frac"
-            if cfg.max_dup_para_char_frac is not None and chars > cfg.max_dup_para_char_frac * total:
-                return "dup_para_char_frac"
+        rule = _dup_items(view.paragraphs, total, cfg.max_dup_para_frac, cfg.max_dup_para_char_frac, "para")
+        if rule is not None:
+            return rule
     if cfg.max_dup_line_frac is not None or cfg.max_dup_line_char_frac is not None:
-        lines = view.nonblank_lines
-        if len(lines) > 1:
-            n, chars = duplicates(lines)
-            if cfg.max_dup_line_frac is not None and n > cfg.max_dup_line_frac * len(lines):
-                return "dup_line_frac"
-            if cfg.max_dup_line_char_frac is not None and chars > cfg.max_dup_line_char_frac * total:
-                return "dup_line_char_frac"
+        rule = _dup_items(view.nonblank_lines, total, cfg.max_dup_line_frac, cfg.max_dup_line_char_frac, "line")
+        if rule is not None:
+            return rule
     top = [(n, f) for n, f in cfg.top_ngrams if f is not None]
     dup = sorted((n, f) for n, f in cfg.dup_ngrams if f is not None)
     if not top and not dup:
@@ -257,3 +263,12 @@ def check(view: TextView, cfg: GopherRepetitionConfig) -> str | None:
         if not rest or chars <= min(rest) * total:
             break  # coverage only shrinks with n: every later rule passes
     return None
+
+
+class GopherRepetitionFilter(RuleFilter):
+    """This family as a :class:`~.base.DocFilter`: drops with ``gopher_repetition:<rule>`` (:func:`check`)."""
+
+    name = "gopher_repetition"
+    Config = GopherRepetitionConfig
+    RULES = RULES
+    check = staticmethod(check)
