@@ -29,15 +29,15 @@ import torch
 class _StubLaunchers:
     """Stands in for ``bigmodel_fast.ops.attention_triton``: allocates the outputs, launches nothing."""
 
-    def __init__(self, attn):
-        self.attn = attn
+    def __init__(self, layout):
+        self.layout = layout
 
     def flash_attn_forward(self, q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale):
-        lse = torch.empty(self.attn._lse_shape(q, cu_seqlens is not None), dtype=torch.float32)
-        return self.attn._empty_like_bshd(q), lse
+        lse = torch.empty(self.layout.lse_shape(q, cu_seqlens is not None), dtype=torch.float32)
+        return self.layout.empty_like_bshd(q), lse
 
     def flash_attn_backward(self, do, q, k, v, out, lse, kmask, cu_seqlens, max_seqlen, causal, scale):
-        return self.attn._grad_like(q), self.attn._grad_like(k), self.attn._grad_like(v)
+        return self.layout.grad_like(q), self.layout.grad_like(k), self.layout.grad_like(v)
 
 
 def cpu_name() -> str:
@@ -59,21 +59,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     attn = importlib.import_module("bigmodel_fast.ops.attention")
-    attn._triton_module = lambda: _StubLaunchers(attn)  # no kernels: dispatch cost only
+    op = importlib.import_module("bigmodel_fast.ops.attention_op")
+    backend = importlib.import_module("bigmodel_fast.ops.backend")
+    op._triton_module = lambda: _StubLaunchers(importlib.import_module("bigmodel_fast.ops.attention_layout"))
     torch.set_num_threads(1)
     q, k, v = (torch.randn(2, 4, 16, 32, requires_grad=True) for _ in range(3))
     do = torch.randn(2, 4, 16, 32)
     args8 = (q, k, v, None, None, 0, True, 0.125)
-    op_fwd = lambda: attn._flash_attn_fwd(*args8)[0]  # noqa: E731
-    fn_fwd = lambda: attn._FlashAttnFunction.apply(*args8)  # noqa: E731
-    public = lambda: attn.attention(q, k, v, None, True, backend="triton")  # noqa: E731 - _require_triton on CPU
+    op_fwd = lambda: op._flash_attn_fwd(*args8)[0]  # noqa: E731
+    fn_fwd = lambda: op._FlashAttnFunction.apply(*args8)  # noqa: E731
+    public = lambda: attn.attention(q, k, v, None, True, backend="triton")  # noqa: E731 - needs Triton on CPU
     cases = [
         ("fwd", "custom_op", op_fwd),
         ("fwd", "autograd.Function", fn_fwd),
         ("fwd+bwd", "custom_op", lambda: op_fwd().backward(do)),
         ("fwd+bwd", "autograd.Function", lambda: fn_fwd().backward(do)),
     ]
-    attn._require_triton = lambda device: None  # let the public entry reach the stubs on CPU
+    backend.triton_unavailable_reason = lambda device: None  # let the public entry reach the stubs on CPU
     cases.append(("fwd", "attention() (eager path, checks included)", public))
     cases.append(("fwd+bwd", "attention() (eager path, checks included)", lambda: public().backward(do)))
 

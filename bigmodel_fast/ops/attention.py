@@ -1,18 +1,21 @@
 """Scaled dot-product attention: the single dispatch point of the code base.
 
 Every attention computation in bigmodel_fast goes through :func:`attention` (dense, padded batches) or
-:func:`varlen_attention` (packed batches described by ``cu_seqlens``). The backend is chosen per call by
-:func:`attention_backend` from the ``backend=`` argument, else the environment variable ``BMF_ATTENTION``, else
-the device:
+:func:`varlen_attention` (packed batches described by ``cu_seqlens``). The backend is chosen at the start of each
+call by :func:`attention_backend` (:func:`bigmodel_fast.ops.backend.resolve_backend`, shared with the LSTM): the
+``backend=`` argument, else the innermost :func:`~bigmodel_fast.ops.backend.use_backends` block, else the
+environment variable ``BMF_ATTENTION``, else the device (unset or ``auto``):
 
 * ``triton`` (default on CUDA when Triton is installed): the fused FlashAttention-2 style kernels in
   :mod:`bigmodel_fast.ops.attention_triton`, registered as the custom ops ``bmf::flash_attn_fwd`` /
-  ``bmf::flash_attn_bwd`` (so ``torch.compile`` traces through them; eager calls skip the custom-op dispatch
-  through an ``autograd.Function`` over the same launchers). They take no mask other than a key-padding
+  ``bmf::flash_attn_bwd`` by :mod:`bigmodel_fast.ops.attention_op` (so ``torch.compile`` traces through them; eager
+  calls skip the custom-op dispatch through an ``autograd.Function`` over the same launchers). They take no mask
+  other than a key-padding
   mask (shape (B or 1, 1, 1, S_k), handled in-kernel, any padding side) and no dropout; calls with a general
   ``attn_mask``, ``dropout_p > 0``, head dim > 128 or a dtype other than fp16/bf16/fp32 fall back to ``sdpa``
   (see :func:`triton_fallback_reason`). On CPU, ``triton`` runs the kernels through the Triton interpreter and needs
-  ``TRITON_INTERPRET=1`` set before Triton is first imported; without it :class:`TritonUnavailableError` is raised.
+  ``TRITON_INTERPRET=1`` set before Triton is first imported; without it the call raises
+  :class:`TritonUnavailableError` when the backend is resolved.
 * ``sdpa`` (default elsewhere): ``torch.nn.functional.scaled_dot_product_attention``; PyTorch picks the kernel.
 * ``reference``: explicit ``softmax(Q K^T * scale) V`` computed in fp32 and cast back; slow, exact, the oracle
   for tests and the path used inside TorchScript.
@@ -35,16 +38,22 @@ TorchScript: :func:`attention` is scriptable. Under ``torch.jit.is_scripting()``
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bigmodel_fast.ops.triton_env import HAS_TRITON, interpreting
+from bigmodel_fast.ops.attention_op import _flash_attn
+from bigmodel_fast.ops.backend import (
+    OPS,
+    AttentionBackendError,
+    TritonUnavailableError,
+    require_triton,
+    resolve_backend,
+)
+from bigmodel_fast.ops.triton_env import HAS_TRITON
 
 __all__ = [
     "ENV_VAR",
@@ -62,65 +71,31 @@ __all__ = [
     "triton_varlen_attention",
 ]
 
-ENV_VAR = "BMF_ATTENTION"
-VALID_BACKENDS = ("sdpa", "reference", "triton")
-_DEFAULT_BACKEND = "sdpa"  # default off CUDA (and on CUDA without Triton)
+ENV_VAR = OPS["attention"].env_var  # "BMF_ATTENTION", read by bigmodel_fast.ops.backend only
+VALID_BACKENDS = OPS["attention"].names  # ("auto", "sdpa", "reference", "triton")
 _HAS_TRITON = HAS_TRITON  # checked without importing Triton
 TRITON_MAX_HEAD_DIM = 128
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-class AttentionBackendError(ValueError):
-    """Raised when ``BMF_ATTENTION`` (or an explicit ``backend=``) names an unknown backend."""
-
-
-class TritonUnavailableError(RuntimeError):
-    """Raised when the ``triton`` backend is forced where it cannot run (no Triton, or CPU without the interpreter)."""
-
-
 def attention_backend(device: Optional[torch.device] = None, backend: Optional[str] = None) -> str:
-    """Return the attention backend for tensors on ``device``.
+    """Return the attention backend for tensors on ``device`` (None: CPU).
 
-    ``backend`` (if given) wins over the ``BMF_ATTENTION`` environment variable; case and surrounding whitespace
-    are ignored. Unset or empty means ``"triton"`` for a CUDA ``device`` when Triton is installed, else ``"sdpa"``
-    (so ``attention_backend()`` with no device reports the CPU default).
+    ``backend`` (if given) wins over :func:`~bigmodel_fast.ops.backend.use_backends` and the ``BMF_ATTENTION``
+    environment variable; case and surrounding whitespace are ignored. Unset, empty or ``auto`` means
+    ``"triton"`` for a CUDA ``device`` when Triton is installed, else ``"sdpa"`` (so ``attention_backend()`` with
+    no device reports the CPU default). See :mod:`bigmodel_fast.ops.backend` for the full rules.
 
     Raises:
         AttentionBackendError: the name is outside :data:`VALID_BACKENDS`.
+        TritonUnavailableError: ``triton`` chosen where it cannot run (see :func:`_require_triton`).
     """
-    raw = os.environ.get(ENV_VAR, "") if backend is None else backend
-    source = "environment variable " + ENV_VAR if backend is None else "argument backend"
-    name = raw.strip().lower()
-    if not name:
-        if device is not None and device.type == "cuda" and _HAS_TRITON:
-            return "triton"
-        return _DEFAULT_BACKEND
-    if name not in VALID_BACKENDS:
-        raise AttentionBackendError(
-            f"{source}={raw!r} is not a valid attention backend; "
-            f"expected one of {', '.join(VALID_BACKENDS)} (or unset for the device default: triton on CUDA, "
-            f"{_DEFAULT_BACKEND} elsewhere)"
-        )
-    return name
+    return resolve_backend("attention", device, backend)
 
 
 def _require_triton(device: torch.device) -> None:
     """Raise :class:`TritonUnavailableError` unless the Triton kernels can run on ``device``."""
-    if not _HAS_TRITON:
-        raise TritonUnavailableError("attention backend 'triton' needs the `triton` package, which is not installed")
-    if device.type == "cuda":
-        return
-    if device.type == "cpu" and interpreting():
-        return
-    raise TritonUnavailableError(
-        f"attention backend 'triton' got tensors on {device.type}: the kernels run on CUDA, or on CPU through the "
-        "Triton interpreter when TRITON_INTERPRET=1 is set before triton is first imported. "
-        f"Use {ENV_VAR}=sdpa or {ENV_VAR}=reference on this device."
-    )
-
-
-def _triton_module():
-    return importlib.import_module("bigmodel_fast.ops.attention_triton")
+    require_triton("attention", device)
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -228,106 +203,7 @@ def attention_sdpa(
     )
 
 
-# ------------------------------------------------------------------------------------- Triton kernels as custom ops
-def _empty_like_bshd(x: Tensor) -> Tensor:
-    """Uninitialised tensor shaped like ``x``: dense (B, H, S, D) laid out as (B, S, H, D) in memory (so the usual
-    ``transpose(1, 2).reshape(B, S, H * D)`` after attention is free); packed (T, H, D) contiguous."""
-    if x.dim() == 4:
-        b, h, s, d = x.shape
-        return torch.empty(b, s, h, d, dtype=x.dtype, device=x.device).transpose(1, 2)
-    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
-
-
-def _grad_like(x: Tensor) -> Tensor:
-    """Uninitialised gradient buffer for input ``x``: ``x``'s own strides when it is dense (so autograd does not copy
-    it into the leaf's layout), contiguous otherwise."""
-    if x.dim() > 0 and x.stride(-1) != 1:
-        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    return torch.empty_like(x)
-
-
-def _lse_shape(q: Tensor, varlen: bool) -> List[int]:
-    """fp32 log-sum-exp (log2 units) saved by the forward: (B, H, S_q) dense, (H, T) packed."""
-    return [q.shape[1], q.shape[0]] if varlen else [q.shape[0], q.shape[1], q.shape[2]]
-
-
-@torch.library.custom_op("bmf::flash_attn_fwd", mutates_args=())
-def _flash_attn_fwd(q: Tensor, k: Tensor, v: Tensor, kmask: Optional[Tensor], cu_seqlens: Optional[Tensor],
-                    max_seqlen: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
-    """Fused attention forward. Dense (B, H, S, D) when ``cu_seqlens`` is None, else packed (T, H, D).
-    ``kmask``: optional (B, S_k) uint8 key mask (non-zero = attend). Returns (out, lse)."""
-    return _triton_module().flash_attn_forward(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
-
-
-@_flash_attn_fwd.register_fake
-def _(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale):
-    lse = torch.empty(_lse_shape(q, cu_seqlens is not None), dtype=torch.float32, device=q.device)
-    return _empty_like_bshd(q), lse
-
-
-@torch.library.custom_op("bmf::flash_attn_bwd", mutates_args=())
-def _flash_attn_bwd(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, kmask: Optional[Tensor],
-                    cu_seqlens: Optional[Tensor], max_seqlen: int, causal: bool,
-                    scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """Fused attention backward from the saved ``lse``; returns (dq, dk, dv)."""
-    return _triton_module().flash_attn_backward(do, q, k, v, out, lse, kmask, cu_seqlens, max_seqlen, causal, scale)
-
-
-@_flash_attn_bwd.register_fake
-def _(do, q, k, v, out, lse, kmask, cu_seqlens, max_seqlen, causal, scale):
-    return _grad_like(q), _grad_like(k), _grad_like(v)
-
-
-def _fwd_setup_context(ctx, inputs, output):
-    q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale = inputs
-    out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse, kmask, cu_seqlens)
-    ctx.max_seqlen, ctx.causal, ctx.scale = max_seqlen, causal, scale
-
-
-def _fwd_backward(ctx, dout, dlse):
-    q, k, v, out, lse, kmask, cu_seqlens = ctx.saved_tensors
-    dq, dk, dv = _flash_attn_bwd(dout, q, k, v, out, lse, kmask, cu_seqlens, ctx.max_seqlen, ctx.causal, ctx.scale)
-    return dq, dk, dv, None, None, None, None, None
-
-
-_flash_attn_fwd.register_autograd(_fwd_backward, setup_context=_fwd_setup_context)
-
-
-class _FlashAttnFunction(torch.autograd.Function):
-    """Eager-mode autograd around the same launchers as the custom ops.
-
-    A custom-op call costs about 3x the host time of an ``autograd.Function`` call forward, 2x forward + backward
-    (argument normalisation and dispatcher hops; ``benchmarks/ops/bench_attention_dispatch.py``), which matters when short sequences or small
-    models leave the GPU waiting on the host. Eager calls therefore come here; under ``torch.compile`` the custom ops
-    are used, so the compiler still sees one opaque op with a fake implementation.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale):
-        out, lse = _triton_module().flash_attn_forward(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
-        ctx.save_for_backward(q, k, v, out, lse, kmask, cu_seqlens)
-        ctx.max_seqlen, ctx.causal, ctx.scale = max_seqlen, causal, scale
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # the backward kernels have no backward of their own
-    def backward(ctx, dout):
-        q, k, v, out, lse, kmask, cu_seqlens = ctx.saved_tensors
-        dq, dk, dv = _triton_module().flash_attn_backward(dout, q, k, v, out, lse, kmask, cu_seqlens, ctx.max_seqlen,
-                                                          ctx.causal, ctx.scale)
-        return dq, dk, dv, None, None, None, None, None
-
-
-def _flash_attn(q: Tensor, k: Tensor, v: Tensor, kmask: Optional[Tensor], cu_seqlens: Optional[Tensor],
-                max_seqlen: int, causal: bool, scale: float) -> Tensor:
-    """The one call into the Triton kernels: the custom op while ``torch.compile`` traces, the cheaper
-    ``autograd.Function`` in eager mode (same kernels, bit-identical results). Returns out shaped like q."""
-    if torch.compiler.is_compiling():
-        return _flash_attn_fwd(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)[0]
-    return _FlashAttnFunction.apply(q, k, v, kmask, cu_seqlens, max_seqlen, causal, scale)
-
-
+# ------------------------------------------------------------------------------------------ Triton backend
 def _key_mask(attn_mask: Tensor, b: int, s_k: int) -> Optional[Tensor]:
     """``attn_mask`` as a (B, S_k) uint8 key mask if it is a bool key-padding mask (B or 1, 1, 1, S_k), else None."""
     if attn_mask.dtype != torch.bool or attn_mask.dim() > 4 or attn_mask.dim() == 0:
@@ -376,13 +252,13 @@ def triton_attention(
     why = triton_fallback_reason(q, k, v, attn_mask, 0.0)
     if why is not None:
         raise ValueError("triton_attention: unsupported call: " + why)
+    _require_triton(q.device)
     return _triton_dense(q, k, v, attn_mask, causal, scale)
 
 
 def _triton_dense(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], causal: bool,
                   scale: Optional[float]) -> Tensor:
-    """:func:`triton_attention` after its checks (callers have made them)."""
-    _require_triton(q.device)
+    """:func:`triton_attention` after its checks (callers have made them, :func:`_require_triton` included)."""
     kmask = None if attn_mask is None else _key_mask(attn_mask, q.shape[0], k.shape[2])
     sm_scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else float(scale)
     return _flash_attn(q, k, v, kmask, None, 0, causal, sm_scale)
@@ -408,7 +284,8 @@ def attention(
         causal: bottom-right aligned causal masking, combined with ``attn_mask`` by AND.
         scale: softmax scale, default ``1 / sqrt(D)``.
         dropout_p: attention-probability dropout; callers pass 0.0 in eval mode.
-        backend: ``"triton"``, ``"sdpa"`` or ``"reference"`` to override ``BMF_ATTENTION`` and the device default.
+        backend: ``"triton"``, ``"sdpa"``, ``"reference"`` or ``"auto"`` to override
+            :func:`~bigmodel_fast.ops.backend.use_backends`, ``BMF_ATTENTION`` and the device default.
 
     Returns:
         (B, H, S_q, D) in ``q.dtype``.
@@ -540,7 +417,7 @@ def varlen_attention(
         max_seqlen: longest sequence in the pack (checked against ``cu_seqlens`` except on the CUDA Triton path).
         causal: causal masking within each sequence.
         scale: softmax scale, default ``1 / sqrt(D)``.
-        backend: overrides ``BMF_ATTENTION`` and the device default, as in :func:`attention`.
+        backend: overrides ``use_backends``, ``BMF_ATTENTION`` and the device default, as in :func:`attention`.
 
     Returns:
         (T, H, D). The ``triton`` backend runs one fused kernel over the whole pack (no host sync on CUDA);

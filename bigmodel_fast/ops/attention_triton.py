@@ -1,6 +1,6 @@
 """Triton FlashAttention-2 style kernels (forward, backward) and their launchers.
 
-Imported lazily by :mod:`bigmodel_fast.ops.attention` the first time the Triton backend runs, so that
+Imported lazily by :mod:`bigmodel_fast.ops.attention_op` the first time the Triton backend runs, so that
 ``TRITON_INTERPRET=1`` can still be set after ``bigmodel_fast`` is imported (it must be set before this module is).
 
 Layouts (D is the innermost, stride-1 dimension; any other strides are passed to the kernels):
@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from bigmodel_fast.ops.attention import _empty_like_bshd, _grad_like, _lse_shape
+from bigmodel_fast.ops.attention_layout import empty_like_bshd, grad_like, lse_shape
 from bigmodel_fast.ops.triton_env import interpreting
 
 LOG2E = 1.4426950408889634
@@ -428,11 +428,13 @@ def _common(q: Tensor, k: Tensor, cu_seqlens: Optional[Tensor], max_seqlen: int)
 
 def flash_attn_forward(q: Tensor, k: Tensor, v: Tensor, kmask: Optional[Tensor], cu_seqlens: Optional[Tensor],
                        max_seqlen: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
-    """Run the forward kernel. Returns (out like q, lse fp32 in log2 units, see :func:`lse_shape`)."""
+    """Run the forward kernel. Returns ``(out, lse)``: ``out`` shaped like ``q`` (dense (B, H, S_q, D) laid out as
+    (B, S_q, H, D), or packed (T, H, D)); ``lse`` the fp32 log-sum-exp in log2 units, (B, H, S_q) dense or (H, T)
+    packed (:func:`bigmodel_fast.ops.attention_layout.lse_shape`), +inf for rows that see no key."""
     q, k, v = _inner_contig(q), _inner_contig(k), _inner_contig(v)
     varlen, b, h, h_kv, s_q, s_k, d, block_d, bucket, prec = _common(q, k, cu_seqlens, max_seqlen)
-    out = _empty_like_bshd(q)
-    lse = torch.empty(_lse_shape(q, varlen), dtype=torch.float32, device=q.device)
+    out = empty_like_bshd(q)
+    lse = torch.empty(lse_shape(q, varlen), dtype=torch.float32, device=q.device)
     if out.numel() == 0:
         return out, lse.fill_(float("inf"))
     dummy = q
@@ -452,7 +454,7 @@ def flash_attn_backward(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor
                         kmask: Optional[Tensor], cu_seqlens: Optional[Tensor], max_seqlen: int, causal: bool,
                         scale: float) -> Tuple[Tensor, Tensor, Tensor]:
     """Run the backward kernels. Returns (dq, dk, dv) shaped like q, k, v."""
-    dq, dk, dv = _grad_like(q), _grad_like(k), _grad_like(v)
+    dq, dk, dv = grad_like(q), grad_like(k), grad_like(v)
     q, k, v, out, do = _inner_contig(q), _inner_contig(k), _inner_contig(v), _inner_contig(out), _inner_contig(do)
     varlen, b, h, h_kv, s_q, s_k, d, block_d, bucket, prec = _common(q, k, cu_seqlens, max_seqlen)
     if q.numel() == 0 or k.numel() == 0:

@@ -4,15 +4,18 @@ A layer of one direction is split in two parts:
 
 1. the input projection for all time steps at once, ``xg = x @ W_ih^T + (b_ih + b_hh)``: one large matmul
    (``F.linear``; cuBLAS on GPU, autograd gives its gradients as large matmuls too);
-2. the recurrence over time, :func:`lstm_recurrence`, dispatched by :func:`lstm_backend` from the environment
-   variable ``BMF_LSTM``:
+2. the recurrence over time, :func:`lstm_recurrence`, dispatched by :func:`lstm_backend`
+   (:func:`bigmodel_fast.ops.backend.resolve_backend`, shared with attention): the ``backend=`` argument, else
+   the innermost :func:`~bigmodel_fast.ops.backend.use_backends` block, else the environment variable
+   ``BMF_LSTM``, else the device:
 
    * unset / ``auto`` (default): ``triton`` for CUDA tensors, ``reference`` otherwise;
    * ``reference``: :func:`lstm_recurrence_reference`, a plain PyTorch loop over time (the CPU and TorchScript
      export path, and the oracle of the tests);
    * ``triton``: the fused Triton kernels of ``ops/lstm_triton.py`` behind the custom ops
-     ``bmf::lstm_recurrence_fwd`` / ``bmf::lstm_recurrence_bwd`` (with autograd). On CPU only under the Triton
-     interpreter (``TRITON_INTERPRET=1``), otherwise :class:`LSTMBackendError`.
+     ``bmf::lstm_recurrence_fwd`` / ``bmf::lstm_recurrence_bwd`` (with autograd, ``ops/lstm_op.py``). On CPU only
+     under the Triton interpreter (``TRITON_INTERPRET=1``), otherwise :class:`LSTMBackendError` (a
+     :class:`~bigmodel_fast.ops.backend.TritonUnavailableError` too) when the backend is resolved.
 
    The Triton forward is one kernel per time step that fuses ``h @ W_hh^T`` (one ``tl.dot`` per gate block), the
    bias-carrying ``xg``, the gate nonlinearities and the c/h update; when the grid fits on the GPU it runs
@@ -37,19 +40,20 @@ dispatch returns early into :func:`lstm_recurrence_reference`.
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bigmodel_fast.ops.triton_env import HAS_TRITON, interpreting
+from bigmodel_fast.ops.backend import OPS, LSTMBackendError, resolve_backend
+from bigmodel_fast.ops.lstm_op import MODE_ENV_VAR, VALID_MODES, _lstm_fwd_op
 
 __all__ = [
     "ENV_VAR",
     "MODE_ENV_VAR",
     "VALID_BACKENDS",
+    "VALID_MODES",
     "LSTMBackendError",
     "lstm",
     "lstm_backend",
@@ -58,49 +62,21 @@ __all__ = [
     "lstm_recurrence_triton",
 ]
 
-ENV_VAR = "BMF_LSTM"
-MODE_ENV_VAR = "BMF_LSTM_TRITON_MODE"
-VALID_BACKENDS = ("auto", "reference", "triton")
-VALID_MODES = ("auto", "persistent", "step")
+ENV_VAR = OPS["lstm"].env_var  # "BMF_LSTM", read by bigmodel_fast.ops.backend only
+VALID_BACKENDS = OPS["lstm"].names  # ("auto", "reference", "triton")
 
 
-class LSTMBackendError(ValueError):
-    """``BMF_LSTM`` names an unknown backend, or ``triton`` cannot run on the given device."""
+def lstm_backend(device: Optional[torch.device] = None, backend: Optional[str] = None) -> str:
+    """Return the LSTM backend for tensors on ``device`` (None: CPU): ``"reference"`` or ``"triton"``.
 
-
-def lstm_backend(device: Optional[torch.device] = None) -> str:
-    """Resolve ``BMF_LSTM`` for tensors on ``device``: returns ``"reference"`` or ``"triton"``.
-
-    Unset, empty or ``auto``: ``triton`` on CUDA when Triton is installed, ``reference`` elsewhere. Case and whitespace are ignored.
+    ``backend`` (if given) wins over :func:`~bigmodel_fast.ops.backend.use_backends` and the ``BMF_LSTM``
+    environment variable. Unset, empty or ``auto``: ``triton`` on CUDA when Triton is installed, ``reference``
+    elsewhere. Case and whitespace are ignored. See :mod:`bigmodel_fast.ops.backend` for the full rules.
 
     Raises:
         LSTMBackendError: unknown value, or ``triton`` forced for a non-CUDA device without ``TRITON_INTERPRET=1``.
     """
-    raw = os.environ.get(ENV_VAR, "")
-    name = raw.strip().lower() or "auto"
-    if name not in VALID_BACKENDS:
-        raise LSTMBackendError(
-            f"environment variable {ENV_VAR}={raw!r} is not a valid LSTM backend; expected one of "
-            f"{', '.join(VALID_BACKENDS)} (or unset for auto: triton on CUDA, reference elsewhere)"
-        )
-    is_cuda = device is not None and device.type == "cuda"
-    if name == "auto":
-        return "triton" if is_cuda and HAS_TRITON else "reference"
-    if name == "triton" and not is_cuda and not interpreting():
-        raise LSTMBackendError(
-            f"{ENV_VAR}=triton on a {device.type if device is not None else 'cpu'} tensor needs the Triton "
-            f"interpreter: set TRITON_INTERPRET=1 before triton is imported, or use {ENV_VAR}=reference"
-        )
-    return name
-
-
-def _triton_mode() -> str:
-    raw = os.environ.get(MODE_ENV_VAR, "")
-    name = raw.strip().lower() or "auto"
-    if name not in VALID_MODES:
-        raise LSTMBackendError(f"environment variable {MODE_ENV_VAR}={raw!r} is not valid; expected one of "
-                               f"{', '.join(VALID_MODES)}")
-    return name
+    return resolve_backend("lstm", device, backend)
 
 
 # ------------------------------------------------------------------------------------------------------ reference
@@ -145,70 +121,7 @@ def lstm_recurrence_reference(
     return out, h, c.to(dtype)
 
 
-# ------------------------------------------------------------------------------------- custom ops (Triton kernels)
-
-@torch.library.custom_op("bmf::lstm_recurrence_fwd", mutates_args=())
-def _lstm_fwd_op(
-    xg: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, lengths: Optional[Tensor], reverse: bool
-) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    from bigmodel_fast.ops import lstm_triton
-
-    return lstm_triton.lstm_fwd(xg, w_hh, h0, c0, lengths, reverse, mode=_triton_mode())
-
-
-@_lstm_fwd_op.register_fake
-def _lstm_fwd_fake(xg, w_hh, h0, c0, lengths, reverse):
-    t_len, b, g = xg.shape
-    h = g // 4
-    return (xg.new_empty(t_len, b, h), xg.new_empty(b, h), c0.new_empty(b, h),
-            xg.new_empty(t_len, b, g, dtype=torch.float32), xg.new_empty(t_len + 1, b, h),
-            xg.new_empty(t_len + 1, b, h, dtype=torch.float32))
-
-
-@torch.library.custom_op("bmf::lstm_recurrence_bwd", mutates_args=())
-def _lstm_bwd_op(
-    d_out: Tensor, d_hn: Tensor, d_cn: Tensor, w_hh: Tensor, lengths: Optional[Tensor], gates: Tensor,
-    hs: Tensor, cs: Tensor, reverse: bool
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    from bigmodel_fast.ops import lstm_triton
-
-    return lstm_triton.lstm_bwd(d_out, d_hn, d_cn, w_hh, lengths, gates, hs, cs, reverse, mode=_triton_mode())
-
-
-@_lstm_bwd_op.register_fake
-def _lstm_bwd_fake(d_out, d_hn, d_cn, w_hh, lengths, gates, hs, cs, reverse):
-    t_len, b, g = gates.shape
-    h = g // 4
-    return (hs.new_empty(t_len, b, g), w_hh.new_empty(g, h), d_hn.new_empty(b, h, dtype=torch.float32),
-            d_cn.new_empty(b, h, dtype=torch.float32))
-
-
-def _lstm_setup_context(ctx, inputs, output) -> None:
-    xg, w_hh, h0, c0, lengths, reverse = inputs
-    _, _, _, gates, hs, cs = output
-    ctx.save_for_backward(w_hh, lengths, gates, hs, cs)
-    ctx.reverse = reverse
-    ctx.h0_dtype = h0.dtype
-    ctx.c0_dtype = c0.dtype
-    ctx.mark_non_differentiable(gates, hs, cs)
-
-
-def _lstm_backward(ctx, d_out, d_hn, d_cn, _d_gates, _d_hs, _d_cs):
-    w_hh, lengths, gates, hs, cs = ctx.saved_tensors
-    t_len, b, g = gates.shape
-    h = g // 4
-    if d_out is None:
-        d_out = hs.new_zeros(t_len, b, h)
-    if d_hn is None:
-        d_hn = hs.new_zeros(b, h)
-    if d_cn is None:
-        d_cn = cs.new_zeros(b, h)
-    d_xg, d_w, d_h0, d_c0 = _lstm_bwd_op(d_out, d_hn, d_cn, w_hh, lengths, gates, hs, cs, ctx.reverse)
-    return d_xg, d_w, d_h0.to(ctx.h0_dtype), d_c0.to(ctx.c0_dtype), None, None
-
-
-_lstm_fwd_op.register_autograd(_lstm_backward, setup_context=_lstm_setup_context)
-
+# ------------------------------------------------------------------------------------------------ triton
 
 def lstm_recurrence_triton(
     xg: Tensor,
@@ -237,8 +150,9 @@ def lstm_recurrence(
     c0: Tensor,
     lengths: Optional[Tensor] = None,
     reverse: bool = False,
+    backend: Optional[str] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """One direction of one LSTM layer over a sequence, through the backend chosen by ``BMF_LSTM``.
+    """One direction of one LSTM layer over a sequence, through the backend chosen by :func:`lstm_backend`.
 
     Args:
         xg: (T, B, 4H) input projection ``x @ W_ih^T + b_ih + b_hh``, time-major; its dtype is the compute dtype.
@@ -246,13 +160,17 @@ def lstm_recurrence(
         h0, c0: (B, H) initial states.
         lengths: optional (B,) integer tensor, ``0 <= lengths[b] <= T``; padded steps keep the state and output 0.
         reverse: run from the last (real) time step to the first.
+        backend: ``"triton"``, ``"reference"`` or ``"auto"`` to override
+            :func:`~bigmodel_fast.ops.backend.use_backends`, ``BMF_LSTM`` and the device default.
 
     Returns:
         ``(out (T, B, H), h_n (B, H), c_n (B, H))`` in ``xg.dtype``; ``out`` in time order.
+
+    Under TorchScript this always runs :func:`lstm_recurrence_reference`.
     """
     if torch.jit.is_scripting():
         return lstm_recurrence_reference(xg, w_hh, h0, c0, lengths, reverse)
-    if lstm_backend(xg.device) == "reference":
+    if lstm_backend(xg.device, backend) == "reference":
         return lstm_recurrence_reference(xg, w_hh, h0, c0, lengths, reverse)
     return lstm_recurrence_triton(xg, w_hh, h0, c0, lengths, reverse)
 
@@ -269,6 +187,7 @@ def lstm(
     has_bias: bool = True,
     dropout: float = 0.0,
     training: bool = False,
+    backend: Optional[str] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """A ``torch.nn.LSTM`` stack on a time-major batch.
 
@@ -279,10 +198,13 @@ def lstm(
         h0, c0: (num_layers * D, B, H) initial states or None (zeros); D = 2 if bidirectional else 1.
         lengths: optional (B,) real lengths (padded batch); see :func:`lstm_recurrence`.
         dropout: dropout on the outputs of every layer but the last, applied when ``training``.
+        backend: as in :func:`lstm_recurrence`; resolved once, at the start, for every layer and direction.
 
     Returns:
         ``(output (T, B, D*H), h_n (num_layers*D, B, H), c_n (num_layers*D, B, H))``.
     """
+    if not torch.jit.is_scripting():
+        backend = lstm_backend(x.device, backend)
     if x.dim() != 3:
         raise ValueError("lstm: input must be (T, B, I) (time-major); got shape " + str(x.shape))
     num_dirs = 2 if bidirectional else 1
@@ -312,7 +234,7 @@ def lstm(
                 xg = F.linear(layer_in, w_ih, weights[idx * per + 2] + weights[idx * per + 3])  # (T, B, 4H)
             else:
                 xg = F.linear(layer_in, w_ih)  # (T, B, 4H)
-            out, h, c = lstm_recurrence(xg, w_hh, h0[idx], c0[idx], lengths, d == 1)
+            out, h, c = lstm_recurrence(xg, w_hh, h0[idx], c0[idx], lengths, d == 1, backend)
             outs.append(out)
             h_n.append(h)
             c_n.append(c)

@@ -28,6 +28,7 @@ from bigmodel_fast.ops.attention import (
 )
 
 attn_mod = importlib.import_module("bigmodel_fast.ops.attention")
+attn_op = importlib.import_module("bigmodel_fast.ops.attention_op")  # the custom ops and their autograd
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -302,9 +303,9 @@ def test_eager_function_and_custom_op_agree_bitwise(varlen, monkeypatch):
         q, k, v, do = (randn(2, 2, 9, 16, dtype=torch.float32, seed=i) for i in range(4))
         extra = (torch.tensor([[1] * 9, [1] * 5 + [0] * 4], dtype=torch.uint8, device=DEV), None, 0, True, 0.3)
     op_calls = []
-    real_op = attn_mod._flash_attn_fwd
-    monkeypatch.setattr(attn_mod, "_flash_attn_fwd", lambda *a: op_calls.append(1) or real_op(*a))
-    eager = run(lambda q, k, v: attn_mod._flash_attn(q, k, v, *extra), [q, k, v], do)
+    real_op = attn_op._flash_attn_fwd
+    monkeypatch.setattr(attn_op, "_flash_attn_fwd", lambda *a: op_calls.append(1) or real_op(*a))
+    eager = run(lambda q, k, v: attn_op._flash_attn(q, k, v, *extra), [q, k, v], do)
     assert op_calls == []  # eager mode went through the autograd.Function
     op = run(lambda q, k, v: real_op(q, k, v, *extra)[0], [q, k, v], do)
     for name, a, b in zip(("out", "dq", "dk", "dv"), eager, op):
@@ -358,4 +359,4 @@ def test_opcheck(varlen):
         q, k, v = (randn(1, 2, 7, 16, dtype=torch.float32, seed=i).requires_grad_() for i in range(3))
         km = torch.tensor([[1, 1, 1, 1, 0, 0, 0]], dtype=torch.uint8, device=DEV)
         args = (q, k, v, km, None, 0, False, 0.25)
-    torch.library.opcheck(attn_mod._flash_attn_fwd, args)
+    torch.library.opcheck(attn_op._flash_attn_fwd, args)

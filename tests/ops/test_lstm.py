@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from bigmodel_fast.ops import lstm as L  # noqa: E402
+from bigmodel_fast.ops import lstm_op  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -55,7 +56,7 @@ def test_backend_selection(monkeypatch):
     assert L.lstm_backend(cpu) == "triton"
     monkeypatch.setenv(L.MODE_ENV_VAR, "sometimes")
     with pytest.raises(L.LSTMBackendError, match=L.MODE_ENV_VAR):
-        L._triton_mode()
+        lstm_op._triton_mode()
 
 
 def test_dispatch_calls_the_selected_backend(monkeypatch):
