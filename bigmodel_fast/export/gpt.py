@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bigmodel_fast.data.special_tokens import SPECIAL
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.gpt import GPTForCausalLM, GPTModel
+from bigmodel_fast.nn import TiedLMHead
 
 __all__ = ["LMForExport", "greedy_generate"]
 
@@ -33,20 +34,17 @@ class LMForExport(nn.Module):
         super().__init__()
         self.cfg: ModelConfig = lm.cfg
         self.backbone: GPTModel = lm.backbone
-        self.lm_head: Optional[nn.Linear] = lm.lm_head
+        self.lm_head: TiedLMHead = lm.lm_head
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
         """input_ids (B, S) long, attention_mask (B, S) bool -> next-token logits (B, S, V)."""
         hidden = self.backbone(input_ids, attention_mask, None, None)  # (B, S, E)
-        head = self.lm_head
-        if head is not None:
-            return head(hidden)  # (B, S, V)
-        return F.linear(hidden, self.backbone.embeddings.word_embeddings.weight)  # (B, S, V)
+        return self.lm_head(hidden, self.backbone.embeddings.word_embeddings.weight)  # (B, S, V)
 
 
 @torch.no_grad()
-def greedy_generate(model: nn.Module, prompt_ids: list[int], max_new_tokens: int, context: int, bos_id: int = 5,
-                    eos_id: int = 6) -> tuple[list[int], Tensor]:
+def greedy_generate(model: nn.Module, prompt_ids: list[int], max_new_tokens: int, context: int,
+                    bos_id: int = SPECIAL.bos, eos_id: int = SPECIAL.eos) -> tuple[list[int], Tensor]:
     """Greedy continuation of ``prompt_ids`` exactly as the C++ runner does it.
 
     Args:

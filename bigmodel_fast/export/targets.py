@@ -1,30 +1,36 @@
-"""What a checkpoint exports as: the registry that lets a model architecture plug into ``bmf export``.
+"""What a checkpoint exports as: the builders behind ``bmf export``, one per export target.
 
 A checkpoint becomes an :class:`ExportTarget`: an eval-mode module with the one bundle signature
 ``forward(input_ids (B, S) long, attention_mask (B, S) bool) -> logits``, a task and what the runner needs to
-know. Both formats (TorchScript and AOTInductor) and the C++ runner only see that signature, so a new architecture
-needs exactly one thing: a builder registered here for its ``(checkpoint kind, arch)``.
+know. Both formats (TorchScript and AOTInductor) and the C++ runner only see that signature.
 
-* ``("classifier", "*")``: any fine-tuned sequence classifier that :func:`bigmodel_fast.models.build_classifier`
-  builds (BERT and GPT backbones today; the LSTM classifier of its own issue plugs in here with no change as long
-  as its module keeps the ``(input_ids, attention_mask) -> (B, C)`` forward and is scriptable / exportable; register
-  a specific ``("classifier", "lstm")`` builder if it needs a wrapper).
-* ``("pretrain", "gpt")``: the GPT language model, as :class:`~bigmodel_fast.export.gpt.LMForExport`.
+Which target a checkpoint has comes from the model registry (:mod:`bigmodel_fast.models.registry`): the
+``export_target`` of the entry for the checkpoint's arch and task (its meta.json ``kind``); None there means the
+checkpoint does not export. A new architecture therefore exports with no code here when its registration names an
+existing target; the builders are keyed by ``(export target, arch)``, ``"*"`` serving every arch without a more
+specific builder:
+
+* ``("classify", "*")``: any fine-tuned sequence classifier (BERT, GPT and LSTM backbones today), exported as it
+  is: its module keeps the ``(input_ids, attention_mask) -> (B, C)`` forward and is scriptable / exportable
+  (register a ``("classify", "<arch>")`` builder if an arch needs a wrapper).
+* ``("lm", "*")``: a causal language model laid out like :class:`~bigmodel_fast.models.GPTForCausalLM`
+  (``backbone`` with ``embeddings.word_embeddings``, ``lm_head``), as :class:`~bigmodel_fast.export.gpt.LMForExport`;
+  only gpt's pretrain entry names it today.
 
 Export always runs the reference (non-Triton) ops: see :func:`reference_ops`.
 """
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ContextManager
 
 from torch import nn
 
+from bigmodel_fast.models import registry
 from bigmodel_fast.models.config import ModelConfig
+from bigmodel_fast.ops.backend import use_backends
 
 __all__ = ["REFERENCE_BACKENDS", "ExportTarget", "TASKS", "load_export_target", "reference_ops", "register_target"]
 
@@ -44,25 +50,28 @@ Builder = Callable[[nn.Module, ModelConfig, dict], ExportTarget]
 _BUILDERS: dict[tuple[str, str], Builder] = {}
 
 
-def register_target(kind: str, arch: str = "*") -> Callable[[Builder], Builder]:
-    """Decorator: ``builder(model, cfg, meta) -> ExportTarget`` for checkpoints of ``kind`` and ``arch``
-    (``"*"``: any arch of that kind without a more specific builder)."""
+def register_target(target: str, arch: str = "*") -> Callable[[Builder], Builder]:
+    """Decorator: ``builder(model, cfg, meta) -> ExportTarget`` for checkpoints whose registry entry has
+    ``export_target == target`` (a key of :data:`TASKS`), of ``arch`` (``"*"``: any arch without a more specific
+    builder)."""
+    if target not in TASKS:
+        raise ValueError(f"register_target: unknown export target {target!r}; expected one of {', '.join(TASKS)}")
 
     def deco(fn: Builder) -> Builder:
-        _BUILDERS[(kind, arch)] = fn
+        _BUILDERS[(target, arch)] = fn
         return fn
 
     return deco
 
 
-@register_target("classifier")
+@register_target("classify")
 def _classifier(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
     labels = list(cfg.label_names) or [str(i) for i in range(cfg.num_labels)]
     return ExportTarget(model.eval(), cfg, "classify", int(meta.get("max_len", 128)), labels)
 
 
-@register_target("pretrain", "gpt")
-def _gpt_lm(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
+@register_target("lm")
+def _causal_lm(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
     from .gpt import LMForExport
 
     return ExportTarget(LMForExport(model).eval(), cfg, "lm", cfg.max_position)
@@ -72,15 +81,16 @@ def load_export_target(checkpoint: str | Path) -> ExportTarget:
     """Build the export target of a checkpoint directory.
 
     Raises:
-        ValueError: no builder for this checkpoint's kind and arch (e.g. a BERT pretraining checkpoint).
+        ValueError: the checkpoint's (arch, kind) has no export target in the model registry, or no builder for
+            it here (e.g. a BERT pretraining checkpoint).
     """
-    from ..train import checkpoint as ckpt
+    from .. import checkpoint as ckpt
 
     cfg_dict, meta = ckpt.read_meta(checkpoint)
     kind, arch = meta.get("kind"), cfg_dict.get("arch")
-    builder = _BUILDERS.get((kind, arch)) or _BUILDERS.get((kind, "*"))
+    builder = _builder_for(arch, kind)
     if builder is None:
-        known = ", ".join(f"{k} ({a if a != '*' else 'any arch'})" for k, a in sorted(_BUILDERS))
+        known = ", ".join(f"{s.arch} {registry.TASKS[s.task]}" for s in registry.entries() if s.export_target)
         raise ValueError(f"{checkpoint}: a {kind} checkpoint of arch {arch!r} has no export; exportable are "
                          f"fine-tuned classifier checkpoints and GPT pretraining checkpoints [{known}] "
                          f"(fine-tune a BERT checkpoint with `bmf finetune` first)")
@@ -88,22 +98,23 @@ def load_export_target(checkpoint: str | Path) -> ExportTarget:
     return builder(model, cfg, meta)
 
 
-# Backend switches of the ops dispatchers (bigmodel_fast.ops.*) and the value that selects the plain-PyTorch path.
-REFERENCE_BACKENDS = {"BMF_ATTENTION": "reference", "BMF_LSTM": "reference"}
+def _builder_for(arch: object, kind: object) -> Builder | None:
+    """The builder of the export target that the registry entry of ``(arch, task of kind)`` names, or None."""
+    tasks = [t for t, k in registry.TASKS.items() if k == kind]
+    spec = registry.find(arch, tasks[0]) if tasks and isinstance(arch, str) else None
+    if spec is None or spec.export_target is None:
+        return None
+    return _BUILDERS.get((spec.export_target, arch)) or _BUILDERS.get((spec.export_target, "*"))
 
 
-@contextmanager
-def reference_ops() -> Iterator[None]:
-    """Run the plain-PyTorch reference ops inside the block (every switch in :data:`REFERENCE_BACKENDS`): what gets
-    traced into an exported model must not depend on Triton kernels or the machine's SDPA choice. (Under
-    TorchScript the dispatchers pick the reference path themselves.)"""
-    old = {k: os.environ.get(k) for k in REFERENCE_BACKENDS}
-    os.environ.update(REFERENCE_BACKENDS)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+# The backend of every op with a backend switch (bigmodel_fast.ops.backend.OPS) on the export path: the plain
+# PyTorch reference, as keyword arguments of bigmodel_fast.ops.backend.use_backends.
+REFERENCE_BACKENDS = {"attention": "reference", "lstm": "reference"}
+
+
+def reference_ops() -> ContextManager[None]:
+    """A block that runs the plain-PyTorch reference ops (:data:`REFERENCE_BACKENDS`), whatever ``BMF_ATTENTION`` /
+    ``BMF_LSTM`` say: what gets traced into an exported model must not depend on Triton kernels or the machine's
+    SDPA choice. A context-local override (:func:`bigmodel_fast.ops.backend.use_backends`); the environment is not
+    touched. (Under TorchScript the dispatchers pick the reference path themselves.)"""
+    return use_backends(**REFERENCE_BACKENDS)

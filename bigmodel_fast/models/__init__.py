@@ -1,13 +1,19 @@
-"""Models: config, BERT, GPT, LSTM, sequence classifiers, and builders used by the trainer and CLI."""
+"""Models: config, BERT, GPT, LSTM, sequence classifiers, the arch/task registry and the builders the trainers,
+checkpoints and CLI use.
+
+Importing this package imports every model module, and each registers its (arch, task) pairs in
+:mod:`bigmodel_fast.models.registry` (in this order: bert, gpt, lstm).
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
+from bigmodel_fast.models import registry
 from bigmodel_fast.models.bert import BertForPretraining, BertModel
 from bigmodel_fast.models.checks import InputError, check_inputs
 from bigmodel_fast.models.classifier import SequenceClassifier
-from bigmodel_fast.models.config import ARCHS, ConfigError, ModelConfig
+from bigmodel_fast.models.config import ConfigError, ModelConfig
 from bigmodel_fast.models.gpt import GPTForCausalLM, GPTModel, causal_lm_labels
 from bigmodel_fast.models.lstm import LSTMClassifier, LSTMForCausalLM, LSTMModel
 
@@ -28,23 +34,23 @@ __all__ = [
     "build_pretraining_model",
     "causal_lm_labels",
     "check_inputs",
+    "registry",
 ]
 
 
+def __getattr__(name: str):
+    if name == "ARCHS":  # the registered architectures, read when asked (a module constant would go stale)
+        return registry.arch_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_pretraining_model(cfg: ModelConfig) -> nn.Module:
-    """BertForPretraining for ``cfg.arch == "bert"``, GPTForCausalLM for ``"gpt"``, LSTMForCausalLM for ``"lstm"``."""
-    if cfg.arch == "bert":
-        return BertForPretraining(cfg)
-    if cfg.arch == "gpt":
-        return GPTForCausalLM(cfg)
-    if cfg.arch == "lstm":
-        return LSTMForCausalLM(cfg)
-    raise ConfigError(f"model config field 'arch': expected one of {', '.join(ARCHS)}, got {cfg.arch!r}")
+    """The registered ``"pretrain"`` model of ``cfg.arch``: BertForPretraining for ``"bert"``, GPTForCausalLM for
+    ``"gpt"``, LSTMForCausalLM for ``"lstm"``."""
+    return registry.build_model(cfg, "pretrain")
 
 
 def build_classifier(cfg: ModelConfig) -> SequenceClassifier:
-    """SequenceClassifier with the backbone of ``cfg.arch`` (LSTMClassifier for ``"lstm"``); ``cfg.num_labels``
-    must be > 0."""
-    if cfg.arch == "lstm":
-        return LSTMClassifier(cfg)
-    return SequenceClassifier(cfg)
+    """The registered ``"classify"`` model of ``cfg.arch``: a SequenceClassifier with its backbone (LSTMClassifier
+    for ``"lstm"``); ``cfg.num_labels`` must be > 0."""
+    return registry.build_model(cfg, "classify")

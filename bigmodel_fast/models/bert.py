@@ -8,22 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.nn import TransformerStack, init_weights
+from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, masked_cross_entropy
 
-__all__ = ["BertModel", "BertForPretraining", "MLMHead", "masked_cross_entropy"]
-
-IGNORE_INDEX = -100
-
-
-def masked_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy over targets != -100, computed in fp32; 0 (with grad) when nothing is counted.
-
-    logits (N, C), targets (N,) long. No host sync: the count is clamped on device.
-    """
-    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
-    count = (targets != IGNORE_INDEX).sum().clamp_min(1)
-    return total / count
+__all__ = ["BertModel", "BertForPretraining", "MLMHead"]
 
 
 class BertModel(TransformerStack):
@@ -54,8 +44,9 @@ class BertModel(TransformerStack):
 class MLMHead(nn.Module):
     """Masked-LM head: Linear(E, E) -> GELU -> LayerNorm -> vocab projection (+ own bias).
 
-    The projection weight is the word-embedding matrix when ``tie_embeddings`` (no separate parameter, so the
-    state dict has no duplicate tensor), else an independent (V, E) ``decoder`` Linear without bias.
+    The projection (``decoder``, a :class:`~bigmodel_fast.nn.heads.TiedLMHead`) is the word-embedding matrix when
+    ``tie_embeddings`` (no separate parameter, so the state dict has no duplicate tensor), else an independent
+    (V, E) ``decoder.weight``.
     """
 
     def __init__(self, cfg: ModelConfig, word_embeddings: nn.Embedding) -> None:
@@ -66,13 +57,11 @@ class MLMHead(nn.Module):
         self.tied = cfg.tie_embeddings
         # Held in a list so the tied embedding is not registered (and saved) twice.
         self._tied_embedding = [word_embeddings]
-        self.decoder = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.decoder = TiedLMHead(cfg.hidden_size, cfg.vocab_size, tie=cfg.tie_embeddings)
 
     def decoder_weight(self) -> Tensor:
         """The (V, E) output projection: the word-embedding weight itself when tied."""
-        if self.decoder is not None:
-            return self.decoder.weight
-        return self._tied_embedding[0].weight
+        return self.decoder.output_weight(self._tied_embedding[0].weight)
 
     def forward(self, hidden: Tensor) -> Tensor:
         """(..., E) -> (..., V) logits."""
@@ -89,8 +78,7 @@ class BertForPretraining(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.arch != "bert":
-            raise ValueError(f"BertForPretraining needs a config with arch='bert', got arch={cfg.arch!r}")
+        expect_arch(cfg, "bert", "BertForPretraining")
         self.cfg = cfg
         self.backbone = BertModel(cfg)
         self.mlm_head = MLMHead(cfg, self.backbone.embeddings.word_embeddings)
@@ -154,3 +142,7 @@ class BertForPretraining(nn.Module):
         if loss is not None:
             out["loss"] = loss
         return out
+
+
+register("bert", "pretrain", BertForPretraining, loader_mode="mlm", export_target=None)
+register("bert", "classify", SequenceClassifier, backbone=BertModel, export_target="classify")

@@ -38,20 +38,27 @@ def check_inputs(
     b, s = input_ids.shape
     if s > cfg.max_position:
         raise InputError(f"input_ids has sequence length {s} > config max_position={cfg.max_position}")
-    if input_ids.numel():
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= cfg.vocab_size:
-            raise InputError(f"input_ids contains ids in [{lo}, {hi}] but config vocab_size={cfg.vocab_size} "
-                             f"(valid ids 0..{cfg.vocab_size - 1}); tokenizer and model config disagree?")
+    bounds = _out_of_range(input_ids, cfg.vocab_size)
+    if bounds:
+        raise InputError(f"input_ids contains ids in {bounds} but config vocab_size={cfg.vocab_size} "
+                         f"(valid ids 0..{cfg.vocab_size - 1}); tokenizer and model config disagree?")
     if attention_mask is not None and tuple(attention_mask.shape) != (b, s):
-        raise InputError(f"attention_mask must have shape {(b, s)} like input_ids; got {tuple(attention_mask.shape)}")
+        raise InputError(f"attention_mask must have shape {(b, s)} like input_ids; "
+                         f"got {tuple(attention_mask.shape)}")
     if token_type_ids is not None:
         if cfg.arch == "gpt":
             raise InputError("token_type_ids given but arch='gpt' has no segment embeddings")
         if tuple(token_type_ids.shape) != (b, s):
             raise InputError(f"token_type_ids must have shape {(b, s)}; got {tuple(token_type_ids.shape)}")
-        if token_type_ids.numel():
-            lo, hi = int(token_type_ids.min()), int(token_type_ids.max())
-            if lo < 0 or hi >= cfg.type_vocab_size:
-                raise InputError(f"token_type_ids contains [{lo}, {hi}] but config type_vocab_size="
-                                 f"{cfg.type_vocab_size}")
+        bounds = _out_of_range(token_type_ids, cfg.type_vocab_size)
+        if bounds:
+            raise InputError(f"token_type_ids contains {bounds} but config type_vocab_size={cfg.type_vocab_size}")
+
+
+def _out_of_range(ids: Tensor, size: int) -> str:
+    """``"[lo, hi]"`` (min and max of ``ids``, read back to the host) when some id is outside [0, size), else
+    ``""``."""
+    if not ids.numel():
+        return ""
+    lo, hi = int(ids.min()), int(ids.max())
+    return f"[{lo}, {hi}]" if lo < 0 or hi >= size else ""

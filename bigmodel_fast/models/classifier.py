@@ -1,4 +1,4 @@
-"""Sequence classifier on top of a BERT or GPT backbone (TorchScript-scriptable)."""
+"""Sequence classifier on top of any registered backbone (BERT, GPT, LSTM; TorchScript-scriptable)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any, Mapping, Optional
 
 from torch import Tensor, nn
 
-from bigmodel_fast.models.bert import BertModel
+from bigmodel_fast.models import registry
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.models.gpt import GPTModel
 from bigmodel_fast.nn import init_weights
 
 __all__ = ["SequenceClassifier"]
@@ -19,11 +18,12 @@ BACKBONE_PREFIX = "backbone."
 class SequenceClassifier(nn.Module):
     """Backbone -> pooled vector -> dropout -> Linear(E, num_labels).
 
-    Pooling: bert uses the tanh pooler over the first ([CLS]) token; gpt uses the last real token
-    (last True in ``attention_mask``). Scriptable with ``torch.jit.script``.
+    Pooling is the backbone's ``pool``: bert uses the tanh pooler over the first ([CLS]) token; gpt uses the last
+    real token (last True in ``attention_mask``). Scriptable with ``torch.jit.script``.
 
     Args:
-        cfg: model config with ``num_labels > 0``; ``cfg.arch`` picks the backbone.
+        cfg: model config with ``num_labels > 0``; ``cfg.arch`` picks the backbone (the ``backbone`` of its
+            ``"classify"`` registration, :mod:`bigmodel_fast.models.registry`).
         backbone: a prebuilt backbone instead (subclasses: the LSTM classifier); the head is as wide as its
             ``output_size`` (default ``cfg.hidden_size``).
     """
@@ -36,7 +36,11 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"SequenceClassifier needs config field num_labels > 0, got {cfg.num_labels}")
         self.cfg = cfg
         if backbone is None:
-            backbone = BertModel(cfg) if cfg.arch == "bert" else GPTModel(cfg)
+            spec = registry.get(cfg.arch, "classify")
+            if spec.backbone is None:
+                raise ValueError(f"SequenceClassifier: the 'classify' registration of arch {cfg.arch!r} names no "
+                                 f"backbone; register it with backbone=<its backbone class>")
+            backbone = spec.backbone(cfg)
         self.backbone = backbone  # has pool(hidden, attention_mask); output_size when not hidden_size wide
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(getattr(backbone, "output_size", cfg.hidden_size), cfg.num_labels)

@@ -2,41 +2,54 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["ARCHS", "ConfigError", "ModelConfig"]
+__all__ = ["ConfigError", "ModelConfig"]  # ARCHS too, computed on access (module __getattr__)
 
-ARCHS = ("bert", "gpt", "lstm")
+
+def _arch_names() -> tuple[str, ...]:
+    """The registered architectures (imported here, not at module level: the registry and every model module
+    import this one)."""
+    from bigmodel_fast.models.registry import arch_names
+
+    return arch_names()
+
+
+def __getattr__(name: str):
+    if name == "ARCHS":  # ("bert", "gpt", "lstm") today: whatever bigmodel_fast.models.registry holds
+        return _arch_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(ValueError):
     """Invalid model configuration; the message names the field (and file, when loaded from one)."""
 
 
-# field name -> (accepted python types, human-readable expectation)
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "arch": ((str,), "str, one of " + "/".join(ARCHS)),
-    "vocab_size": ((int,), "int > 0"),
-    "hidden_size": ((int,), "int > 0"),
-    "num_layers": ((int,), "int > 0"),
-    "num_heads": ((int,), "int > 0"),
-    "num_kv_heads": ((int, type(None)), "int > 0 dividing num_heads, or null"),
-    "intermediate_size": ((int,), "int > 0"),
-    "max_position": ((int,), "int > 0"),
-    "type_vocab_size": ((int,), "int >= 0"),
-    "dropout": ((float, int), "float in [0, 1)"),
-    "pre_ln": ((bool, type(None)), "bool, or null for the arch default (bert: post-LN, gpt: pre-LN)"),
-    "layer_norm_eps": ((float, int), "float > 0"),
-    "pad_id": ((int,), "int in [0, vocab_size)"),
-    "tie_embeddings": ((bool,), "bool"),
-    "num_labels": ((int,), "int >= 0"),
-    "label_names": ((list, tuple), "list of str"),
-    "initializer_range": ((float, int), "float > 0"),
-    "bidirectional": ((bool,), "bool (true only for arch lstm)"),
-}
+def _expect(text: str, **kw):
+    """A field whose metadata ``expect`` says what it accepts (quoted by the type check's message)."""
+    return field(metadata={"expect": text}, **kw)
+
+
+def _accepted(tp) -> tuple[type, ...]:
+    """Python types a config value of annotation ``tp`` may have (ints are floats too; lists may be tuples)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(t for arg in typing.get_args(tp) for t in _accepted(arg))
+    if typing.get_origin(tp) is list:
+        return (list, tuple)
+    return (float, int) if tp is float else (tp,)
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[tuple[type, ...], str]]:
+    """field name -> (accepted python types, human-readable expectation), from the annotations and metadata."""
+    hints = typing.get_type_hints(ModelConfig)
+    return {f.name: (_accepted(hints[f.name]), f.metadata["expect"]) for f in fields(ModelConfig)}
 
 
 @dataclass
@@ -68,24 +81,25 @@ class ModelConfig:
         bidirectional: lstm only: bidirectional LSTM layers (classifiers; a causal LM must be unidirectional).
     """
 
-    arch: str = "bert"
-    vocab_size: int = 8000
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int | None = None
-    intermediate_size: int = 1024
-    max_position: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    pre_ln: bool | None = None
-    layer_norm_eps: float = 1e-12
-    pad_id: int = 0
-    tie_embeddings: bool = True
-    num_labels: int = 0
-    label_names: list[str] = field(default_factory=list)
-    initializer_range: float = 0.02
-    bidirectional: bool = False
+    arch: str = _expect("str naming a registered arch", default="bert")
+    vocab_size: int = _expect("int > 0", default=8000)
+    hidden_size: int = _expect("int > 0", default=256)
+    num_layers: int = _expect("int > 0", default=4)
+    num_heads: int = _expect("int > 0", default=4)
+    num_kv_heads: int | None = _expect("int > 0 dividing num_heads, or null", default=None)
+    intermediate_size: int = _expect("int > 0", default=1024)
+    max_position: int = _expect("int > 0", default=512)
+    type_vocab_size: int = _expect("int >= 0", default=2)
+    dropout: float = _expect("float in [0, 1)", default=0.1)
+    pre_ln: bool | None = _expect("bool, or null for the arch default (bert: post-LN, gpt: pre-LN)",
+                                  default=None)
+    layer_norm_eps: float = _expect("float > 0", default=1e-12)
+    pad_id: int = _expect("int in [0, vocab_size)", default=0)
+    tie_embeddings: bool = _expect("bool", default=True)
+    num_labels: int = _expect("int >= 0", default=0)
+    label_names: list[str] = _expect("list of str", default_factory=list)
+    initializer_range: float = _expect("float > 0", default=0.02)
+    bidirectional: bool = _expect("bool (true only for arch lstm)", default=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -98,19 +112,19 @@ class ModelConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{where}model config field {name!r}: {why}")
 
-        for name, (types, expect) in _FIELD_TYPES.items():
+        for name, (accepted, expect) in _field_types().items():
             value = getattr(self, name)
             is_bool = isinstance(value, bool)
-            if is_bool and bool not in types:  # bool is an int subclass; do not accept True as a size
+            if is_bool and bool not in accepted:  # bool is an int subclass; do not accept True as a size
                 raise bad(name, f"expected {expect}, got bool {value!r}")
-            if not isinstance(value, types):
+            if not isinstance(value, accepted):
                 raise bad(name, f"expected {expect}, got {type(value).__name__} {value!r}")
         for name in ("dropout", "layer_norm_eps", "initializer_range"):
             setattr(self, name, float(getattr(self, name)))
         self.label_names = list(self.label_names)
 
-        if self.arch not in ARCHS:
-            raise bad("arch", f"expected one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.arch not in _arch_names():
+            raise bad("arch", f"expected one of {', '.join(_arch_names())}, got {self.arch!r}")
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position"):
             if getattr(self, name) <= 0:
                 raise bad(name, f"expected int > 0, got {getattr(self, name)}")

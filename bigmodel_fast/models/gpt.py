@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bigmodel_fast.models.bert import IGNORE_INDEX, masked_cross_entropy
+from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.nn import TransformerStack, init_weights
+from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, last_token, lm_outputs
 
 __all__ = ["GPTModel", "GPTForCausalLM", "causal_lm_labels"]
 
@@ -44,17 +44,6 @@ class GPTModel(TransformerStack):
         return last_token(hidden, attention_mask)
 
 
-def last_token(hidden: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
-    """(B, S, F) -> (B, F): the features at each row's last real token, the largest index where
-    ``attention_mask`` (B, S) is True (right or left padding); position S-1 without a mask. Scriptable."""
-    b, s, _ = hidden.shape
-    if attention_mask is None:
-        return hidden[:, -1]
-    pos = torch.arange(s, device=hidden.device).expand(b, s)  # (B, S)
-    last = torch.where(attention_mask.to(torch.bool), pos, torch.zeros_like(pos)).max(dim=1).values  # (B,)
-    return hidden[torch.arange(b, device=hidden.device), last]  # (B, F)
-
-
 def causal_lm_labels(input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
     """Next-token labels for :class:`GPTForCausalLM` from ``input_ids`` (B, S).
 
@@ -70,7 +59,8 @@ def causal_lm_labels(input_ids: Tensor, attention_mask: Optional[Tensor] = None)
 
 
 class GPTForCausalLM(nn.Module):
-    """GPT with a language-modelling head tied to the word embeddings.
+    """GPT with a language-modelling head (``lm_head``, a :class:`~bigmodel_fast.nn.heads.TiedLMHead`) tied to the
+    word embeddings unless ``cfg.tie_embeddings`` is false.
 
     Args:
         cfg: model config with ``arch == "gpt"``.
@@ -78,19 +68,15 @@ class GPTForCausalLM(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.arch != "gpt":
-            raise ValueError(f"GPTForCausalLM needs a config with arch='gpt', got arch={cfg.arch!r}")
+        expect_arch(cfg, "gpt", "GPTForCausalLM")
         self.cfg = cfg
         self.backbone = GPTModel(cfg)
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        if self.lm_head is not None:
-            init_weights(self.lm_head, cfg.initializer_range)
+        self.lm_head = TiedLMHead(cfg.hidden_size, cfg.vocab_size, tie=cfg.tie_embeddings)
+        init_weights(self.lm_head, cfg.initializer_range)
 
     def output_weight(self) -> Tensor:
         """The (V, E) LM projection: the word-embedding weight itself when tied."""
-        if self.lm_head is not None:
-            return self.lm_head.weight
-        return self.backbone.embeddings.word_embeddings.weight
+        return self.lm_head.output_weight(self.backbone.embeddings.word_embeddings.weight)
 
     def forward(
         self,
@@ -118,11 +104,9 @@ class GPTForCausalLM(nn.Module):
             dict with ``logits`` (B, S, V) and, when ``labels`` is given, ``loss`` (mean over counted tokens).
         """
         hidden = self.backbone(input_ids, attention_mask, None, position_ids, cu_seqlens, max_seqlen)  # (B, S, E)
-        logits = F.linear(hidden, self.output_weight())  # (B, S, V)
-        out: Dict[str, Tensor] = {"logits": logits}
-        if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
-                                 f"got {tuple(labels.shape)}")
-            out["loss"] = masked_cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        return out
+        logits = self.lm_head(hidden, self.backbone.embeddings.word_embeddings.weight)  # (B, S, V)
+        return lm_outputs(logits, labels)
+
+
+register("gpt", "pretrain", GPTForCausalLM, loader_mode="causal", pack=True, export_target="lm")
+register("gpt", "classify", SequenceClassifier, backbone=GPTModel, export_target="classify")

@@ -9,22 +9,15 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bigmodel_fast.models.bert import masked_cross_entropy
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.models.gpt import last_token
-from bigmodel_fast.nn import init_weights
+from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.nn import TiedLMHead, init_weights, last_token, lm_outputs
 from bigmodel_fast.nn.lstm import LSTM
 
 __all__ = ["LSTMModel", "LSTMForCausalLM", "LSTMClassifier"]
-
-
-def _check_arch(cfg: ModelConfig, who: str) -> None:
-    if cfg.arch != "lstm":
-        raise ValueError(f"{who} needs a config with arch='lstm', got arch={cfg.arch!r}")
 
 
 class LSTMModel(nn.Module):
@@ -44,7 +37,7 @@ class LSTMModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        _check_arch(cfg, "LSTMModel")
+        expect_arch(cfg, "lstm", "LSTMModel")
         self.cfg = cfg
         self.bidirectional = cfg.bidirectional
         self.hidden_size = cfg.hidden_size
@@ -96,22 +89,19 @@ class LSTMForCausalLM(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        _check_arch(cfg, "LSTMForCausalLM")
+        expect_arch(cfg, "lstm", "LSTMForCausalLM")
         if cfg.bidirectional:
             raise ValueError("LSTMForCausalLM: a causal language model cannot be bidirectional "
                              "(config field bidirectional must be false)")
         self.cfg = cfg
         self.backbone = LSTMModel(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        if self.lm_head is not None:
-            init_weights(self.lm_head, cfg.initializer_range)
+        self.lm_head = TiedLMHead(cfg.hidden_size, cfg.vocab_size, tie=cfg.tie_embeddings)
+        init_weights(self.lm_head, cfg.initializer_range)
 
     def output_weight(self) -> Tensor:
         """The (V, E) output projection: the word-embedding weight itself when tied."""
-        if self.lm_head is not None:
-            return self.lm_head.weight
-        return self.backbone.embeddings.weight
+        return self.lm_head.output_weight(self.backbone.embeddings.weight)
 
     def forward(
         self,
@@ -122,14 +112,8 @@ class LSTMForCausalLM(nn.Module):
     ) -> Dict[str, Tensor]:
         """Next-token logits (B, S, V) and, with ``labels`` (B, S), the mean ``loss`` over counted tokens."""
         hidden = self.dropout(self.backbone(input_ids, attention_mask))  # (B, S, E)
-        logits = F.linear(hidden, self.output_weight())  # (B, S, V)
-        out: Dict[str, Tensor] = {"logits": logits}
-        if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
-                                 f"got {tuple(labels.shape)}")
-            out["loss"] = masked_cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        return out
+        logits = self.lm_head(hidden, self.backbone.embeddings.weight)  # (B, S, V)
+        return lm_outputs(logits, labels)
 
 
 class LSTMClassifier(SequenceClassifier):
@@ -143,5 +127,9 @@ class LSTMClassifier(SequenceClassifier):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        _check_arch(cfg, "LSTMClassifier")
+        expect_arch(cfg, "lstm", "LSTMClassifier")
         super().__init__(cfg, LSTMModel(cfg))
+
+
+register("lstm", "pretrain", LSTMForCausalLM, loader_mode="causal", export_target=None)
+register("lstm", "classify", LSTMClassifier, backbone=LSTMModel, export_target="classify")

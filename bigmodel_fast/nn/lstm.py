@@ -18,17 +18,19 @@ class LSTM(nn.Module):
     """Multi-layer (bidirectional) LSTM with ``torch.nn.LSTM``'s constructor, parameters and outputs.
 
     Same constructor arguments (``input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-    dropout=0.0, bidirectional=False``, plus ``device``/``dtype``; ``proj_size`` must be 0), same parameter names
-    and shapes (``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``
-    (4H,), ``..._reverse`` for the backward direction), same initialisation (U(-1/sqrt(H), 1/sqrt(H))), so an
-    ``nn.LSTM`` state dict loads as is (and back).
+    dropout=0.0, bidirectional=False``, plus ``device``/``dtype`` and ``backend``; ``proj_size`` must be 0), same
+    parameter names and shapes (``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` (4H,), ``..._reverse`` for the backward direction), same initialisation
+    (U(-1/sqrt(H), 1/sqrt(H))), so an ``nn.LSTM`` state dict loads as is (and back).
 
     ``forward(input, hx=None, lengths=None) -> (output, (h_n, c_n))`` as ``nn.LSTM``: ``input`` is (T, B, I)
     (``(B, T, I)`` with ``batch_first``), (T, I) unbatched, or a ``PackedSequence`` (then ``output`` is a
     ``PackedSequence`` with the same layout). ``hx = (h0, c0)``, each (num_layers*D, B, H). ``lengths`` (B,) is an
     extension for right-padded batches: padded steps do not change the state and their output is 0 (the result
     equals packing with ``pack_padded_sequence`` and unpacking). Each recurrence runs through
-    :func:`bigmodel_fast.ops.lstm.lstm_recurrence` (``BMF_LSTM`` picks the backend; TorchScript uses the reference).
+    :func:`bigmodel_fast.ops.lstm.lstm_recurrence`; ``backend`` (``"triton"``, ``"reference"``, ``"auto"`` or None)
+    is its ``backend=`` argument, None leaving the choice to ``use_backends`` / ``BMF_LSTM`` / the device, as for
+    attention (:mod:`bigmodel_fast.ops.backend`); TorchScript uses the reference.
     Scriptable with ``torch.jit.script`` for Tensor inputs.
     """
 
@@ -47,6 +49,7 @@ class LSTM(nn.Module):
         proj_size: int = 0,
         device=None,
         dtype=None,
+        backend: Optional[str] = None,
     ) -> None:
         super().__init__()
         if proj_size != 0:
@@ -66,6 +69,7 @@ class LSTM(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = 0
+        self.backend = backend
         factory = {"device": device, "dtype": dtype}
         num_dirs = 2 if bidirectional else 1
         names: List[str] = []
@@ -149,7 +153,7 @@ class LSTM(nn.Module):
                 raise ValueError("LSTM: lengths must be a 1-D tensor of the batch size " + str(x.shape[1])
                                  + "; got shape " + str(lengths.shape))
         return lstm_op(x, self._flat_weights, h0, c0, lengths, self.num_layers, self.hidden_size,
-                       self.bidirectional, self.bias, self.dropout, self.training)
+                       self.bidirectional, self.bias, self.dropout, self.training, self.backend)
 
     def forward(
         self,

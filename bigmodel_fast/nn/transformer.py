@@ -13,7 +13,7 @@ boundary, and ``attention_mask`` is not used (put padding in its own sequence). 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +23,25 @@ from bigmodel_fast.nn.embeddings import Embeddings
 from bigmodel_fast.nn.init import init_weights
 from bigmodel_fast.ops.attention import attention, varlen_attention
 
-if TYPE_CHECKING:  # runtime import would be circular (bigmodel_fast.models imports this package)
-    from bigmodel_fast.models.config import ModelConfig
+__all__ = ["MultiHeadAttention", "MLP", "Block", "StackConfig", "TransformerStack", "key_padding_mask",
+           "packed_attention"]
 
-__all__ = ["MultiHeadAttention", "MLP", "Block", "TransformerStack", "key_padding_mask", "packed_attention"]
+
+class StackConfig(Protocol):
+    """What :class:`TransformerStack` reads from its config (``bigmodel_fast.models.ModelConfig`` has it all)."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: Optional[int]
+    intermediate_size: int
+    max_position: int
+    dropout: float
+    layer_norm_eps: float
+    initializer_range: float
+
+    def use_pre_ln(self) -> bool: ...
 
 
 def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
@@ -203,8 +218,9 @@ class TransformerStack(nn.Module):
     initialised by :func:`~bigmodel_fast.nn.init.init_weights` in registration order.
 
     Args:
-        cfg: model config (:class:`bigmodel_fast.models.ModelConfig`): sizes, ``dropout``, ``layer_norm_eps``,
-            ``initializer_range`` and ``use_pre_ln()`` (pre-LN blocks plus a final LayerNorm, else post-LN).
+        cfg: a :class:`StackConfig` (e.g. :class:`bigmodel_fast.models.ModelConfig`): sizes, ``dropout``,
+            ``layer_norm_eps``, ``initializer_range`` and ``use_pre_ln()`` (pre-LN blocks plus a final LayerNorm,
+            else post-LN).
         causal: causal (decoder) rather than bidirectional (encoder) self-attention.
         type_vocab_size: number of segment ids; 0 = no segment embeddings.
         embedding_layer_norm: LayerNorm after the embedding sum.
@@ -212,7 +228,7 @@ class TransformerStack(nn.Module):
 
     __jit_ignored_attributes__ = ["cfg"]
 
-    def __init__(self, cfg: ModelConfig, causal: bool, type_vocab_size: int, embedding_layer_norm: bool) -> None:
+    def __init__(self, cfg: StackConfig, causal: bool, type_vocab_size: int, embedding_layer_norm: bool) -> None:
         super().__init__()
         self.cfg = cfg
         pre_ln = cfg.use_pre_ln()

@@ -50,7 +50,7 @@ def test_only_classifiers_export(tiny_pretrained, tmp_path):
 def tiny_gpt_lm_checkpoint(tiny_pretrained, out):
     """An untrained GPT LM checkpoint sharing tiny_pretrained's tokenizer (export does not care about training)."""
     from bigmodel_fast.models import GPTForCausalLM, ModelConfig
-    from bigmodel_fast.train import checkpoint as ckpt
+    from bigmodel_fast import checkpoint as ckpt
 
     vocab = ModelConfig.from_dict(json.loads((tiny_pretrained / "config.json").read_text())).vocab_size
     cfg = ModelConfig(arch="gpt", vocab_size=vocab, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
@@ -105,6 +105,6 @@ def test_export_targets_registry_prefers_specific_arch(tiny_classifier, monkeypa
         seen.append(cfg.arch)
         return targets.ExportTarget(model.eval(), cfg, "classify", 16, ["a", "b"])
 
-    monkeypatch.setitem(targets._BUILDERS, ("classifier", "bert"), builder)
+    monkeypatch.setitem(targets._BUILDERS, ("classify", "bert"), builder)
     target = targets.load_export_target(tiny_classifier)
     assert seen == ["bert"] and target.max_len == 16

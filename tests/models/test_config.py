@@ -80,3 +80,15 @@ def test_load_errors_name_file(tmp_path):
     notobj.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="mapping"):
         ModelConfig.load(notobj)
+
+
+def test_field_types_are_derived_from_the_annotations():
+    import dataclasses
+
+    from bigmodel_fast.models.config import _field_types
+
+    table = _field_types()
+    assert set(table) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert table["vocab_size"] == ((int,), "int > 0")
+    assert table["dropout"][0] == (float, int) and table["num_kv_heads"][0] == (int, type(None))
+    assert table["label_names"][0] == (list, tuple) and table["pre_ln"][0] == (bool, type(None))
