@@ -14,57 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 
-from .train.optim import SCHEDULES, OptimConfig
-
-
-def _add_optim(p: argparse.ArgumentParser, defaults: OptimConfig) -> None:
-    g = p.add_argument_group("optimizer")
-    g.add_argument("--lr", type=float, default=defaults.lr)
-    g.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    g.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help="-1: 6%% of the run")
-    g.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
-    g.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
-    g.add_argument("--clip-grad", type=float, default=defaults.clip_grad, help="max grad norm; <= 0 disables")
+from .config_cli import add_dataclass_args, from_args
 
 
-def _add_nonfinite(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--skip-nonfinite", type=int, default=0, metavar="N",
-                   help="skip up to N steps whose loss or gradient norm is NaN/inf (no update; the step and the lr "
-                        "schedule still advance) instead of stopping at the first with exit code 1")
-
-
-def _optim(args) -> OptimConfig:
-    return OptimConfig(lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-                       schedule=args.schedule, min_lr_ratio=args.min_lr_ratio, clip_grad=args.clip_grad)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="autocast on CUDA")
+def _add_no_progress(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _pick(cls, args, **extra):
-    """Build dataclass ``cls`` from the argparse namespace fields of the same name, plus ``extra``."""
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in vars(args).items() if k in names}
-    kwargs.update(extra)
-    return cls(**kwargs)
 
 
 def cmd_prepare(args) -> int:
     from .data.prepare import PrepareConfig, prepare
-
     from .data.quality import QualityConfig
     from .jsonio import read_json
 
     extra = {"progress": not args.no_progress}
     if args.quality_config:
         extra["quality_config"] = QualityConfig.from_dict(read_json(args.quality_config, "quality-filter config"))
-    stats = prepare(_pick(PrepareConfig, args, **extra))
+    stats = prepare(from_args(PrepareConfig, args, **extra))
     shown = ("read", "clean", "boilerplate", "quality", "pii", "dedup", "train", "valid", "seconds")
     print(json.dumps({k: stats[k] for k in shown if k in stats}, indent=2, ensure_ascii=False))
     print(f"wrote {args.out}/stats.json")
@@ -75,8 +41,7 @@ def cmd_pretrain(args) -> int:
     from .jsonio import dumps
     from .train.pretrain import PretrainConfig, pretrain
 
-    cfg = _pick(PretrainConfig, args, optim=_optim(args), progress=not args.no_progress, nsp=not args.no_nsp)
-    summary = pretrain(cfg)
+    summary = pretrain(from_args(PretrainConfig, args, progress=not args.no_progress, nsp=not args.no_nsp))
     print(dumps(summary, indent=2))
     return 0
 
@@ -85,7 +50,7 @@ def cmd_finetune(args) -> int:
     from .jsonio import dumps
     from .train.finetune import FinetuneConfig, finetune
 
-    summary = finetune(_pick(FinetuneConfig, args, optim=_optim(args), progress=not args.no_progress))
+    summary = finetune(from_args(FinetuneConfig, args, progress=not args.no_progress))
     print(dumps(summary, indent=2))
     return 0
 
@@ -166,89 +131,41 @@ def cmd_predict(args) -> int:
 def cmd_quickstart(args) -> int:
     from .quickstart import QuickstartConfig, quickstart
 
-    quickstart(_pick(QuickstartConfig, args, progress=not args.no_progress))
+    quickstart(from_args(QuickstartConfig, args, progress=not args.no_progress))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .quickstart import SCALES
+    """The ``bmf`` parser. prepare/pretrain/finetune/quickstart flags come from their config dataclasses."""
+    from .data.prepare import FILTER_GROUP, PrepareConfig
+    from .quickstart import QuickstartConfig
+    from .train.finetune import FinetuneConfig
+    from .train.pretrain import PretrainConfig
 
     parser = argparse.ArgumentParser(prog="bmf", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="raw text -> clean -> filter -> dedup -> tokenizer -> token shards")
-    p.add_argument("inputs", nargs="+", help="files or directories (.txt .md .rst .jsonl .csv, optionally .gz)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--character-coverage", type=float, default=0.9995,
-                   help="share of characters that get their own piece; the rest use byte fallback")
-    p.add_argument("--split", choices=("file", "paragraph", "line"), default="file",
-                   help="how plain-text files become documents")
-    p.add_argument("--text-field", default="text", help="text field of .jsonl/.csv inputs")
-    p.add_argument("--min-chars", type=int, default=20, help="drop cleaned documents shorter than this")
-    p.add_argument("--valid-fraction", type=float, default=0.02)
-    g = p.add_argument_group("filtering and dedup")
-    g.add_argument("--no-quality", dest="quality", action="store_false",
-                   help="skip the quality filters (Gopher quality/repetition, C4, FineWeb)")
-    g.add_argument("--quality-config", help="JSON file of quality-filter settings, e.g. "
-                   '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}')
-    g.add_argument("--no-pii", dest="pii", action="store_false", help="do not mask e-mails, IPs, phone numbers")
-    g.add_argument("--dedup", choices=("minhash", "exact", "none"), default="minhash",
-                   help="minhash: exact then near-duplicate removal (default)")
-    g.add_argument("--near-threshold", type=float, default=0.8, help="near-duplicate Jaccard threshold")
-    g.add_argument("--minhash-index", help="load/save the LSH index here to dedup against earlier runs")
-    g.add_argument("--boilerplate-min-docs", type=int, default=0,
-                   help="> 0: drop lines that repeat in at least this many documents")
-    p.add_argument("--num-threads", type=int, default=0, help="0: all cores")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    groups = add_dataclass_args(p, PrepareConfig)
+    groups[FILTER_GROUP].add_argument(
+        "--quality-config", help="JSON file of quality-filter settings, e.g. "
+        '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}')
+    _add_no_progress(p)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("pretrain", help="pretrain a BERT (MLM+NSP), GPT or LSTM (causal LM)")
-    p.add_argument("--data", required=True, help="directory written by `bmf prepare`")
-    p.add_argument("--out", required=True, help="run directory (checkpoint/, metrics.jsonl)")
-    p.add_argument("--arch", choices=("bert", "gpt", "lstm"), default="bert")
-    p.add_argument("--preset", default="tiny", help="model size: tiny | small | base | path to JSON")
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--eval-batches", type=int, default=8)
-    p.add_argument("--save-every", type=int, default=500)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--mlm-probability", type=float, default=0.15)
+    add_dataclass_args(p, PretrainConfig)
     p.add_argument("--no-nsp", action="store_true", help="BERT without next-sentence prediction")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
-    p.add_argument("--stop-at", type=int, default=0, help="save and stop after this step (schedule keeps max-steps)")
-    p.add_argument("--loader", choices=("native", "python"), default="native",
-                   help="native C++ TokenLoader (default) or the Python reference loader (same batches, slower)")
-    p.add_argument("--allow-config-change", action="store_true",
-                   help="--resume even if data/arch/preset/seq-len/batch-size/grad-accum differ (logged)")
-    _add_nonfinite(p)
-    _add_optim(p, OptimConfig())
-    _common(p)
+    _add_no_progress(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="sequence classification from a pretraining checkpoint")
-    p.add_argument("--checkpoint", required=True, help="pretraining checkpoint directory")
-    p.add_argument("--arch", choices=("bert", "gpt", "lstm"), default=None,
-                   help="optional check: must equal the checkpoint's arch (which is always used)")
-    p.add_argument("--train", required=True, help="CSV/JSONL with text and label")
-    p.add_argument("--valid", help="CSV/JSONL for model selection")
-    p.add_argument("--out", required=True)
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--label-field", default="label")
-    p.add_argument("--max-len", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--max-steps", type=int, default=0, help="> 0: stop after this many steps")
-    _add_nonfinite(p)
-    _add_optim(p, OptimConfig(lr=1e-4, warmup_steps=-1))
-    _common(p)
+    add_dataclass_args(p, FinetuneConfig)
+    _add_no_progress(p)
     p.set_defaults(func=cmd_finetune)
 
     from .eval.stream import DEFAULT_MAX_LINE_BYTES, positive_int
+    from .export.bundle import FORMATS
 
     p = sub.add_parser("evaluate", help="metrics of a classifier on a labelled file")
     p.add_argument("--model", required=True, help="classifier checkpoint or exported bundle directory")
@@ -263,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a classifier or GPT LM as a deployment bundle; build the C++ runner")
     p.add_argument("--checkpoint", help="fine-tuned classifier checkpoint, or GPT pretraining checkpoint (LM)")
     p.add_argument("--out", help="bundle directory")
-    p.add_argument("--format", default="torchscript", choices=("torchscript", "aoti"),
+    p.add_argument("--format", default="torchscript", choices=tuple(FORMATS),
                    help="torchscript: model.pt (torch.jit); aoti: model.pt2 (torch.export + AOTInductor)")
     p.add_argument("--build-runner", action="store_true", help="build the C++ runner bmf_runner with CMake")
     p.add_argument("--runner-dir", default="build/bmf_runner", help="CMake build directory of the runner")
@@ -283,11 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("quickstart", help="the whole road on the embedded sample data")
-    p.add_argument("--out", default="bmf_quickstart", help="where every artefact goes")
-    p.add_argument("--scale", choices=sorted(SCALES), default="default", help="smoke: a seconds-long run for tests")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    add_dataclass_args(p, QuickstartConfig)
+    _add_no_progress(p)
     p.set_defaults(func=cmd_quickstart)
     return parser
 

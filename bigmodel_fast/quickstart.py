@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config_cli import check_fields, setting
 from .data import sample_files as samples
 from .jsonio import write_json
 
@@ -43,11 +44,16 @@ SCALES = {
 
 @dataclass
 class QuickstartConfig:
-    out: str = "bmf_quickstart"
-    scale: str = "default"
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
+    """Settings of ``bmf quickstart`` (each field's metadata is also its flag: :mod:`bigmodel_fast.config_cli`)."""
+
+    out: str = setting("bmf_quickstart", help="where every artefact goes")
+    scale: str = setting("default", choices=lambda: sorted(SCALES), help="smoke: a seconds-long run for tests")
+    seed: int = setting(0)
+    device: str = setting("auto", help="auto | cpu | cuda | cuda:N")
+    progress: bool = setting(True, cli=False)  # flag: the hand-written --no-progress
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def _head(src: Path, dst: Path, n: int) -> Path:
@@ -70,9 +76,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     from .train.optim import OptimConfig
     from .train.pretrain import PretrainConfig, pretrain
 
-    if cfg.scale not in SCALES:
-        raise ValueError(f"unknown quickstart scale {cfg.scale!r}; expected one of {sorted(SCALES)}")
-    s = SCALES[cfg.scale]
+    s = SCALES[cfg.scale]  # a checked name (QuickstartConfig)
     out = Path(cfg.out)
     (out / "inputs").mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -122,7 +126,8 @@ def quickstart(cfg: QuickstartConfig) -> dict:
                       "valid": stats["valid"]["documents"], "duplicates": stats["dedup"]["duplicates"],
                       "pii_masked": stats["pii"]["masked"]},
         "tokens": {"train": stats["train"]["tokens"], "valid": stats["valid"]["tokens"]},
-        "pretrain": {"steps": pre["steps"], "eval_losses": pre.get("eval_losses"), "tokens_per_s": pre.get("tokens_per_s")},
+        "pretrain": {"steps": pre["steps"], "eval_losses": pre.get("eval_losses"),
+                     "tokens_per_s": pre.get("tokens_per_s")},
         "finetune": {"steps": ft["steps"], "best_valid_accuracy": ft["best_valid_accuracy"]},
         "test": {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"], "examples": report["examples"]},
         "seconds": {**timings, "total": round(time.time() - t_all, 1)},
@@ -135,5 +140,6 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     for name, path in summary["artefacts"].items():
         print(f"  {name:<22} {path}")
     print(f"\ntest accuracy {report['accuracy']:.4f}, macro F1 {report['macro']['f1']:.4f} "
-          f"on {report['examples']} examples; total {summary['seconds']['total']} s; summary in {out / 'quickstart.json'}")
+          f"on {report['examples']} examples; total {summary['seconds']['total']} s; "
+          f"summary in {out / 'quickstart.json'}")
     return summary

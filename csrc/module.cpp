@@ -13,8 +13,9 @@ void loader_init(pybind11::module_& m);
 }  // namespace bmf
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "bigmodel_fast native extension (no libtorch): XXH64 hashing and MinHash-LSH for dedup, and the "
-            "threaded token-shard loader (TokenLoaderCore).";
+  m.doc() =
+      "bigmodel_fast native extension (no libtorch): XXH64 hashing and MinHash-LSH for dedup, and the "
+      "threaded token-shard loader (TokenLoaderCore).";
   bmf::dedup::dedup_init(m);
   bmf::dedup::minhash_init(m);
   bmf::loader::loader_init(m);

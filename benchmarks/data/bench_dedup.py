@@ -293,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fields = ["method", "data", "threads", "docs", "MB", "seconds", "cpu_seconds", "docs_per_s", "MB_per_s",
-              "docs_per_cpu_s", "kept", "speedup_vs_datasketch", "cpu_speedup_vs_datasketch", "scaling_vs_1_thread", "doc_precision", "doc_recall", "pair_precision",
+              "docs_per_cpu_s", "kept", "speedup_vs_datasketch", "cpu_speedup_vs_datasketch", "scaling_vs_1_thread",
+              "doc_precision", "doc_recall", "pair_precision",
               "pair_recall", "true_dup_docs", "true_pairs"]
     with open(out / "dedup_pydoc.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)

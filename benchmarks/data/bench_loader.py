@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from bigmodel_fast.data.data_dir import PreparedData
+from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from bigmodel_fast.data.tokenizer import Tokenizer
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -140,8 +140,8 @@ def main(argv=None) -> dict:
         if hf is not None:
             coll = DataCollatorForLanguageModeling(hf, mlm=False, return_tensors="pt")
             examples = [[{"input_ids": r} for r in nat.batch(i)["input_ids"].tolist()] for i in range(8)]
-            add("causal", "HF collator (mlm=False)", B, S, rate(lambda i: coll(examples[i % 8]), max(2, n // 10), B * S),
-                "pads + labels only")
+            add("causal", "HF collator (mlm=False)", B, S,
+                rate(lambda i: coll(examples[i % 8]), max(2, n // 10), B * S), "pads + labels only")
 
     # ---------------------------------------------------------------- mlm
     for B, S in [(64, 128), (32, 512)]:
@@ -177,16 +177,17 @@ def main(argv=None) -> dict:
 def add_ratios(rows: list[dict]) -> None:
     """Speed-up of every native row over the Python reference and the HF collator of its (mode, B, S) group."""
     for r in rows:
-        group = [g for g in rows if (g["mode"], g["batch_size"], g["seq_len"]) == (r["mode"], r["batch_size"], r["seq_len"])]
+        group = [g for g in rows
+                 if (g["mode"], g["batch_size"], g["seq_len"]) == (r["mode"], r["batch_size"], r["seq_len"])]
         for key, impl in (("x_python", "python reference"), ("x_hf", "HF collator")):
             base = [g["tokens_per_s"] for g in group if g["impl"].startswith(impl)]
             r[key] = round(r["tokens_per_s"] / base[0], 1) if base and r["impl"].startswith("native") else ""
 
 
 def trainer_wait(data: Path, quick: bool) -> list[dict]:
-    from bigmodel_fast.train.runtime import read_metrics
     from bigmodel_fast.train.optim import OptimConfig
     from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
+    from bigmodel_fast.train.runtime import read_metrics
 
     out = []
     steps = 20 if quick else 60

@@ -1,6 +1,7 @@
 """Benchmark: the C++ runner (TorchScript and AOTInductor bundles) vs Python eager and Python + TorchScript, on CPU.
 
-Run: ``python benchmarks/export/bench_deploy.py [--preset tiny] [--threads 0] [--texts 1736] [--out benchmarks/results]``
+Run:
+``python benchmarks/export/bench_deploy.py [--preset tiny] [--threads 0] [--texts 1736] [--out benchmarks/results]``
 
 What is timed, per batch of consecutive texts (batch 1 and batch 32), identically on every side: tokenize
 (``[CLS] ids[:max_len-2] [SEP]``), pad, forward, softmax (the runner also formats its JSON line). The C++ side
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bigmodel_fast import checkpoint as ckpt
 from bigmodel_fast.data import sample_files as samples
 from bigmodel_fast.data.classification import encode_for_classifier, pad_batch
 from bigmodel_fast.data.tokenizer import Tokenizer
@@ -38,7 +40,6 @@ from bigmodel_fast.export.bundle import export_bundle
 from bigmodel_fast.export.runner import build_runner
 from bigmodel_fast.models import ModelConfig, build_classifier
 from bigmodel_fast.models.presets import load_preset
-from bigmodel_fast.train import checkpoint as ckpt
 
 WARMUP = 3
 MAX_LEN = 128
@@ -95,7 +96,8 @@ def summarize(name: str, batch: int, times: list[float], n_texts: int, start_s: 
     counted = times[WARMUP:]
     texts = n_texts - min(n_texts, WARMUP * batch)
     ms = np.array(counted) * 1000
-    return {"contender": name, "batch": batch, "batches": len(counted), "p50_ms": round(float(np.percentile(ms, 50)), 3),
+    return {"contender": name, "batch": batch, "batches": len(counted),
+            "p50_ms": round(float(np.percentile(ms, 50)), 3),
             "p99_ms": round(float(np.percentile(ms, 99)), 3), "texts_per_s": round(texts / float(np.sum(counted)), 1),
             "startup_s": None if start_s is None else round(start_s, 3)}
 

@@ -3,7 +3,8 @@
 Rows: B * S = 16k tokens, H * D = 2048, head dim 64 and 128, seq 512 ... 16k, causal and not, bf16 and fp16;
 forward, backward and forward + backward timed with ``triton.testing.do_bench``; TFLOP/s with forward
 FLOPs = 4 * B * H * S^2 * D (halved for causal), backward = 2.5 x forward; peak memory of one forward + backward
-above the inputs and one live output, measured after an untimed warm-up call (so autotuning is not counted). For SDPA the backend PyTorch picked is recorded (``torch._fused_sdp_choice``).
+above the inputs and one live output, measured after an untimed warm-up call (so autotuning is not counted). For
+SDPA the backend PyTorch picked is recorded (``torch._fused_sdp_choice``).
 
     python benchmarks/ops/bench_attention.py                     # full table on a CUDA GPU
     python benchmarks/ops/bench_attention.py --head-dims 128 --seqs 4096
@@ -106,8 +107,8 @@ def main(argv=None) -> int:
         os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
         os.environ.setdefault("BMF_TRITON_AUTOTUNE", "0")
     import torch
-    import triton
     import torch.nn.functional as F
+    import triton
     from torch.nn.attention import SDPBackend
 
     from bigmodel_fast.ops.attention import triton_attention
@@ -152,7 +153,8 @@ def main(argv=None) -> int:
         for name in ("_attn_fwd", "_attn_bwd_dkdv", "_attn_bwd_dq"):
             c = getattr(getattr(at, name), "best_config", None)
             if c is not None:
-                parts.append(f"{name[6:] or 'fwd'}:{c.kwargs['BLOCK_M']}x{c.kwargs['BLOCK_N']}/w{c.num_warps}/s{c.num_stages}")
+                parts.append(f"{name[6:] or 'fwd'}:{c.kwargs['BLOCK_M']}x{c.kwargs['BLOCK_N']}"
+                             f"/w{c.num_warps}/s{c.num_stages}")
         return " ".join(parts)
 
     impls = {
@@ -204,7 +206,7 @@ def main(argv=None) -> int:
                                     q.grad = k.grad = v.grad = None
                                 times = {
                                     "fwd": bench(lambda: fn(q, k, v, causal), None),
-                                    "bwd": bench(lambda: out.backward(do, retain_graph=True), [q, k, v]),
+                                    "bwd": bench(lambda out=out: out.backward(do, retain_graph=True), [q, k, v]),
                                     "fwd+bwd": bench(lambda: fn(q, k, v, causal).backward(do), [q, k, v]),
                                 }
                                 note = tuned_configs() if impl == "triton" else ""

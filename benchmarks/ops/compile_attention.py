@@ -68,7 +68,8 @@ def variants(quick: bool):
         for name, kernel, bm, bn, warps, stages in KERNELS:
             consts = dict(HEAD_DIM=d, BLOCK_D=bd, IS_CAUSAL=causal, IS_VARLEN=varlen, HAS_KMASK=km, DOT_PREC="tf32",
                           BLOCK_M=bm, BLOCK_N=bn)
-            yield f"{name} d={d} causal={int(causal)} varlen={int(varlen)} kmask={int(km)}", kernel, consts, warps, stages
+            yield (f"{name} d={d} causal={int(causal)} varlen={int(varlen)} kmask={int(km)}", kernel, consts, warps,
+                   stages)
     yield "preprocess d=128", at._bwd_preprocess, dict(HEAD_DIM=128, BLOCK_D=128, IS_VARLEN=False, BLOCK_M=64), 4, 1
 
 

@@ -165,7 +165,8 @@ class Corpus:
     """A read-only view of many shards as one token stream and as a list of documents.
 
     Args:
-        shards: objects with ``tokens`` (N,) and ``offsets`` (D + 1,) arrays, e.g. :class:`~bigmodel_fast.data.shards.Shard`.
+        shards: objects with ``tokens`` (N,) and ``offsets`` (D + 1,) arrays, e.g.
+            :class:`~bigmodel_fast.data.shards.Shard`.
         min_doc_len: documents shorter than this are not listed in ``shard_of``/``doc_of``/``lengths``.
         vocab_size: the model's vocabulary, or None.
 
@@ -432,12 +433,14 @@ class MLMLoader(_BatchMaker):
         if len(self.corpus) == 0:
             raise ValueError("the shards hold no document of at least 2 tokens")
         if nsp and len(self.corpus) < 2:
-            raise ValueError("NSP needs at least two documents of >= 2 tokens; pass nsp=False for a one-document corpus")
+            raise ValueError("NSP needs at least two documents of >= 2 tokens; "
+                             "pass nsp=False for a one-document corpus")
         self.ids, self.seq_len, self.mlm_probability, self.nsp = ids, seq_len, mlm_probability, nsp
         self.word_start = np.asarray(word_start, dtype=bool) if whole_word_mask else None
         self.pack = pack
         budget = seq_len - 3
-        self.cum_chunks = np.concatenate([[0], np.cumsum((self.corpus.lengths + budget - 2) // budget)]).astype(np.int64)
+        self.cum_chunks = np.concatenate(
+            [[0], np.cumsum((self.corpus.lengths + budget - 2) // budget)]).astype(np.int64)
         self.num_samples = int(self.cum_chunks[-1])
 
     def _doc_of_chunk(self, chunk: int) -> int:

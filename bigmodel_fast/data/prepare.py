@@ -25,64 +25,79 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .clean import CleanConfig, CleanStats, clean_documents
-from .dedup import MinHashIndex, dedup, remove_boilerplate_lines
-from .pii import PIIConfig, mask_documents
-from .quality import QualityConfig, QualityStats, filter_documents
 from .. import fsio
+from ..config_cli import check_fields, setting
 from ..jsonio import write_json
+from .clean import CleanConfig, clean_documents
 from .data_dir import STATS, TOKENIZER
+from .dedup import MinHashIndex, dedup, remove_boilerplate_lines
+from .minhash_config import MINHASH
+from .pii import PIIConfig, mask_documents
+from .quality import QualityConfig, filter_documents
 from .shards import ShardWriter
-from .sources import ReadStats, iter_documents
+from .sources import SPLIT_MODES, iter_documents
+from .stats import CleanStats, DedupStats, PIIStats, QualityStats, ReadStats
 from .tokenizer import Tokenizer
+
+DEDUP_METHODS = ("minhash", "exact", "none")  # minhash: near duplicates, after exact
+FILTER_GROUP = "filtering and dedup"  # argument-group title of the filter and dedup flags
 
 
 @dataclass
 class PrepareConfig:
-    """Settings of one ``bmf prepare`` run (saved in stats.json)."""
+    """Settings of one ``bmf prepare`` run (saved in stats.json).
 
-    inputs: list[str]
-    out: str
-    vocab_size: int = 8000
-    character_coverage: float = 0.9995  # rarer characters are spelled with byte-fallback pieces
-    split: str = "file"  # how .txt/.md/.rst files become documents: file | paragraph | line
-    text_field: str = "text"
-    min_chars: int = 20  # cleaned documents shorter than this are dropped
-    valid_fraction: float = 0.02  # share of documents held out (at least one when there are two or more)
-    max_tokens_per_shard: int = 50_000_000
-    tokenizer_max_chars: int = 30_000_000  # characters of training text fed to SentencePiece
-    seed: int = 0
-    num_threads: int = 0
-    progress: bool = True
-    clean: CleanConfig = field(default_factory=CleanConfig)
-    boilerplate_min_docs: int = 0  # > 0: drop lines repeated in at least this many documents
-    quality: bool = True  # the quality filter chain (rules and thresholds in `quality_config`)
-    quality_config: QualityConfig = field(default_factory=QualityConfig)
-    pii: bool = True  # mask e-mail addresses, IP addresses and phone numbers
-    pii_config: PIIConfig = field(default_factory=PIIConfig)
-    dedup: str = "minhash"  # minhash (near duplicates, after exact) | exact | none
-    near_threshold: float = 0.8  # estimated Jaccard of word 5-gram sets
-    near_ngram: int = 5
-    near_num_perm: int = 112
-    near_bands: int = 14
-    minhash_index: str | None = None  # load (if present) and save the LSH index here: dedup across runs
+    Each field's metadata is also its ``bmf prepare`` flag (:mod:`bigmodel_fast.config_cli`).
+    """
+
+    inputs: list[str] = setting(positional=True, help="files or directories (.txt .md .rst .jsonl .csv, "
+                                "optionally .gz)")
+    out: str = setting(help="output directory")
+    vocab_size: int = setting(8000, min=16)
+    character_coverage: float = setting(0.9995, help="share of characters that get their own piece; the rest use "
+                                        "byte fallback")
+    split: str = setting("file", choices=SPLIT_MODES, help="how plain-text files become documents")
+    text_field: str = setting("text", help="text field of .jsonl/.csv inputs")
+    min_chars: int = setting(20, help="drop cleaned documents shorter than this")
+    # share of documents held out (at least one when there are two or more)
+    valid_fraction: float = setting(0.02)
+    max_tokens_per_shard: int = setting(50_000_000, cli=False)
+    tokenizer_max_chars: int = setting(30_000_000, cli=False)  # characters of training text fed to SentencePiece
+    seed: int = setting(0)
+    num_threads: int = setting(0, help="0: all cores")
+    progress: bool = setting(True, cli=False)  # flag: the hand-written --no-progress
+    clean: CleanConfig = setting(default_factory=CleanConfig, cli=False)
+    boilerplate_min_docs: int = setting(0, group=FILTER_GROUP, help="> 0: drop lines that repeat in at least this many "
+                                        "documents")
+    # the quality filter chain (rules and thresholds in `quality_config`, read by the CLI from --quality-config)
+    quality: bool = setting(True, group=FILTER_GROUP, help="skip the quality filters (Gopher quality/repetition, C4, "
+                            "FineWeb)")
+    quality_config: QualityConfig = setting(default_factory=QualityConfig, cli=False)
+    pii: bool = setting(True, group=FILTER_GROUP, help="do not mask e-mails, IPs, phone numbers")
+    pii_config: PIIConfig = setting(default_factory=PIIConfig, cli=False)
+    dedup: str = setting("minhash", choices=DEDUP_METHODS, group=FILTER_GROUP,
+                         help="minhash: exact then near-duplicate removal (default)")
+    # estimated Jaccard of word n-gram sets; the near_* defaults are MinHashConfig's
+    near_threshold: float = setting(MINHASH.threshold, group=FILTER_GROUP, help="near-duplicate Jaccard threshold")
+    near_ngram: int = setting(MINHASH.ngram, cli=False)
+    near_num_perm: int = setting(MINHASH.num_perm, cli=False)
+    near_bands: int = setting(MINHASH.bands, cli=False)
+    minhash_index: str | None = setting(None, group=FILTER_GROUP, help="load/save the LSH index here to dedup against "
+                                        "earlier runs")  # load (if present) and save: dedup across runs
 
     def __post_init__(self):
         if not self.inputs:
             raise ValueError("no input files or directories given")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
-        if self.vocab_size < 16:
-            raise ValueError(f"vocab_size must be >= 16, got {self.vocab_size}")
+        check_fields(self)
         self.clean = replace(self.clean, min_chars=self.min_chars)
-        if self.dedup not in ("minhash", "exact", "none"):
-            raise ValueError(f"dedup must be 'minhash', 'exact' or 'none', got {self.dedup!r}")
         if isinstance(self.quality_config, dict):
             self.quality_config = QualityConfig.from_dict(self.quality_config)
 
@@ -121,14 +136,16 @@ def _write_split(out: Path, name: str, texts: list[str], tok: Tokenizer, cfg: Pr
 
 
 def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
-    """read -> clean -> boilerplate lines -> quality -> PII; fills ``stats`` (read, clean, boilerplate, quality, pii)."""
+    """read -> clean -> boilerplate lines -> quality -> PII;
+    fills ``stats`` (read, clean, boilerplate, quality, pii)."""
     read_stats, clean_stats = ReadStats(), CleanStats()
     docs = iter_documents(cfg.inputs, text_field=cfg.text_field, stats=read_stats, split=cfg.split)
     docs = list(clean_documents(tqdm(docs, desc="read+clean", unit="doc", disable=not cfg.progress),
                                 cfg.clean, clean_stats))
     stats.update(read=read_stats.to_dict(), clean=clean_stats.to_dict())
     if cfg.boilerplate_min_docs > 0:
-        texts, stats["boilerplate"] = remove_boilerplate_lines([d.text for d in docs], min_docs=cfg.boilerplate_min_docs,
+        texts, stats["boilerplate"] = remove_boilerplate_lines([d.text for d in docs],
+                                                               min_docs=cfg.boilerplate_min_docs,
                                                                num_threads=cfg.num_threads)
         docs = [replace(d, text=t) for d, t in zip(docs, texts) if t.strip()]
     if cfg.quality:
@@ -137,9 +154,9 @@ def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
                                      cfg.quality_config, quality_stats))
         stats["quality"] = quality_stats.to_dict()
     if cfg.pii:
-        counts: dict[str, int] = {}
-        docs = list(mask_documents(docs, cfg.pii_config, counts))
-        stats["pii"] = {"masked": counts}
+        pii_stats = PIIStats()
+        docs = list(mask_documents(docs, cfg.pii_config, pii_stats))
+        stats["pii"] = pii_stats.to_dict()
     if not docs:
         dropped = {k: stats[k] for k in ("clean", "quality", "boilerplate") if k in stats}
         raise ValueError(f"no document left after reading, cleaning and filtering {cfg.inputs} "
@@ -176,20 +193,21 @@ def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> tupl
 def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> tuple[list[str], MinHashIndex | None]:
     """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``.
     Returns the kept texts and the updated streaming index (None without ``cfg.minhash_index``), not yet saved."""
-    report: dict = {"method": cfg.dedup, "documents_in": len(texts)}
+    dedup_stats = DedupStats(seen=len(texts), method=cfg.dedup)
     index = None
     if cfg.dedup != "none":
         exact = dedup(texts, method="exact", num_threads=cfg.num_threads)
         texts = [t for t, k in zip(texts, exact.keep) if k]
-        report["exact"] = exact.stats
+        dedup_stats.reports["exact"] = exact.stats
+        dedup_stats.drop("exact", exact.stats["duplicates"])
     if cfg.dedup == "minhash":
-        keep, index = _near_duplicates(cfg, texts, report)
+        keep, index = _near_duplicates(cfg, texts, dedup_stats.reports)
         texts = [t for t, k in zip(texts, keep) if k]
-    report["documents_out"] = len(texts)
-    report["duplicates"] = report["documents_in"] - len(texts)
-    stats["dedup"] = report
+        dedup_stats.drop("minhash", len(keep) - len(texts))
+    dedup_stats.kept = len(texts)
+    stats["dedup"] = dedup_stats.to_dict()
     if not texts:
-        raise ValueError(f"all {report['documents_in']} documents are duplicates"
+        raise ValueError(f"all {dedup_stats.seen} documents are duplicates"
                          + (f" of the documents already in {cfg.minhash_index}" if cfg.minhash_index else "")
                          + "; nothing to write")
     return texts, index

@@ -7,12 +7,12 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .. import checkpoint as ckpt
 from ..data.classification import encode_for_classifier
 from ..data.tokenizer import Tokenizer
 from ..export.bundle import BUNDLE_JSON, load_bundle_model
-from ..train import checkpoint as ckpt
-from ..train.runtime import pick_device
-from ..train.finetune import predict_logits
+from ..inference import predict_logits
+from ..runtime import pick_device
 
 
 class ModelLoadError(ValueError):

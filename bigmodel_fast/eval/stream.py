@@ -120,8 +120,8 @@ SORT_WINDOW_CHARS = 1 << 23  # ... or within 8 Mi characters, whichever comes fi
 
 class BatchWriter:
     """Collects texts and, every ``SORT_WINDOW_BATCHES * batch_size`` texts or ``SORT_WINDOW_CHARS`` characters (or
-    when :meth:`flush` is called: the input would block, or ended), predicts them in length-sorted batches of ``batch_size`` and writes one
-    strict-JSON line per text, in input order."""
+    when :meth:`flush` is called: the input would block, or ended), predicts them in length-sorted batches of
+    ``batch_size`` and writes one strict-JSON line per text, in input order."""
 
     def __init__(self, predictor, out: TextIO, batch_size: int, stats: StreamStats):
         if batch_size < 1:

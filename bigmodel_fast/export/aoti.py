@@ -18,7 +18,6 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from bigmodel_fast.models.config import ModelConfig
@@ -79,8 +78,8 @@ def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, at
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.script_method` is deprecated",
                                     category=DeprecationWarning)
             try:
-                program = torch.export.export(model, (ids, mask), dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}),
-                                              strict=False)
+                program = torch.export.export(model, (ids, mask),
+                                              dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}), strict=False)
             except Exception as e:
                 hint = ""
                 if "Constraints violated" in str(e):

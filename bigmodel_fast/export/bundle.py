@@ -26,8 +26,17 @@ import shutil
 from pathlib import Path
 
 from .. import __version__
-from ..fsio import (MANIFEST, clean_stale, publish_dir, read_manifest, recover_dir, sibling_lock, staging_dir,
-                    verify_manifest, write_manifest)
+from ..fsio import (
+    MANIFEST,
+    clean_stale,
+    publish_dir,
+    read_manifest,
+    recover_dir,
+    sibling_lock,
+    staging_dir,
+    verify_manifest,
+    write_manifest,
+)
 from ..jsonio import read_json, write_json
 
 BUNDLE_JSON, BUNDLE_MODEL, BUNDLE_TOKENIZER = "bundle.json", "model.pt", "tokenizer.model"
@@ -59,7 +68,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "tor
             ``out`` that is not a bundle, or another export holding ``out`` (:class:`~bigmodel_fast.fsio.LockedError`).
         ExportError: export or its parity check failed.
     """
-    from ..train import checkpoint as ckpt
+    from .. import checkpoint as ckpt
     from .targets import load_export_target
 
     if format not in FORMATS:

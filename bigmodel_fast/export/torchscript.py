@@ -58,7 +58,8 @@ def parity_batches(cfg: ModelConfig, example_len: int, device: torch.device) -> 
     return batches
 
 
-def load_torchscript(path: str | Path, map_location: str | torch.device | None = None) -> tuple[torch.jit.ScriptModule, ModelConfig]:
+def load_torchscript(path: str | Path,
+                     map_location: str | torch.device | None = None) -> tuple[torch.jit.ScriptModule, ModelConfig]:
     """Load an archive written by :func:`export_torchscript`; returns ``(module, config)``."""
     extra = {CONFIG_ENTRY: ""}
     with _quiet_jit_deprecation():

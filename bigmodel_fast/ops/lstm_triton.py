@@ -253,7 +253,8 @@ def _precision(dtype: torch.dtype, device: torch.device) -> str:
     return "ieee"
 
 
-TUNED_ENV_VAR = "BMF_LSTM_TUNED"  # JSON file {"fwd|bwd,B,H,dtype": [BB, BH, BK, warps, stages]} (bench --tune writes it)
+# JSON file {"fwd|bwd,B,H,dtype": [BB, BH, BK, warps, stages]} (bench --tune writes it)
+TUNED_ENV_VAR = "BMF_LSTM_TUNED"
 _tuned_cache: dict = {}
 
 

@@ -7,7 +7,7 @@ label names in the model config so every later stage (evaluate, export, predict)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,75 +15,66 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import checkpoint as ckpt
+from .. import fsio
+from ..config_cli import check_fields, setting
 from ..data.classification import encode_for_classifier, pad_batch, read_labelled
 from ..data.tokenizer import Tokenizer
+from ..inference import predict_logits
 from ..models import build_classifier
 from ..models.config import ModelConfig
-from . import checkpoint as ckpt
-from .. import fsio
-from .runtime import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
-                     seed_everything)
+from ..runtime import autocast_for, pick_device, seed_everything
+from .config_fields import amp_field, arch_choices, device_field, progress_field, seed_field, skip_nonfinite_field
+from .metrics_log import MetricsLog
 from .optim import OptimConfig, build_optimizer, build_scheduler
+from .step import NonFiniteGuard, OptimizerStep, check_finite_weights
+
+
+def _finetune_optim() -> OptimConfig:
+    return OptimConfig(lr=1e-4, warmup_steps=-1, weight_decay=0.01)
 
 
 @dataclass
 class FinetuneConfig:
-    """Settings of one fine-tuning run (saved in the checkpoint's meta.json)."""
+    """Settings of one fine-tuning run (saved in the checkpoint's meta.json).
 
-    checkpoint: str  # pretraining checkpoint directory
-    train: str  # CSV / JSONL with text and label
-    out: str
-    valid: str | None = None
-    arch: str | None = None  # None: the checkpoint's arch; otherwise must equal it (bert | gpt | lstm)
-    text_field: str = "text"
-    label_field: str = "label"
-    max_len: int = 128
-    batch_size: int = 32
-    epochs: int = 3
-    max_steps: int = 0  # > 0 stops early after this many optimizer steps
-    classifier_dropout: float = 0.1
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=-1, weight_decay=0.01))
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    progress: bool = True
-    skip_nonfinite: int = 0  # skip up to this many steps with a non-finite loss/grad norm instead of stopping
+    Each field's metadata is also its ``bmf finetune`` flag (:mod:`bigmodel_fast.config_cli`).
+    """
+
+    checkpoint: str = setting(help="pretraining checkpoint directory")
+    train: str = setting(help="CSV/JSONL with text and label")
+    out: str = setting()
+    valid: str | None = setting(None, help="CSV/JSONL for model selection")
+    arch: str | None = setting(None, choices=arch_choices,
+                               help="optional check: must equal the checkpoint's arch (which is always used)")
+    text_field: str = setting("text")
+    label_field: str = setting("label")
+    max_len: int = setting(128, min=1)
+    batch_size: int = setting(32, min=1)
+    epochs: int = setting(3, min=1)
+    max_steps: int = setting(0, help="> 0: stop after this many steps")
+    classifier_dropout: float = setting(0.1, cli=False)
+    optim: OptimConfig = setting(default_factory=_finetune_optim, group="optimizer")
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    progress: bool = progress_field()
+    skip_nonfinite: int = skip_nonfinite_field()
+    log_every: int = setting(20, min=1, help="optimizer steps between training-loss records in metrics.jsonl")
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
             self.optim = OptimConfig(**self.optim)
-        for name in ("max_len", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self)
 
 
 def load_pretrained_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Config and ``backbone.*`` weights of a pretraining checkpoint."""
+    """Model config and full state dict of a pretraining checkpoint (verified and loaded into its model first).
+
+    The state dict holds the backbone's ``backbone.*`` tensors and the pretraining heads' (MLM/NSP or LM);
+    :meth:`load_backbone` of the classifier takes the ``backbone.*`` ones and ignores the heads."""
     model, cfg, _ = ckpt.load_model(path, "pretrain")
     return cfg, model.state_dict()
-
-
-@torch.no_grad()
-def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, device, amp: str = "auto") -> torch.Tensor:
-    """Logits (N, C) in the order of ``seqs``; batches are formed from length-sorted sequences to pad little.
-
-    ``model`` is a module or any callable ``(input_ids, attention_mask) -> logits`` (e.g. an AOTInductor package).
-    """
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    out = [None] * len(seqs)
-    for start in range(0, len(seqs), batch_size):
-        idx = order[start : start + batch_size]
-        ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
-        with autocast_for(device, amp):
-            logits = model(ids.to(device), mask.to(device)).float().cpu()
-        for row, i in enumerate(idx):
-            out[i] = logits[row]
-    if was_training:
-        model.train()
-    return torch.stack(out) if out else torch.empty(0, 0)
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
@@ -142,6 +133,7 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     saved: dict = {"step": None}
     guard = NonFiniteGuard(cfg.skip_nonfinite, lambda: (f"{out / 'checkpoint'} (step {saved['step']})"
                                                         if saved["step"] is not None else "none saved by this run"))
+    optimizer_step = OptimizerStep(model, opt, sched, optim_cfg.clip_grad, guard, log)
     bar = tqdm(total=total, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
     model.train()
     for epoch in range(cfg.epochs):
@@ -155,16 +147,10 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
                 logits = model(ids.to(device), mask.to(device))
             loss = F.cross_entropy(logits.float(), y[idx].to(device))
             loss.backward()
-            norm = grad_norm(model, optim_cfg.clip_grad)
-            if guard.step_ok(step + 1, loss, norm):
-                opt.step()
-            else:
-                log.write(step=step + 1, skipped_nonfinite=guard.skipped, loss=float(loss), grad_norm=float(norm))
-            sched.step()  # a skipped step still advances the schedule
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(step + 1, loss)
             step += 1
             bar.update(1)
-            if step % 20 == 0:
+            if step % cfg.log_every == 0:
                 value = loss.item()
                 log.write(step=step, epoch=epoch, loss=value, lr=sched.get_last_lr()[0])
                 bar.set_postfix(loss=f"{value:.3f}")

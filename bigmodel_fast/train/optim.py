@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+
+from ..config_cli import check_fields, setting
 
 SCHEDULES = ("linear", "cosine", "constant")
 
 
 @dataclass
 class OptimConfig:
-    """Optimizer and schedule settings shared by pretraining and fine-tuning."""
+    """Optimizer and schedule settings shared by pretraining and fine-tuning (the flags of the ``optimizer`` group)."""
 
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.98
-    eps: float = 1e-6
-    warmup_steps: int = 100  # -1: 6% of the run
-    schedule: str = "linear"  # linear | cosine | constant (after warmup)
-    min_lr_ratio: float = 0.1  # the decay ends at lr * min_lr_ratio
-    clip_grad: float = 1.0  # max global grad norm; <= 0 disables clipping
+    lr: float = setting(5e-4)
+    weight_decay: float = setting(0.01)
+    beta1: float = setting(0.9, cli=False)
+    beta2: float = setting(0.98, cli=False)
+    eps: float = setting(1e-6, cli=False)
+    warmup_steps: int = setting(100, help="-1: 6% of the run")
+    schedule: str = setting("linear", choices=SCHEDULES)  # the shape after warmup
+    min_lr_ratio: float = setting(0.1)  # the decay ends at lr * min_lr_ratio
+    clip_grad: float = setting(1.0, help="max grad norm; <= 0 disables")
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        check_fields(self)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup_steps < -1:
@@ -68,5 +70,43 @@ class WarmupDecay:
         return c.min_lr_ratio + (1.0 - c.min_lr_ratio) * shape
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(opt, WarmupDecay(cfg, total_steps))
+class LRSchedule:
+    """Sets the learning rate of every parameter group to ``base_lr * factor(step)``; :meth:`step` advances the step.
+
+    The base rates are the groups' rates at construction (the configured ``lr``). Its only state is the step number:
+    :meth:`state_dict` / :meth:`load_state_dict` save and restore it (``{"step": int}``)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, factor: Callable[[int], float]):
+        self.opt, self.factor = opt, factor
+        self.base_lrs = [group["lr"] for group in opt.param_groups]
+        self.step_num = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, base in zip(self.opt.param_groups, self.base_lrs):
+            group["lr"] = base * self.factor(self.step_num)
+
+    def step(self) -> None:
+        """Advance one optimizer step and set the rates for the next one."""
+        self.step_num += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """The rate of each parameter group (what the next optimizer step uses)."""
+        return [group["lr"] for group in self.opt.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_num}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state["step"]``. The rates stay as the optimizer's restored state holds them (load the
+        optimizer first): the first step after a resume uses the rate the interrupted run would have used."""
+        step = state["step"]
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"scheduler step must be an int >= 0, got {step!r}")
+        self.step_num = step
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int) -> LRSchedule:
+    """The warmup + decay schedule of ``cfg`` over ``total_steps`` optimizer steps."""
+    return LRSchedule(opt, WarmupDecay(cfg, total_steps))

@@ -9,71 +9,72 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
+from .. import checkpoint as ckpt
+from .. import fsio
+from ..config_cli import check_fields, setting
 from ..data.data_dir import PreparedData
+from ..data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from ..data.tokenizer import Tokenizer
-from ..models import build_pretraining_model, check_inputs
+from ..models import build_pretraining_model, check_inputs, registry
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
-from . import checkpoint as ckpt
-from .. import fsio
-from .runtime import (MetricsLog, NonFiniteGuard, autocast_for, check_finite_weights, grad_norm, pick_device,
-                     seed_everything, to_device)
+from ..runtime import autocast_for, pick_device, seed_everything, to_device
+from .config_fields import amp_field, arch_choices, device_field, progress_field, seed_field, skip_nonfinite_field
+from .loop_state import LoopState
+from .metrics_log import MetricsLog
 from .optim import OptimConfig, build_optimizer, build_scheduler
+from .step import NonFiniteGuard, OptimizerStep, check_finite_weights
+
+LOADERS = ("native", "python")  # the C++ TokenLoader, or the Python reference loaders (same batches, slower)
 
 
 @dataclass
 class PretrainConfig:
-    """Everything a pretraining run depends on (saved in the checkpoint's meta.json)."""
+    """Everything a pretraining run depends on (saved in the checkpoint's meta.json).
 
-    data: str  # a directory written by `bmf prepare`
-    out: str  # run directory: checkpoint/, metrics.jsonl
-    arch: str = "bert"  # bert | gpt | lstm
-    preset: str = "tiny"  # model size preset name or JSON path
-    model_overrides: dict = field(default_factory=dict)
-    seq_len: int = 128
-    batch_size: int = 32
-    grad_accum: int = 1
-    max_steps: int = 1000
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    mlm_probability: float = 0.15
-    nsp: bool = True
-    eval_every: int = 100
-    eval_batches: int = 8
-    save_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    resume: bool = False
-    stop_at: int = 0  # > 0: save and stop after this step, as if interrupted (the schedule still spans max_steps)
-    progress: bool = True
-    loader: str = "native"  # native (C++ TokenLoader) | python (the reference loaders: same batches, slower)
-    pack: bool = True  # gpt: document-aware packing (position_ids + cu_seqlens: no attention across documents)
-    loader_threads: int = 2  # native loader worker threads (the batches do not depend on it)
-    skip_nonfinite: int = 0  # skip up to this many steps with a non-finite loss/grad norm instead of stopping
-    allow_config_change: bool = False  # --resume: accept (and log) a change of the settings in RESUME_FIXED
+    Each field's metadata is also its ``bmf pretrain`` flag (:mod:`bigmodel_fast.config_cli`).
+    """
+
+    data: str = setting(help="directory written by `bmf prepare`")
+    out: str = setting(help="run directory (checkpoint/, metrics.jsonl)")
+    arch: str = setting("bert", choices=arch_choices)
+    preset: str = setting("tiny", help="model size: tiny | small | base | path to JSON")
+    model_overrides: dict = setting(default_factory=dict, cli=False)  # ModelConfig fields over the preset's
+    seq_len: int = setting(128, min=1)
+    batch_size: int = setting(32, min=1)
+    grad_accum: int = setting(1, min=1)
+    max_steps: int = setting(1000, min=1)
+    optim: OptimConfig = setting(default_factory=OptimConfig, group="optimizer")
+    mlm_probability: float = setting(0.15)
+    nsp: bool = setting(True, cli=False)  # bert: next-sentence prediction (flag: the hand-written --no-nsp)
+    eval_every: int = setting(100, min=1)
+    eval_batches: int = setting(8)
+    save_every: int = setting(500, min=1)
+    log_every: int = setting(10, min=1)
+    seed: int = seed_field()
+    device: str = device_field()
+    amp: str = amp_field()
+    resume: bool = setting(False, help="continue from <out>/checkpoint")
+    stop_at: int = setting(0, help="save and stop after this step (schedule keeps max-steps)")
+    progress: bool = progress_field()
+    loader: str = setting("native", choices=LOADERS, help="native C++ TokenLoader (default) or the Python "
+                          "reference loader (same batches, slower)")
+    pack: bool = setting(True, cli=False)  # gpt: document-aware packing (position_ids + cu_seqlens)
+    loader_threads: int = setting(2, min=1, cli=False)  # native loader worker threads (batches do not depend on it)
+    skip_nonfinite: int = skip_nonfinite_field()
+    allow_config_change: bool = setting(False, help="--resume even if data/arch/preset/seq-len/batch-size/"
+                                        "grad-accum differ (logged)")  # the settings in RESUME_FIXED
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
             self.optim = OptimConfig(**self.optim)
-        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every", "save_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.arch not in ("bert", "gpt", "lstm"):
-            raise ValueError(f"arch must be 'bert', 'gpt' or 'lstm', got {self.arch!r}")
-        if self.loader not in ("native", "python"):
-            raise ValueError(f"loader must be 'native' or 'python', got {self.loader!r}")
-        if self.loader_threads < 1:
-            raise ValueError(f"loader_threads must be >= 1, got {self.loader_threads}")
-        if self.skip_nonfinite < 0:
-            raise ValueError(f"skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
+        check_fields(self)
 
 
 # Settings a resumed run must share with the run that wrote the checkpoint (else --allow-config-change).
@@ -82,21 +83,23 @@ RESUME_FIXED = ("data", "arch", "preset", "model_overrides", "seq_len", "batch_s
 
 
 def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
-    """The batch maker for ``cfg.arch``: MLM + NSP pairs for bert, causal windows for gpt and lstm.
+    """The batch maker for ``cfg.arch``: its ``"pretrain"`` registration's ``loader_mode`` (MLM + NSP pairs for
+    bert, causal windows for gpt and lstm) and ``pack`` (:mod:`bigmodel_fast.models.registry`).
 
     ``cfg.loader`` picks the native :class:`TokenLoader` (default) or the Python reference; both produce the same
     batches bit for bit, so a run may even switch between them on resume. GPT batches are packed when ``cfg.pack``
     (the model gets ``position_ids``, ``cu_seqlens`` and ``max_seqlen``); BERT rows hold one pair each and use the
     dense attention mask (per-row ``cu_seqlens`` only pay off with a varlen kernel); lstm windows are not packed.
     """
-    pack = cfg.pack and cfg.arch == "gpt"
+    spec = registry.get(cfg.arch, "pretrain")
+    pack = cfg.pack and spec.pack
     vocab = tok.vocab_size  # the model's vocabulary: every loader checks shard headers and ids against it at open
     if cfg.loader == "native":
         return TokenLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                           mode="mlm" if cfg.arch == "bert" else "causal", seed=seed,
+                           mode=spec.loader_mode, seed=seed,
                            mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, pack=pack, tokenizer=tok,
                            num_threads=cfg.loader_threads, vocab_size=vocab)
-    if cfg.arch == "bert":
+    if spec.loader_mode == "mlm":
         return MLMLoader(shards, SpecialIds.from_tokenizer(tok), seq_len=cfg.seq_len, batch_size=cfg.batch_size,
                          mlm_probability=cfg.mlm_probability, nsp=cfg.nsp, seed=seed, pack=pack, vocab_size=vocab)
     return CausalLoader(shards, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=tok.pad_id, seed=seed,
@@ -151,9 +154,9 @@ def check_resume_config(cfg: PretrainConfig, ckpt_dir: Path, meta: dict) -> dict
     return changes
 
 
-def restore(cfg: PretrainConfig, ckpt_dir: Path, model, opt, sched, loader) -> dict:
-    """Load weights, optimizer, scheduler, loader position and RNG states from ``ckpt_dir``; returns the trainer
-    state (its ``step``, ``skipped_nonfinite``) plus ``config_changes``."""
+def restore(cfg: PretrainConfig, ckpt_dir: Path, model, opt, sched, loader) -> tuple[LoopState, dict]:
+    """Load weights, optimizer, scheduler, loader position and RNG states from ``ckpt_dir``; returns where the run
+    stands and the accepted setting changes (``{setting: [saved, now]}``, see :func:`config_changes`)."""
     if not (ckpt_dir / ckpt.TRAINER).is_file() and not (ckpt_dir / ckpt.LEGACY_TRAINER).is_file():
         raise FileNotFoundError(f"--resume: no resumable checkpoint at {ckpt_dir} (expected {ckpt.TRAINER})")
     _, meta = ckpt.read_meta(ckpt_dir)
@@ -162,14 +165,14 @@ def restore(cfg: PretrainConfig, ckpt_dir: Path, model, opt, sched, loader) -> d
     state = ckpt.load_trainer_state(ckpt_dir)
     try:
         opt.load_state_dict(state["optimizer"])
-        sched.last_epoch = int(state["step"])
-        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        loop = LoopState.from_state_dict(state)
+        sched.load_state_dict(state.get("scheduler", {"step": loop.step}))  # older trainer states: the step is all
         loader.load_state_dict(state["loader"])
         ckpt.set_rng_state(state["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ckpt.CheckpointError(f"{ckpt_dir / ckpt.TRAINER}: trainer state does not fit this run "
                                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    return {**state, "config_changes": changes}
+    return loop, changes
 
 
 def pretrain(cfg: PretrainConfig) -> dict:
@@ -182,108 +185,137 @@ def pretrain(cfg: PretrainConfig) -> dict:
         ckpt_dir = out / "checkpoint"
         fsio.recover_dir(ckpt_dir)
         fsio.clean_stale(ckpt_dir)
-        return _train(cfg, data, out, ckpt_dir)
+        return _Run(cfg, data, out, ckpt_dir).train()
 
 
-def _train(cfg: PretrainConfig, data: PreparedData, out: Path, ckpt_dir: Path) -> dict:
-    tok = Tokenizer(data.tokenizer_file)
-    device = pick_device(cfg.device)
-    seed_everything(cfg.seed)
+class _Window:
+    """Loss and throughput since the last log record: summed loss of the applied steps (a device tensor: no host
+    sync per step), steps taken and applied, seconds spent waiting for data."""
 
-    model_cfg = build_model_config(cfg, tok)
-    model = build_pretraining_model(model_cfg).to(device)
-    opt = build_optimizer(model, cfg.optim)
-    sched = build_scheduler(opt, cfg.optim, cfg.max_steps)
-    loader = make_loader(cfg, data.train_shards(), tok, seed=cfg.seed)
-    valid_shards = data.valid_shards()
-    eval_loader = make_loader(cfg, valid_shards, tok, seed=cfg.seed + 1) if valid_shards else None
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.reset()
 
-    step, skipped, changes = 0, 0, {}
-    if cfg.resume:
-        state = restore(cfg, ckpt_dir, model, opt, sched, loader)
-        step, skipped, changes = int(state["step"]), int(state.get("skipped_nonfinite", 0)), state["config_changes"]
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.start, self.steps, self.good, self.data_time = time.perf_counter(), 0, 0, 0.0
 
-    log = MetricsLog(out / "metrics.jsonl")
-    if changes:
-        log.write(step=step, config_change=changes)
-    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
-    summary: dict = {"start_step": step}
-    saved = {"step": step if cfg.resume else None}
 
-    def last_good() -> str:
-        return (f"{ckpt_dir} (step {saved['step']})" if saved["step"] is not None
+class _Run:
+    """One pretraining run: the model, optimizer, schedule and loaders built from ``cfg`` (restored from
+    ``ckpt_dir`` with ``cfg.resume``); :meth:`train` runs the loop to ``max_steps`` (or ``stop_at``)."""
+
+    def __init__(self, cfg: PretrainConfig, data: PreparedData, out: Path, ckpt_dir: Path):
+        self.cfg, self.ckpt_dir = cfg, ckpt_dir
+        self.tok = Tokenizer(data.tokenizer_file)
+        self.device = pick_device(cfg.device)
+        seed_everything(cfg.seed)
+
+        self.model_cfg = build_model_config(cfg, self.tok)
+        self.model = build_pretraining_model(self.model_cfg).to(self.device)
+        self.opt = build_optimizer(self.model, cfg.optim)
+        self.sched = build_scheduler(self.opt, cfg.optim, cfg.max_steps)
+        self.loader = make_loader(cfg, data.train_shards(), self.tok, seed=cfg.seed)
+        valid_shards = data.valid_shards()
+        self.eval_loader = make_loader(cfg, valid_shards, self.tok, seed=cfg.seed + 1) if valid_shards else None
+
+        loop, changes = LoopState(), {}
+        if cfg.resume:
+            loop, changes = restore(cfg, ckpt_dir, self.model, self.opt, self.sched, self.loader)
+        self.step = loop.step
+        self.saved_step = loop.step if cfg.resume else None
+        self.log = MetricsLog(out / "metrics.jsonl")
+        if changes:
+            self.log.write(step=self.step, config_change=changes)
+        self.guard = NonFiniteGuard(cfg.skip_nonfinite, self.last_good, loop.skipped_nonfinite)
+        self.optimizer_step = OptimizerStep(self.model, self.opt, self.sched, cfg.optim.clip_grad, self.guard,
+                                            self.log)
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum
+        self.inputs_checked = False
+
+    def last_good(self) -> str:
+        return (f"{self.ckpt_dir} (step {self.saved_step})" if self.saved_step is not None
                 else "none (no checkpoint was saved by this run)")
 
-    guard = NonFiniteGuard(cfg.skip_nonfinite, last_good, skipped)
+    def save(self) -> None:
+        check_finite_weights(self.model, self.step, self.last_good)
+        trainer_state = {**LoopState(self.step, self.guard.skipped).state_dict(), "optimizer": self.opt.state_dict(),
+                         "scheduler": self.sched.state_dict(), "loader": self.loader.state_dict(),
+                         "rng": ckpt.rng_state()}
+        meta = {"kind": "pretrain", "step": self.step, "train_config": asdict(self.cfg),
+                "data_path": str(Path(self.cfg.data).resolve())}
+        ckpt.save_checkpoint(self.ckpt_dir, self.model, self.model_cfg.to_dict(), self.tok.model_file, meta,
+                             trainer_state)
+        self.saved_step = self.step
 
-    def save() -> None:
-        check_finite_weights(model, step, last_good)
-        trainer_state = {"step": step, "optimizer": opt.state_dict(), "loader": loader.state_dict(),
-                         "rng": ckpt.rng_state(), "skipped_nonfinite": guard.skipped}
-        meta = {"kind": "pretrain", "step": step, "train_config": asdict(cfg),
-                "data_path": str(Path(cfg.data).resolve())}
-        ckpt.save_checkpoint(ckpt_dir, model, model_cfg.to_dict(), tok.model_file, meta, trainer_state)
-        saved["step"] = step
-
-    model.train()
-    it = iter(loader)
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=f"pretrain {cfg.arch}", disable=not cfg.progress,
-               dynamic_ncols=True)
-    loss_sum = torch.zeros((), device=device)
-    window_start, window_steps, window_good, data_time = time.perf_counter(), 0, 0, 0.0
-    end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.max_steps
-    checked = False
-    while step < end:
+    def accumulate(self, it, window: _Window) -> torch.Tensor:
+        """Forward and backward over ``grad_accum`` batches of ``it``; returns the step's loss (0-d, detached)."""
+        cfg, device = self.cfg, self.device
         step_loss = torch.zeros((), device=device)
         for _ in range(cfg.grad_accum):
             t = time.perf_counter()
             batch = to_device(next(it), device)
-            data_time += time.perf_counter() - t
-            if not checked:  # id ranges and shapes, once: it syncs the device
-                check_inputs(model_cfg, batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
-                checked = True
+            window.data_time += time.perf_counter() - t
+            if not self.inputs_checked:  # id ranges and shapes, once: it syncs the device
+                check_inputs(self.model_cfg, batch["input_ids"], batch.get("attention_mask"),
+                             batch.get("token_type_ids"))
+                self.inputs_checked = True
             with autocast_for(device, cfg.amp):
-                loss = model(**batch)["loss"] / cfg.grad_accum
+                loss = self.model(**batch)["loss"] / cfg.grad_accum
             loss.backward()
             step_loss += loss.detach()
-        norm = grad_norm(model, cfg.optim.clip_grad)
-        if guard.step_ok(step + 1, step_loss, norm):
-            opt.step()
-            loss_sum += step_loss
-            window_good += 1
-        else:
-            log.write(step=step + 1, skipped_nonfinite=guard.skipped, loss=float(step_loss), grad_norm=float(norm))
-            bar.write(f"step {step + 1}: non-finite loss or gradient norm, step skipped "
-                      f"({guard.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
-        sched.step()  # a skipped step still advances the schedule (the lr stays a function of the step number)
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        window_steps += 1
+        return step_loss
 
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            elapsed = time.perf_counter() - window_start
-            train_loss = float(loss_sum) / window_good if window_good else None
-            tps = tokens_per_step * window_steps / elapsed
-            log.write(step=step, loss=train_loss, lr=sched.get_last_lr()[0], tokens_per_s=round(tps, 1),
-                      data_wait_fraction=round(data_time / elapsed, 4))
-            bar.set_postfix(loss=f"{train_loss:.3f}" if train_loss is not None else "skipped", tok_s=f"{tps:,.0f}")
-            summary.update(train_loss=train_loss, tokens_per_s=tps)
-            loss_sum.zero_()
-            window_start, window_steps, window_good, data_time = time.perf_counter(), 0, 0, 0.0
-        paused = time.perf_counter()
-        if eval_loader is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-            eval_loss = evaluate_loss(model, eval_loader, cfg.eval_batches, device, cfg.amp)
-            log.write(step=step, eval_loss=eval_loss)
-            summary.setdefault("eval_losses", []).append((step, eval_loss))
-            bar.write(f"step {step}: held-out loss {eval_loss:.4f}")
-        if step % cfg.save_every == 0 or step == end:
-            save()
-        window_start += time.perf_counter() - paused  # eval and saving do not count against throughput
-        bar.update(1)
-    bar.close()
-    log.close()
-    for ld in (loader, eval_loader):
-        if isinstance(ld, TokenLoader):
-            ld.close()  # join the worker threads now rather than at garbage collection
-    summary.update(steps=step, checkpoint=str(ckpt_dir), metrics=str(log.path), skipped_nonfinite=guard.skipped)
-    return summary
+    def log_window(self, window: _Window, bar, summary: dict) -> None:
+        elapsed = time.perf_counter() - window.start
+        train_loss = float(window.loss_sum) / window.good if window.good else None
+        tps = self.tokens_per_step * window.steps / elapsed
+        self.log.write(step=self.step, loss=train_loss, lr=self.sched.get_last_lr()[0], tokens_per_s=round(tps, 1),
+                       data_wait_fraction=round(window.data_time / elapsed, 4))
+        bar.set_postfix(loss=f"{train_loss:.3f}" if train_loss is not None else "skipped", tok_s=f"{tps:,.0f}")
+        summary.update(train_loss=train_loss, tokens_per_s=tps)
+        window.reset()
+
+    def evaluate(self, bar, summary: dict) -> None:
+        eval_loss = evaluate_loss(self.model, self.eval_loader, self.cfg.eval_batches, self.device, self.cfg.amp)
+        self.log.write(step=self.step, eval_loss=eval_loss)
+        summary.setdefault("eval_losses", []).append((self.step, eval_loss))
+        bar.write(f"step {self.step}: held-out loss {eval_loss:.4f}")
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        summary: dict = {"start_step": self.step}
+        self.model.train()
+        it = iter(self.loader)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"pretrain {cfg.arch}", disable=not cfg.progress,
+                   dynamic_ncols=True)
+        window = _Window(self.device)
+        end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.max_steps
+        while self.step < end:
+            step_loss = self.accumulate(it, window)
+            if self.optimizer_step(self.step + 1, step_loss).applied:
+                window.loss_sum += step_loss
+                window.good += 1
+            else:
+                bar.write(f"step {self.step + 1}: non-finite loss or gradient norm, step skipped "
+                          f"({self.guard.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
+            self.step += 1
+            window.steps += 1
+
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                self.log_window(window, bar, summary)
+            paused = time.perf_counter()
+            if self.eval_loader is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
+                self.evaluate(bar, summary)
+            if self.step % cfg.save_every == 0 or self.step == end:
+                self.save()
+            window.start += time.perf_counter() - paused  # eval and saving do not count against throughput
+            bar.update(1)
+        bar.close()
+        self.log.close()
+        for ld in (self.loader, self.eval_loader):
+            if isinstance(ld, TokenLoader):
+                ld.close()  # join the worker threads now rather than at garbage collection
+        summary.update(steps=self.step, checkpoint=str(self.ckpt_dir), metrics=str(self.log.path),
+                       skipped_nonfinite=self.guard.skipped)
+        return summary

@@ -126,17 +126,16 @@ py::array_t<std::uint64_t> xxh64_batch_py(py::object texts, py::object seed_obj,
   {
     py::gil_scoped_release no_gil;
     // per-thread state: a UTF-8 buffer reused across items
-    parallel_blocks<std::vector<unsigned char>>(n, kBlockItems, threads, [&](std::size_t begin, std::size_t end,
-                                                                            std::vector<unsigned char>& scratch) {
-      for (std::size_t i = begin; i < end; ++i) {
-        std::size_t bad_position = 0;
-        if (!hash_item(items[i], seed, scratch, &result[i], &bad_position)) {
-          std::size_t seen = first_bad.load();
-          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+    parallel_blocks<std::vector<unsigned char>>(
+        n, kBlockItems, threads, [&](std::size_t begin, std::size_t end, std::vector<unsigned char>& scratch) {
+          for (std::size_t i = begin; i < end; ++i) {
+            std::size_t bad_position = 0;
+            if (!hash_item(items[i], seed, scratch, &result[i], &bad_position)) {
+              std::size_t seen = first_bad.load();
+              while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {}
+            }
           }
-        }
-      }
-    });
+        });
   }
   if (first_bad.load() != kNone) {
     const std::size_t i = first_bad.load();

@@ -181,8 +181,7 @@ struct UnionFindStats {
 // std::length_error for more than MinHashIndex::kMaxDocs texts.
 UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double threshold, std::uint32_t ngram,
                                   std::uint32_t num_perm, std::uint32_t bands, std::uint64_t seed,
-                                  std::uint32_t max_members, std::size_t threads, Isa isa,
-                                  std::int64_t* clusters_out);
+                                  std::uint32_t max_members, std::size_t threads, Isa isa, std::int64_t* clusters_out);
 
 // Incremental MinHash-LSH index over documents numbered 0, 1, 2, ... in insertion order.
 //
@@ -205,15 +204,15 @@ class MinHashIndex {
 
   // Parameters must be valid (checked by the caller): 1 <= bands <= num_perm, num_perm % bands == 0,
   // 0 < threshold <= 1, ngram >= 1.
-  MinHashIndex(double threshold, std::uint32_t ngram, std::uint32_t num_perm, std::uint32_t bands,
-               std::uint64_t seed, std::uint32_t max_reps = kDefaultMaxReps);
+  MinHashIndex(double threshold, std::uint32_t ngram, std::uint32_t num_perm, std::uint32_t bands, std::uint64_t seed,
+               std::uint32_t max_reps = kDefaultMaxReps);
 
   // Add `n` texts; cluster id (global document index of the cluster's first document) of each into
   // `clusters_out` (n values). `threads` >= 1 workers compute signatures. Throws std::length_error
   // past kMaxDocs documents (before adding any).
   AddStats add(const TextView* texts, std::size_t n, std::size_t threads, Isa isa, std::int64_t* clusters_out);
 
-  void save(const std::string& path) const;                    // throws std::runtime_error on I/O errors
+  void save(const std::string& path) const;                            // throws std::runtime_error on I/O errors
   static std::unique_ptr<MinHashIndex> load(const std::string& path);  // throws IndexFileError
 
   std::uint64_t num_docs() const;
@@ -233,18 +232,16 @@ class MinHashIndex {
  private:
   static constexpr std::uint32_t kNone = 0xFFFFFFFFu;
   struct Slot {
-    std::uint64_t key;   // 0 = empty
-    std::uint32_t head;  // first node, kNone if none
-    std::uint32_t count; // representatives in this bucket
+    std::uint64_t key;    // 0 = empty
+    std::uint32_t head;   // first node, kNone if none
+    std::uint32_t count;  // representatives in this bucket
   };
   struct Node {
     std::uint32_t doc;
     std::uint32_t next;  // kNone ends the list
   };
 
-  std::uint32_t* sig_of(std::uint64_t doc) {
-    return chunks_[doc / kChunkDocs].get() + (doc % kChunkDocs) * num_perm_;
-  }
+  std::uint32_t* sig_of(std::uint64_t doc) { return chunks_[doc / kChunkDocs].get() + (doc % kChunkDocs) * num_perm_; }
   const std::uint32_t* sig_of(std::uint64_t doc) const {
     return chunks_[doc / kChunkDocs].get() + (doc % kChunkDocs) * num_perm_;
   }

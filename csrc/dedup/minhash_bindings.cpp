@@ -26,9 +26,9 @@
 #include <utility>
 #include <vector>
 
+#include "dedup/minhash.h"
 #include "dedup/parallel.h"
 #include "dedup/py_args.h"
-#include "dedup/minhash.h"
 
 namespace py = pybind11;
 
@@ -137,14 +137,19 @@ py::dict counters(std::initializer_list<std::pair<const char*, std::uint64_t>> i
 }
 
 py::dict stats_dict(const AddStats& s) {
-  return counters({{"candidate_pairs", s.candidate_pairs}, {"verified_pairs", s.verified_pairs},
-                   {"empty_documents", s.empty_documents}, {"offset", s.offset},
-                   {"total_documents", s.total_docs}, {"total_kept", s.total_clusters}});
+  return counters({{"candidate_pairs", s.candidate_pairs},
+                   {"verified_pairs", s.verified_pairs},
+                   {"empty_documents", s.empty_documents},
+                   {"offset", s.offset},
+                   {"total_documents", s.total_docs},
+                   {"total_kept", s.total_clusters}});
 }
 
 py::dict stats_dict(const UnionFindStats& s) {
-  return counters({{"candidate_pairs", s.candidate_pairs}, {"verified_pairs", s.verified_pairs},
-                   {"components_merged", s.components_merged}, {"empty_documents", s.empty_documents},
+  return counters({{"candidate_pairs", s.candidate_pairs},
+                   {"verified_pairs", s.verified_pairs},
+                   {"components_merged", s.components_merged},
+                   {"empty_documents", s.empty_documents},
                    {"clusters", s.clusters}});
 }
 
@@ -156,16 +161,17 @@ py::tuple index_add(MinHashIndex& index, py::object texts, long long num_threads
 }
 
 py::tuple union_find_py(py::object texts, double threshold, long long ngram, long long num_perm, long long bands,
-                        py::object seed_obj, long long max_members, long long num_threads, const std::string& isa_name) {
+                        py::object seed_obj, long long max_members, long long num_threads,
+                        const std::string& isa_name) {
   check_params(threshold, ngram, num_perm, bands, max_members, "max_members");
   const std::uint64_t seed = parse_seed(seed_obj);
-  auto result = cluster_batch(
-      texts, num_threads, isa_name,
-      [&](const TextView* views, std::size_t n, std::size_t threads, Isa isa, std::int64_t* out) {
-        return cluster_union_find(views, n, threshold, static_cast<std::uint32_t>(ngram),
-                                  static_cast<std::uint32_t>(num_perm), static_cast<std::uint32_t>(bands), seed,
-                                  static_cast<std::uint32_t>(max_members), threads, isa, out);
-      });
+  auto result =
+      cluster_batch(texts, num_threads, isa_name,
+                    [&](const TextView* views, std::size_t n, std::size_t threads, Isa isa, std::int64_t* out) {
+                      return cluster_union_find(views, n, threshold, static_cast<std::uint32_t>(ngram),
+                                                static_cast<std::uint32_t>(num_perm), static_cast<std::uint32_t>(bands),
+                                                seed, static_cast<std::uint32_t>(max_members), threads, isa, out);
+                    });
   return py::make_tuple(result.first, stats_dict(result.second));
 }
 
@@ -202,13 +208,13 @@ py::array_t<std::uint32_t> signatures_py(py::object texts, long long num_perm, l
   {
     py::gil_scoped_release no_gil;
     const HashFamily family(static_cast<std::size_t>(num_perm), seed);
-    parallel_blocks<SignatureScratch>(n, 32, threads, [&](std::size_t begin, std::size_t end,
-                                                          SignatureScratch& scratch) {
-      for (std::size_t i = begin; i < end; ++i) {
-        compute_signature(batch.views[i], static_cast<std::size_t>(ngram), family, isa, scratch,
-                          result + i * static_cast<std::size_t>(num_perm));
-      }
-    });
+    parallel_blocks<SignatureScratch>(
+        n, 32, threads, [&](std::size_t begin, std::size_t end, SignatureScratch& scratch) {
+          for (std::size_t i = begin; i < end; ++i) {
+            compute_signature(batch.views[i], static_cast<std::size_t>(ngram), family, isa, scratch,
+                              result + i * static_cast<std::size_t>(num_perm));
+          }
+        });
   }
   return out;
 }
@@ -263,10 +269,9 @@ void minhash_init(py::module_& m) {
       .def(py::init([](double threshold, long long ngram, long long num_perm, long long bands, py::object seed,
                        long long max_reps) {
              check_params(threshold, ngram, num_perm, bands, max_reps);
-             return std::make_unique<MinHashIndex>(threshold, static_cast<std::uint32_t>(ngram),
-                                                   static_cast<std::uint32_t>(num_perm),
-                                                   static_cast<std::uint32_t>(bands), parse_seed(seed),
-                                                   static_cast<std::uint32_t>(max_reps));
+             return std::make_unique<MinHashIndex>(
+                 threshold, static_cast<std::uint32_t>(ngram), static_cast<std::uint32_t>(num_perm),
+                 static_cast<std::uint32_t>(bands), parse_seed(seed), static_cast<std::uint32_t>(max_reps));
            }),
            py::arg("threshold") = D::kThreshold, py::arg("ngram") = D::kNgram, py::arg("num_perm") = D::kNumPerm,
            py::arg("bands") = D::kBands, py::arg("seed") = D::kSeed, py::arg("max_reps") = D::kMaxMembers)

@@ -46,10 +46,9 @@ std::uint64_t MinHashIndex::bucket_entries() const {
 
 std::uint64_t MinHashIndex::memory_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return chunks_.size() * kChunkDocs * num_perm_ * sizeof(std::uint32_t) +
-         cluster_.capacity() * sizeof(std::uint32_t) + slots_.capacity() * sizeof(Slot) +
-         nodes_.capacity() * sizeof(Node) + keys_scratch_.capacity() * sizeof(std::uint64_t) +
-         empty_scratch_.capacity();
+  return chunks_.size() * kChunkDocs * num_perm_ * sizeof(std::uint32_t) + cluster_.capacity() * sizeof(std::uint32_t) +
+         slots_.capacity() * sizeof(Slot) + nodes_.capacity() * sizeof(Node) +
+         keys_scratch_.capacity() * sizeof(std::uint64_t) + empty_scratch_.capacity();
 }
 
 std::vector<std::uint32_t> MinHashIndex::signatures() const {

@@ -99,9 +99,7 @@ void MinHashIndex::save(const std::string& path) const {
 }
 
 std::unique_ptr<MinHashIndex> MinHashIndex::load(const std::string& path) {
-  auto fail = [&](const std::string& problem) -> IndexFileError {
-    return IndexFileError(path + ": " + problem);
-  };
+  auto fail = [&](const std::string& problem) -> IndexFileError { return IndexFileError(path + ": " + problem); };
   if (!host_little_endian()) throw fail("MinHashIndex.load: only little-endian hosts are supported");
   FilePtr f(std::fopen(path.c_str(), "rb"));
   if (!f) throw fail(std::string("cannot open: ") + std::strerror(errno));
@@ -142,17 +140,16 @@ std::unique_ptr<MinHashIndex> MinHashIndex::load(const std::string& path) {
   const std::uint32_t max_reps = get<std::uint32_t>(header, 80);
   const std::string bad_params = minhash_param_error(threshold, ngram, num_perm, bands, max_reps);
   if (!bad_params.empty()) throw fail("corrupt header (invalid parameters: " + bad_params + ")");
-  if (num_docs > kMaxDocs || num_clusters > num_docs || capacity > kMaxSlots ||
-      (capacity & (capacity - 1)) != 0 || used * 10 > capacity * 7 || num_nodes > kMaxDocs ||
-      num_nodes > used * max_reps || (capacity == 0 && num_docs > num_clusters)) {
+  if (num_docs > kMaxDocs || num_clusters > num_docs || capacity > kMaxSlots || (capacity & (capacity - 1)) != 0 ||
+      used * 10 > capacity * 7 || num_nodes > kMaxDocs || num_nodes > used * max_reps ||
+      (capacity == 0 && num_docs > num_clusters)) {
     throw fail("corrupt header (inconsistent sizes: documents=" + std::to_string(num_docs) + " buckets=" +
                std::to_string(used) + "/" + std::to_string(capacity) + " entries=" + std::to_string(num_nodes) + ")");
   }
-  const std::uint64_t expected = kHeaderSize + num_docs * 4 + num_docs * num_perm * 4 + capacity * sizeof(Slot) +
-                                 num_nodes * sizeof(Node) + 8;
+  const std::uint64_t expected =
+      kHeaderSize + num_docs * 4 + num_docs * num_perm * 4 + capacity * sizeof(Slot) + num_nodes * sizeof(Node) + 8;
   if (file_size < expected) {
-    throw fail("truncated: " + std::to_string(file_size) + " bytes, the header promises " +
-               std::to_string(expected));
+    throw fail("truncated: " + std::to_string(file_size) + " bytes, the header promises " + std::to_string(expected));
   }
   if (file_size > expected) {
     throw fail("corrupt: " + std::to_string(file_size - expected) + " unexpected trailing bytes (expected " +

@@ -70,8 +70,7 @@ void run_pipelined(std::size_t n, std::size_t threads, Compute&& compute, Setup&
   auto worker = [&]() {
     try {
       SignatureScratch scratch;
-      while (!stop.load(std::memory_order_relaxed) && compute_next(scratch)) {
-      }
+      while (!stop.load(std::memory_order_relaxed) && compute_next(scratch)) {}
     } catch (...) {
       std::lock_guard<std::mutex> g(failure_mutex);
       if (!failure) failure = std::current_exception();

@@ -22,8 +22,8 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 }
 
 // sig[i] = min(sig[i], ((a_i * x + b_i) mod 2^64) >> 32) over the hashes, for slots [begin, end).
-void minhash_scalar(const HashFamily& f, std::size_t begin, std::size_t end, const std::uint32_t* xs,
-                    std::size_t count, std::uint32_t* sig) {
+void minhash_scalar(const HashFamily& f, std::size_t begin, std::size_t end, const std::uint32_t* xs, std::size_t count,
+                    std::uint32_t* sig) {
   for (std::size_t i = begin; i < end; ++i) {
     const std::uint64_t a = (static_cast<std::uint64_t>(f.a_hi[i]) << 32) | f.a_lo[i];
     const std::uint64_t b = (static_cast<std::uint64_t>(f.b_hi[i]) << 32) | f.b_lo[i];
@@ -66,9 +66,9 @@ __attribute__((target("avx2"))) std::size_t minhash_avx2(const HashFamily& f, st
   return j;
 }
 
-__attribute__((target("avx512f"))) std::size_t minhash_avx512(const HashFamily& f, std::size_t begin,
-                                                              std::size_t end, const std::uint32_t* xs,
-                                                              std::size_t count, std::uint32_t* sig) {
+__attribute__((target("avx512f"))) std::size_t minhash_avx512(const HashFamily& f, std::size_t begin, std::size_t end,
+                                                              const std::uint32_t* xs, std::size_t count,
+                                                              std::uint32_t* sig) {
   const __m512i low_mask = _mm512_set1_epi64(0xFFFFFFFFLL);
   std::size_t j = begin;
   for (; j + 16 <= end; j += 16) {
@@ -134,14 +134,10 @@ Isa best_isa() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kScalar:
-      return "scalar";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kAvx512:
-      return "avx512";
-    default:
-      return "auto";
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+    default: return "auto";
   }
 }
 

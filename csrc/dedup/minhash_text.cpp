@@ -65,10 +65,10 @@ std::uint32_t fold_case(std::uint32_t c) {
     if (in(c, 0x4C1, 0x4CE)) return (c % 2 == 1) ? c + 1 : c;
     return c;
   }
-  if (in(c, 0x531, 0x556)) return c + 0x30;  // Armenian
+  if (in(c, 0x531, 0x556)) return c + 0x30;                                    // Armenian
   if (in(c, 0x10A0, 0x10C5) || c == 0x10C7 || c == 0x10CD) return c + 0x1C60;  // Georgian Asomtavruli
-  if (in(c, 0x1C90, 0x1CBA) || in(c, 0x1CBD, 0x1CBF)) return c - 0xBC0;         // Georgian Mtavruli
-  if (in(c, 0x1E00, 0x1EFF)) {  // Latin Extended Additional
+  if (in(c, 0x1C90, 0x1CBA) || in(c, 0x1CBD, 0x1CBF)) return c - 0xBC0;        // Georgian Mtavruli
+  if (in(c, 0x1E00, 0x1EFF)) {                                                 // Latin Extended Additional
     if (c == 0x1E9E) return 0xDF;
     if (c <= 0x1E95 || c >= 0x1EA0) return (c % 2 == 0) ? c + 1 : c;
     return c;
@@ -83,10 +83,16 @@ CharClass classify_non_ascii(std::uint32_t c) {
     if (c == 0xAD) return kSkip;
     if (c < 0xC0) {
       switch (c) {
-        case 0xAA: case 0xB2: case 0xB3: case 0xB5: case 0xB9: case 0xBA: case 0xBC: case 0xBD: case 0xBE:
-          return kWord;
-        default:
-          return kSep;
+        case 0xAA:
+        case 0xB2:
+        case 0xB3:
+        case 0xB5:
+        case 0xB9:
+        case 0xBA:
+        case 0xBC:
+        case 0xBD:
+        case 0xBE: return kWord;
+        default: return kSep;
       }
     }
     return (c == 0xD7 || c == 0xF7) ? kSep : kWord;
@@ -94,12 +100,26 @@ CharClass classify_non_ascii(std::uint32_t c) {
   if (c < 0x2000) {
     if (c < 0x0E00) {
       switch (c) {  // punctuation of alphabetic scripts
-        case 0x37E: case 0x387: case 0x589: case 0x58A: case 0x5BE: case 0x5C0: case 0x5C3: case 0x5C6:
-        case 0x5F3: case 0x5F4: case 0x61B: case 0x61C: case 0x61D: case 0x61E: case 0x61F: case 0x6D4:
-        case 0x964: case 0x965: case 0x970:
-          return kSep;
-        default:
-          break;
+        case 0x37E:
+        case 0x387:
+        case 0x589:
+        case 0x58A:
+        case 0x5BE:
+        case 0x5C0:
+        case 0x5C3:
+        case 0x5C6:
+        case 0x5F3:
+        case 0x5F4:
+        case 0x61B:
+        case 0x61C:
+        case 0x61D:
+        case 0x61E:
+        case 0x61F:
+        case 0x6D4:
+        case 0x964:
+        case 0x965:
+        case 0x970: return kSep;
+        default: break;
       }
       if (in(c, 0x55A, 0x55F) || in(c, 0x600, 0x60F) || in(c, 0x66A, 0x66D)) return kSep;
       return kWord;
@@ -109,7 +129,7 @@ CharClass classify_non_ascii(std::uint32_t c) {
       return kIso;
     }
     if (in(c, 0x1000, 0x109F)) return (c == 0x104A || c == 0x104B) ? kSep : kIso;  // Myanmar
-    if (in(c, 0x1780, 0x17FF)) return in(c, 0x17D4, 0x17DA) ? kSep : kIso;       // Khmer
+    if (in(c, 0x1780, 0x17FF)) return in(c, 0x17D4, 0x17DA) ? kSep : kIso;         // Khmer
     if (c == 0x1680 || c == 0x180E) return kSep;
     if (in(c, 0x1360, 0x1368) || c == 0x10FB) return kSep;
     return kWord;
@@ -140,21 +160,21 @@ CharClass classify_non_ascii(std::uint32_t c) {
       return kSep;
     }
     if (c <= 0x30FF) return c == 0x30FB ? kSep : kIso;  // Hiragana, Katakana (not the middle dot)
-    if (c <= 0x312F) return kIso;                        // Bopomofo
-    if (c <= 0x318F) return kWord;                       // Hangul compatibility jamo
-    if (c <= 0x4DBF) return kIso;  // kanbun, strokes, Katakana ext., enclosed/compat CJK, Ext. A
-    if (c <= 0x4DFF) return kSep;  // Yijing hexagram symbols
-    return kIso;                   // CJK unified ideographs
+    if (c <= 0x312F) return kIso;                       // Bopomofo
+    if (c <= 0x318F) return kWord;                      // Hangul compatibility jamo
+    if (c <= 0x4DBF) return kIso;                       // kanbun, strokes, Katakana ext., enclosed/compat CJK, Ext. A
+    if (c <= 0x4DFF) return kSep;                       // Yijing hexagram symbols
+    return kIso;                                        // CJK unified ideographs
   }
   if (c < 0xF900) {
-    if (c <= 0xA4CF) return kIso;                  // Yi
-    if (in(c, 0xAC00, 0xD7FF)) return kWord;       // Hangul syllables and jamo
-    if (in(c, 0xD800, 0xDFFF)) return kSep;        // lone surrogates
-    if (c >= 0xE000) return kSep;                  // private use
+    if (c <= 0xA4CF) return kIso;             // Yi
+    if (in(c, 0xAC00, 0xD7FF)) return kWord;  // Hangul syllables and jamo
+    if (in(c, 0xD800, 0xDFFF)) return kSep;   // lone surrogates
+    if (c >= 0xE000) return kSep;             // private use
     return kWord;
   }
   if (c < 0x10000) {
-    if (c <= 0xFAFF) return kIso;                  // CJK compatibility ideographs
+    if (c <= 0xFAFF) return kIso;  // CJK compatibility ideographs
     if (in(c, 0xFE00, 0xFE0F) || c == 0xFEFF) return kSkip;
     if (in(c, 0xFE10, 0xFE1F) || in(c, 0xFE30, 0xFE6F)) return kSep;
     if (c >= 0xFF00) {  // halfwidth and fullwidth forms
@@ -166,10 +186,10 @@ CharClass classify_non_ascii(std::uint32_t c) {
     }
     return kWord;
   }
-  if (in(c, 0x1F000, 0x1FAFF)) return kSep;  // emoji, mahjong, playing cards, symbols
-  if (in(c, 0x20000, 0x3FFFF)) return kIso;  // CJK extensions B..H
-  if (in(c, 0xE0000, 0xE0FFF)) return kSkip; // tags, variation selectors supplement
-  if (c >= 0xF0000) return kSep;             // private use planes
+  if (in(c, 0x1F000, 0x1FAFF)) return kSep;   // emoji, mahjong, playing cards, symbols
+  if (in(c, 0x20000, 0x3FFFF)) return kIso;   // CJK extensions B..H
+  if (in(c, 0xE0000, 0xE0FFF)) return kSkip;  // tags, variation selectors supplement
+  if (c >= 0xF0000) return kSep;              // private use planes
   return kWord;
 }
 
@@ -259,8 +279,7 @@ void normalize_units(const Unit* in_units, std::size_t length, NormalizedText& o
         if (in_word) en[ne++] = static_cast<std::uint32_t>(p - base);
         in_word = false;
         break;
-      case kSkip:
-        break;
+      case kSkip: break;
     }
   }
   if (in_word) en[ne++] = static_cast<std::uint32_t>(p - base);
@@ -273,7 +292,7 @@ void normalize_units(const Unit* in_units, std::size_t length, NormalizedText& o
 // (separators left as they are: only the word spans matter) and the spans come from the bit mask
 // of word characters. Returns false (output unspecified) as soon as a non-ASCII byte shows up.
 __attribute__((target("avx2"))) bool normalize_ascii_avx2(const std::uint8_t* in, std::size_t length,
-                                                                 NormalizedText& out) {
+                                                          NormalizedText& out) {
   const std::size_t padded = (length + 31) / 32 * 32 + 8;
   if (out.buf.size() < padded) out.buf.resize(padded);
   const std::size_t max_words = length / 2 + 2;
@@ -378,12 +397,8 @@ void normalize_text(const TextView& text, NormalizedText& out, Isa isa) {
 #endif
       normalize_units(static_cast<const std::uint8_t*>(text.data), text.length, out);
       break;
-    case 2:
-      normalize_units(static_cast<const std::uint16_t*>(text.data), text.length, out);
-      break;
-    default:
-      normalize_units(static_cast<const std::uint32_t*>(text.data), text.length, out);
-      break;
+    case 2: normalize_units(static_cast<const std::uint16_t*>(text.data), text.length, out); break;
+    default: normalize_units(static_cast<const std::uint32_t*>(text.data), text.length, out); break;
   }
 }
 
@@ -411,7 +426,7 @@ void shingle_hashes(const NormalizedText& norm, std::size_t ngram, std::uint64_t
       for (std::size_t j = 0; j < n; ++j) acc += wh[k + j] * pw[j];
       out[k] = static_cast<std::uint32_t>(mix64(acc));
     }
-  } else {  // rolling form of the same sum
+  } else {                  // rolling form of the same sum
     std::uint64_t top = 1;  // B^(n-1)
     for (std::size_t j = 1; j < n; ++j) top *= kShingleBase;
     std::uint64_t acc = 0;

@@ -16,8 +16,7 @@ using detail::run_pipelined;
 
 UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double threshold, std::uint32_t ngram,
                                   std::uint32_t num_perm, std::uint32_t bands, std::uint64_t seed,
-                                  std::uint32_t max_members, std::size_t threads, Isa isa,
-                                  std::int64_t* clusters_out) {
+                                  std::uint32_t max_members, std::size_t threads, Isa isa, std::int64_t* clusters_out) {
   constexpr std::uint32_t kNone = 0xFFFFFFFFu;
   if (n > MinHashIndex::kMaxDocs) {
     throw std::length_error("union-find MinHash clustering takes at most " + std::to_string(MinHashIndex::kMaxDocs) +
@@ -35,9 +34,9 @@ UnionFindStats cluster_union_find(const TextView* texts, std::size_t n, double t
   std::unique_ptr<std::uint32_t[]> stamp(new std::uint32_t[n]);   // stamp[j] == i: pair (i, j) already compared
 
   struct Slot {
-    std::uint64_t key;    // 0 = empty
-    std::uint32_t head;   // first node (the most recently stored member), kNone if none
-    std::uint16_t count;  // stored members (at most max_members: the bucket's first ones)
+    std::uint64_t key;      // 0 = empty
+    std::uint32_t head;     // first node (the most recently stored member), kNone if none
+    std::uint16_t count;    // stored members (at most max_members: the bucket's first ones)
     std::uint16_t one_set;  // 1: all stored members are known to be in one set (sets only ever merge)
   };
   struct Node {

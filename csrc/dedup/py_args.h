@@ -23,8 +23,7 @@ inline std::uint64_t parse_seed(pybind11::handle seed) {
   const unsigned long long value = PyLong_AsUnsignedLongLong(seed.ptr());
   if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
     PyErr_Clear();
-    throw pybind11::value_error("seed must be an int in [0, 2**64), got " +
-                                pybind11::repr(seed).cast<std::string>());
+    throw pybind11::value_error("seed must be an int in [0, 2**64), got " + pybind11::repr(seed).cast<std::string>());
   }
   return static_cast<std::uint64_t>(value);
 }

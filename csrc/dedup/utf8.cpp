@@ -62,8 +62,7 @@ bool encode_utf8(const void* data, std::size_t length, int kind, std::vector<uns
   const std::size_t worst = length * (kind == 1 ? 2 : kind == 2 ? 3 : 4);
   if (out.size() < worst) out.resize(worst);
   switch (kind) {
-    case 1:
-      return encode_units(static_cast<const std::uint8_t*>(data), length, out.data(), encoded_size, bad_position);
+    case 1: return encode_units(static_cast<const std::uint8_t*>(data), length, out.data(), encoded_size, bad_position);
     case 2:
       return encode_units(static_cast<const std::uint16_t*>(data), length, out.data(), encoded_size, bad_position);
     default:

@@ -18,7 +18,8 @@ class AotiModel : public Model {
       c10::InferenceMode guard;
       auto [ids, mask] = batch_tensors(b);
       std::vector<at::Tensor> outs = loader_.run({ids, mask});
-      if (outs.size() != 1) throw ModelError("model.pt2 returned " + std::to_string(outs.size()) + " outputs, expected 1");
+      if (outs.size() != 1)
+        throw ModelError("model.pt2 returned " + std::to_string(outs.size()) + " outputs, expected 1");
       return to_output(outs[0], b);
     } catch (const c10::Error& e) {
       throw ModelError(std::string("AOTInductor forward failed: ") + e.what_without_backtrace());

@@ -85,7 +85,7 @@ Options parse_args(int argc, char** argv) {
   Options o;
   // Flags without a value, and the integer options with their ranges.
   const std::pair<const char*, bool*> switches[] = {
-      {"--print-ids", &o.print_ids}, {"--echo", &o.echo},         {"--print-logits", &o.print_logits},
+      {"--print-ids", &o.print_ids},       {"--echo", &o.echo},         {"--print-logits", &o.print_logits},
       {"--jit-optimize", &o.jit_optimize}, {"--tokenize", &o.tokenize}, {"--check", &o.check}};
   struct IntOption {
     const char* flag;

@@ -14,11 +14,11 @@ namespace bmf {
 namespace {
 
 bool is_file(const std::string& p) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 bool is_dir(const std::string& p) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -31,8 +31,9 @@ const char* kHint = "; re-export the bundle with `bmf export --checkpoint CKPT -
 constexpr int64_t kMaxManifestBytes = 16 << 20;
 
 std::string read_small_file(const std::string& path, int64_t limit) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw BundleError(path + ": missing or not a regular file" + std::string(kHint));
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw BundleError(path + ": missing or not a regular file" + std::string(kHint));
   if (st.st_size > limit)
     throw BundleError(path + ": " + std::to_string((long long)st.st_size) + " bytes, more than the " +
                       std::to_string((long long)limit) + " a bundle description may have" + kHint);
@@ -70,7 +71,7 @@ void check_listed_file(const std::string& dir, const std::string& manifest, cons
   if (!bytes || !sha || !sha->is_string() || !is_hex64(json_string(*sha)))
     throw BundleError(manifest + ": entry '" + name + "' needs bytes and a 64-digit hex sha256" + kHint);
   const std::string path = join(dir, name);
-  struct stat st {};
+  struct stat st{};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     throw BundleError(path + ": missing or not a regular file, but listed in manifest.json" + kHint);
   if ((int64_t)st.st_size != json_int(*bytes))
@@ -90,7 +91,7 @@ void check_listed_file(const std::string& dir, const std::string& manifest, cons
 
 std::vector<std::string> verify_manifest(const std::string& dir) {
   const std::string path = join(dir, "manifest.json");
-  struct stat st {};
+  struct stat st{};
   if (::stat(path.c_str(), &st) != 0)
     throw BundleError(path + ": missing; the bundle was not written completely by `bmf export`" + std::string(kHint));
   Json m;
@@ -122,7 +123,8 @@ std::vector<std::string> verify_manifest(const std::string& dir) {
 Bundle load_bundle(const std::string& dir) {
   if (!is_dir(dir)) throw BundleError(dir + ": not a directory; expected a bundle directory written by `bmf export`");
   const std::string json_path = join(dir, "bundle.json");
-  if (!is_file(json_path)) throw BundleError(json_path + ": missing; expected a bundle directory written by `bmf export`");
+  if (!is_file(json_path))
+    throw BundleError(json_path + ": missing; expected a bundle directory written by `bmf export`");
   const std::vector<std::string> listed = verify_manifest(dir);  // before anything of the bundle is parsed or loaded
   auto require_listed = [&](const std::string& name, const std::string& what) {
     if (std::find(listed.begin(), listed.end(), name) == listed.end())
@@ -145,8 +147,8 @@ Bundle load_bundle(const std::string& dir) {
     const Json* v = json_find(j, field);
     if (!v) throw BundleError(json_path + ": missing field 'bundle_version'" + kHint);
     if (json_int(*v) != kBundleVersion)
-      throw BundleError(json_path + ": bundle_version " + std::to_string(json_int(*v)) + " is not supported (expected " +
-                        std::to_string(kBundleVersion) + ")" + kHint);
+      throw BundleError(json_path + ": bundle_version " + std::to_string(json_int(*v)) +
+                        " is not supported (expected " + std::to_string(kBundleVersion) + ")" + kHint);
     // An optional string field: its value, or `fallback` when bundle.json does not have it.
     auto text = [&](const char* name, const std::string& fallback) {
       field = name;

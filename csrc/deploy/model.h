@@ -40,7 +40,7 @@ class Model {
 // ts_model.cpp (torch::jit::load). jit_optimize: TorchScript's profiling graph executor (specialises and
 // re-optimises per input shape); false runs the scripted graph as is, which has steady latency.
 std::unique_ptr<Model> load_torchscript_model(const std::string& path, bool jit_optimize);
-std::unique_ptr<Model> load_aoti_model(const std::string& path);         // aoti_model.cpp (AOTIModelPackageLoader)
+std::unique_ptr<Model> load_aoti_model(const std::string& path);  // aoti_model.cpp (AOTIModelPackageLoader)
 
 // "(2, 3)": a shape for error messages.
 inline std::string shape_str(const std::vector<int64_t>& shape) {

@@ -32,13 +32,25 @@ std::string sanitize_utf8(const std::string& s, size_t* replaced) {
     // Table 3-7 of the Unicode standard: length and the allowed range of the second byte.
     int len = 0;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (in(b, 0xC2, 0xDF)) len = 2;
-    else if (b == 0xE0) { len = 3; lo = 0xA0; }
-    else if (in(b, 0xE1, 0xEC) || in(b, 0xEE, 0xEF)) len = 3;
-    else if (b == 0xED) { len = 3; hi = 0x9F; }
-    else if (b == 0xF0) { len = 4; lo = 0x90; }
-    else if (in(b, 0xF1, 0xF3)) len = 4;
-    else if (b == 0xF4) { len = 4; hi = 0x8F; }
+    if (in(b, 0xC2, 0xDF))
+      len = 2;
+    else if (b == 0xE0) {
+      len = 3;
+      lo = 0xA0;
+    } else if (in(b, 0xE1, 0xEC) || in(b, 0xEE, 0xEF))
+      len = 3;
+    else if (b == 0xED) {
+      len = 3;
+      hi = 0x9F;
+    } else if (b == 0xF0) {
+      len = 4;
+      lo = 0x90;
+    } else if (in(b, 0xF1, 0xF3))
+      len = 4;
+    else if (b == 0xF4) {
+      len = 4;
+      hi = 0x8F;
+    }
     if (len == 0) {  // 80..C1, F5..FF: never valid as a first byte
       out += kReplacement;
       ++count;
@@ -101,7 +113,7 @@ bool LineReader::fill() {
 
 bool LineReader::ready() {
   if (pos_ < len_ || eof_) return true;
-  struct pollfd p {};
+  struct pollfd p{};
   p.fd = fileno(f_);
   p.events = POLLIN;
   return ::poll(&p, 1, 0) > 0;  // regular files are always readable

@@ -61,8 +61,8 @@ Tokenizer::Tokenizer(const Bundle& b) : api_(spm_api()) {
   struct Special {
     const char* piece;
     int64_t id;
-  } expected[] = {{"[PAD]", b.pad_id}, {"[UNK]", b.unk_id}, {"[CLS]", b.cls_id}, {"[SEP]", b.sep_id},
-                  {"[MASK]", b.mask_id}, {"<s>", b.bos_id}, {"</s>", b.eos_id}};
+  } expected[] = {{"[PAD]", b.pad_id},   {"[UNK]", b.unk_id}, {"[CLS]", b.cls_id}, {"[SEP]", b.sep_id},
+                  {"[MASK]", b.mask_id}, {"<s>", b.bos_id},   {"</s>", b.eos_id}};
   for (const auto& s : expected) {
     if (s.id < 0 || s.id >= n || api_->piece_to_id(sp_, s.piece) != s.id)
       throw BundleError(b.tokenizer_path + ": special token " + s.piece + " is not at id " + std::to_string(s.id) +

@@ -10,8 +10,8 @@ namespace bmf {
 // Input tensors viewing the batch's buffers (no copy; valid while `b` lives).
 inline std::pair<at::Tensor, at::Tensor> batch_tensors(const Batch& b) {
   auto ids = at::from_blob(const_cast<int64_t*>(b.ids.data()), {b.batch, b.seq}, at::TensorOptions().dtype(at::kLong));
-  auto mask = at::from_blob(const_cast<uint8_t*>(b.mask.data()), {b.batch, b.seq},
-                            at::TensorOptions().dtype(at::kBool));
+  auto mask =
+      at::from_blob(const_cast<uint8_t*>(b.mask.data()), {b.batch, b.seq}, at::TensorOptions().dtype(at::kBool));
   return {ids, mask};
 }
 

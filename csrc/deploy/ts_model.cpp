@@ -19,7 +19,8 @@ class TorchScriptModel : public Model {
       c10::InferenceMode guard;
       auto [ids, mask] = batch_tensors(b);
       c10::IValue out = module_.forward({ids, mask});
-      if (!out.isTensor()) throw ModelError("model.pt forward returned " + out.tagKind() + ", expected a logits tensor");
+      if (!out.isTensor())
+        throw ModelError("model.pt forward returned " + out.tagKind() + ", expected a logits tensor");
       return to_output(out.toTensor(), b);
     } catch (const c10::Error& e) {
       throw ModelError(std::string("TorchScript forward failed: ") + e.what_without_backtrace());

@@ -63,8 +63,9 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
     if (shards_.size() == 1) {
       shard_vocab_ = s.vocab_size();
     } else if (s.vocab_size() != shard_vocab_) {
-      throw ShardError(path, "vocab_size " + std::to_string(s.vocab_size()) + " differs from " +
-                                 shards_.front()->bin_path() + " (" + std::to_string(shard_vocab_) + ")",
+      throw ShardError(path,
+                       "vocab_size " + std::to_string(s.vocab_size()) + " differs from " + shards_.front()->bin_path() +
+                           " (" + std::to_string(shard_vocab_) + ")",
                        "every shard of one loader to share a vocabulary",
                        "load shards written with the same tokenizer; " + std::string(kRebuildHint));
     }
@@ -75,9 +76,9 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
   }
 
   if (!cfg_.mlm) {
-    check_arg(total_tokens_ >= cfg.seq_len + 1,
-              "seq_len=" + std::to_string(cfg.seq_len) + " needs windows of seq_len + 1 tokens but the shards hold only " +
-                  std::to_string(total_tokens_) + " tokens");
+    check_arg(total_tokens_ >= cfg.seq_len + 1, "seq_len=" + std::to_string(cfg.seq_len) +
+                                                    " needs windows of seq_len + 1 tokens but the shards hold only " +
+                                                    std::to_string(total_tokens_) + " tokens");
     num_samples_ = (total_tokens_ - 1) / cfg.seq_len;
     return;
   }
@@ -172,8 +173,8 @@ void Corpus::check_model_vocab(int shard) const {
   const std::uint64_t model = static_cast<std::uint64_t>(cfg_.model_vocab);
   if (s.vocab_size() > model) {
     throw ShardError(s.bin_path(),
-                     "header vocab_size " + std::to_string(s.vocab_size()) + " is larger than the model's vocabulary (" +
-                         std::to_string(model) + ")",
+                     "header vocab_size " + std::to_string(s.vocab_size()) +
+                         " is larger than the model's vocabulary (" + std::to_string(model) + ")",
                      "vocab_size <= " + std::to_string(model),
                      "the shards were written with a different tokenizer; " + std::string(kRebuildHint));
   }
@@ -191,7 +192,8 @@ void Corpus::check_model_vocab(int shard) const {
 void Corpus::read_stream(std::int64_t start, std::int64_t n, std::int64_t* dst,
                          std::vector<std::int64_t>* boundaries) const {
   std::int64_t t = 0;  // position inside the requested span
-  int s = static_cast<int>(std::upper_bound(shard_start_.begin(), shard_start_.end(), start) - shard_start_.begin()) - 1;
+  int s =
+      static_cast<int>(std::upper_bound(shard_start_.begin(), shard_start_.end(), start) - shard_start_.begin()) - 1;
   while (t < n) {
     const ShardFile& sh = *shards_[static_cast<std::size_t>(s)];
     const std::int64_t local = start + t - shard_start_[static_cast<std::size_t>(s)];
@@ -205,7 +207,8 @@ void Corpus::read_stream(std::int64_t start, std::int64_t n, std::int64_t* dst,
                                   : copy_ids(static_cast<const std::uint32_t*>(sh.tokens()) + local, take, dst + t);
     if (top >= sh.vocab_size()) {
       for (std::int64_t k = 0; k < take; ++k) {
-        if (static_cast<std::uint64_t>(dst[t + k]) >= sh.vocab_size()) bad_id(s, local + k, static_cast<std::uint32_t>(dst[t + k]));
+        if (static_cast<std::uint64_t>(dst[t + k]) >= sh.vocab_size())
+          bad_id(s, local + k, static_cast<std::uint32_t>(dst[t + k]));
       }
     }
     if (boundaries != nullptr) {
@@ -234,13 +237,16 @@ void Corpus::read_doc(std::int64_t doc, std::int64_t begin, std::int64_t n, std:
                                 : copy_ids(static_cast<const std::uint32_t*>(sh.tokens()) + local, n, dst);
   if (top >= sh.vocab_size()) {
     for (std::int64_t k = 0; k < n; ++k) {
-      if (static_cast<std::uint64_t>(dst[k]) >= sh.vocab_size()) bad_id(s, local + k, static_cast<std::uint32_t>(dst[k]));
+      if (static_cast<std::uint64_t>(dst[k]) >= sh.vocab_size())
+        bad_id(s, local + k, static_cast<std::uint32_t>(dst[k]));
     }
   }
 }
 
 std::int64_t Corpus::doc_of_chunk(std::int64_t chunk) const {
-  return static_cast<std::int64_t>(std::upper_bound(cum_chunks_.begin(), cum_chunks_.end(), chunk) - cum_chunks_.begin()) - 1;
+  return static_cast<std::int64_t>(std::upper_bound(cum_chunks_.begin(), cum_chunks_.end(), chunk) -
+                                   cum_chunks_.begin()) -
+         1;
 }
 
 void Corpus::build(std::int64_t index, Batch* out) const {
@@ -320,7 +326,8 @@ void Corpus::build_mlm(std::int64_t index, Batch* out) const {
   for (std::int64_t e = 0; e < B; ++e) {
     std::int64_t epoch, chunk;
     sample_of(index, e, &epoch, &chunk);
-    const std::uint64_t ex = sample_key(cfg_.seed, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(chunk));
+    const std::uint64_t ex =
+        sample_key(cfg_.seed, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(chunk));
     const std::int64_t d = doc_of_chunk(chunk);
     const std::int64_t k = chunk - cum_chunks_[static_cast<std::size_t>(d)];
     const std::int64_t begin = k * budget;
@@ -341,7 +348,8 @@ void Corpus::build_mlm(std::int64_t index, Batch* out) const {
       const std::uint64_t other_key = purpose_key(ex, kOther);
       std::int64_t d2 = d;
       for (int a = 0; a < kMaxOtherAttempts && d2 == d; ++a) {
-        const std::uint64_t c2 = mix(other_key ^ static_cast<std::uint64_t>(a)) % static_cast<std::uint64_t>(num_samples_);
+        const std::uint64_t c2 =
+            mix(other_key ^ static_cast<std::uint64_t>(a)) % static_cast<std::uint64_t>(num_samples_);
         d2 = doc_of_chunk(static_cast<std::int64_t>(c2));
       }
       if (d2 == d) d2 = (d + 1) % num_docs;

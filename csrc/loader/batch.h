@@ -33,9 +33,9 @@ struct LoaderConfig {
   bool nsp = false;
   bool pack = false;
   std::int64_t pad_id = -1, cls_id = -1, sep_id = -1, mask_id = -1;  // mlm: each must be listed in `special`
-  std::int64_t vocab_size = 0;       // random replacements are drawn from [max(special) + 1, vocab_size)
-  std::int64_t model_vocab = 0;      // > 0: no shard header may exceed it, and every id is scanned once at open
-  std::vector<std::int64_t> special;  // never masked
+  std::int64_t vocab_size = 0;           // random replacements are drawn from [max(special) + 1, vocab_size)
+  std::int64_t model_vocab = 0;          // > 0: no shard header may exceed it, and every id is scanned once at open
+  std::vector<std::int64_t> special;     // never masked
   std::vector<std::uint8_t> word_start;  // (vocab,) 1 = piece starts a word; whole-word masking only
 };
 
@@ -52,12 +52,12 @@ struct Buffer {
 
 struct Batch {
   std::int64_t index = -1;
-  Buffer<std::int64_t> input_ids;       // (B, S)
-  Buffer<std::int64_t> labels;          // (B, S): causal next-token labels or MLM labels, -100 = ignored
-  Buffer<std::int64_t> position_ids;    // (B, S) causal + pack only
-  Buffer<std::int64_t> token_type_ids;  // (B, S) mlm only
-  Buffer<std::uint8_t> attention_mask;  // (B, S) mlm only
-  Buffer<std::int64_t> nsp_labels;      // (B,) mlm + nsp only
+  Buffer<std::int64_t> input_ids;        // (B, S)
+  Buffer<std::int64_t> labels;           // (B, S): causal next-token labels or MLM labels, -100 = ignored
+  Buffer<std::int64_t> position_ids;     // (B, S) causal + pack only
+  Buffer<std::int64_t> token_type_ids;   // (B, S) mlm only
+  Buffer<std::uint8_t> attention_mask;   // (B, S) mlm only
+  Buffer<std::int64_t> nsp_labels;       // (B,) mlm + nsp only
   std::vector<std::int32_t> cu_seqlens;  // pack only: (N + 1,) over the flattened B * S tokens
   std::int32_t max_seqlen = 0;
 };
@@ -106,8 +106,8 @@ class Corpus {
   std::vector<std::int64_t> doc_len_;
   std::vector<std::int64_t> cum_chunks_;  // (D + 1,)
   std::vector<std::uint8_t> is_special_;  // indexed by id, up to max(special)
-  std::uint32_t select_threshold_ = 0;     // 16-bit uniform < threshold selects a position
-  std::int64_t random_lo_ = 0;             // random replacement ids are in [random_lo_, vocab_size)
+  std::uint32_t select_threshold_ = 0;    // 16-bit uniform < threshold selects a position
+  std::int64_t random_lo_ = 0;            // random replacement ids are in [random_lo_, vocab_size)
 };
 
 }  // namespace loader

@@ -1,5 +1,6 @@
 // Python bindings of the native loader: `_C.LoaderConfig` (its settings, named fields), `_C.TokenLoaderCore`
-// (wrapped by bigmodel_fast.data.loader.TokenLoader) and `_C.loader_mix` (the hash, exposed so tests can check it against the Python reference).
+// (wrapped by bigmodel_fast.data.loader.TokenLoader) and `_C.loader_mix` (the hash, exposed so tests can check it
+// against the Python reference).
 //
 // Batches cross into Python without a copy: each C++ buffer is released into a py::capsule that owns it and
 // becomes the base of a numpy array (torch.from_numpy then shares the memory). Building and waiting release the
@@ -208,8 +209,9 @@ void loader_init(py::module_& m) {
       .def_property_readonly("num_samples", [](const TokenLoaderCore& c) { return c.corpus().num_samples(); })
       .def_property_readonly("num_tokens", [](const TokenLoaderCore& c) { return c.corpus().num_tokens(); })
       .def_property_readonly("num_docs", [](const TokenLoaderCore& c) { return c.corpus().num_docs(); })
-      .def_property_readonly("max_index", [](const TokenLoaderCore& c) { return c.corpus().max_index(); },
-                             "Largest valid batch index (positions beyond it would overflow int64).")
+      .def_property_readonly(
+          "max_index", [](const TokenLoaderCore& c) { return c.corpus().max_index(); },
+          "Largest valid batch index (positions beyond it would overflow int64).")
       .def_property_readonly("shard_vocab_size",
                              [](const TokenLoaderCore& c) { return c.corpus().shard_vocab_size(); });
 

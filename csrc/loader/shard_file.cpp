@@ -71,7 +71,8 @@ Header parse_header(const MappedFile& f, const std::string& path, const char* ma
   const unsigned char* p = f.data();
   if (std::memcmp(p, magic, 8) != 0) {
     std::string swapped;
-    if (std::memcmp(p, other_magic, 8) == 0) swapped = " (this is the other file of a shard pair: .bin and .idx swapped?)";
+    if (std::memcmp(p, other_magic, 8) == 0)
+      swapped = " (this is the other file of a shard pair: .bin and .idx swapped?)";
     throw ShardError(path, "wrong magic " + bytes_repr(p, 8) + swapped,
                      "magic " + bytes_repr(reinterpret_cast<const unsigned char*>(magic), 8), kRebuildHint);
   }
@@ -92,8 +93,9 @@ Header parse_header(const MappedFile& f, const std::string& path, const char* ma
   }
   // Counts so large that the expected file size overflows are as wrong as a truncated file.
   if (h.num_tokens > (std::uint64_t{1} << 60) || h.num_docs > (std::uint64_t{1} << 59)) {
-    throw ShardError(path, "header counts num_tokens=" + std::to_string(h.num_tokens) +
-                               ", num_docs=" + std::to_string(h.num_docs) + " are implausibly large",
+    throw ShardError(path,
+                     "header counts num_tokens=" + std::to_string(h.num_tokens) +
+                         ", num_docs=" + std::to_string(h.num_docs) + " are implausibly large",
                      "counts matching the file size", kRebuildHint);
   }
   return h;
@@ -142,7 +144,7 @@ MappedFile::MappedFile(const std::string& path) {
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) throw ShardError(path, "file not found", "an existing shard file", kRebuildHint);
-    struct stat st {};
+    struct stat st{};
     if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {  // e.g. a socket cannot be opened at all
       throw ShardError(path, "is " + file_kind(st.st_mode) + ", not a regular file", "a regular shard file",
                        kRebuildHint);
@@ -150,10 +152,11 @@ MappedFile::MappedFile(const std::string& path) {
     throw ShardError(path, std::string("cannot open the file (") + std::strerror(err) + ")",
                      "a readable regular shard file", kRebuildHint);
   }
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw ShardError(path, "is " + file_kind(st.st_mode) + ", not a regular file", "a regular shard file", kRebuildHint);
+    throw ShardError(path, "is " + file_kind(st.st_mode) + ", not a regular file", "a regular shard file",
+                     kRebuildHint);
   }
   size_ = static_cast<std::size_t>(st.st_size);
   if (size_ > 0) {
@@ -180,7 +183,8 @@ MappedFile::~MappedFile() {
 
 ShardFile::ShardFile(const std::string& bin_path) : bin_path_(bin_path) {
   const std::string suffix = ".bin";
-  if (bin_path.size() < suffix.size() || bin_path.compare(bin_path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+  if (bin_path.size() < suffix.size() ||
+      bin_path.compare(bin_path.size() - suffix.size(), suffix.size(), suffix) != 0) {
     throw ShardError(bin_path, "not a .bin path", "<prefix>.bin (with <prefix>.idx beside it)", kRebuildHint);
   }
   idx_path_ = bin_path.substr(0, bin_path.size() - suffix.size()) + ".idx";
@@ -193,8 +197,9 @@ ShardFile::ShardFile(const std::string& bin_path) : bin_path_(bin_path) {
   const std::uint64_t iv[4] = {i.code, i.vocab, i.num_tokens, i.num_docs};
   for (int k = 0; k < 4; ++k) {
     if (bv[k] != iv[k]) {
-      throw ShardError(idx_path_, std::string("header ") + names[k] + " is " + std::to_string(iv[k]) + " but " +
-                                      base_name(bin_path_) + " says " + std::to_string(bv[k]),
+      throw ShardError(idx_path_,
+                       std::string("header ") + names[k] + " is " + std::to_string(iv[k]) + " but " +
+                           base_name(bin_path_) + " says " + std::to_string(bv[k]),
                        "both headers to agree", kRebuildHint);
     }
   }

@@ -2,11 +2,11 @@
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
 import sys
-import re
 import textwrap
 
 import numpy as np
@@ -15,7 +15,8 @@ import torch
 
 from bigmodel_fast.data.loader import IGNORE_INDEX, CausalLoader, MLMLoader, SpecialIds, TokenLoader
 from bigmodel_fast.data.shards import HEADER_SIZE, ShardFormatError, open_shards, shard_name, write_shard
-from .shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
+
+from .shard_helpers import NON_REGULAR, set_header_vocab, set_token
 
 IDS = SpecialIds.fixed(vocab_size=1000)
 

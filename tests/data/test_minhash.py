@@ -19,6 +19,7 @@ from bigmodel_fast.data.dedup import (  # noqa: E402
     minhash_signatures,
     remove_boilerplate_lines,
 )
+
 from .minhash_helpers import make_corpus, planted_corpus  # noqa: E402
 
 

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("bigmodel_fast._C", reason="native extension not built (run `pip install -e .`)")
 
 from bigmodel_fast.data.dedup import MinHashIndex, MinHashIndexError, dedup  # noqa: E402
+
 from .minhash_helpers import make_corpus, planted_corpus  # noqa: E402
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bigmodel_fast.data.prepare import PrepareConfig, prepare
 from bigmodel_fast.data.data_dir import PreparedData
+from bigmodel_fast.data.prepare import PrepareConfig, prepare
 from bigmodel_fast.data.tokenizer import Tokenizer
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()

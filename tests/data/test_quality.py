@@ -367,7 +367,8 @@ def test_cjk_word_rules_count_characters():
 def test_cjk_script_detection():
     assert detect_lang(ZH_GOOD) == "zh"
     assert detect_lang(JA_GOOD) == "ja"
-    assert detect_lang("대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.") == "ko"
+    assert detect_lang("대한민국은 민주공화국이다. "
+                       "대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.") == "ko"
     assert detect_lang(GOOD) == "en"
     assert detect_lang(GOOD + " 中文") == "en"  # a few CJK characters in English text
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 import signal
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds
 from bigmodel_fast.data.shards import (
     BIN_MAGIC,
     HEADER_SIZE,
@@ -25,7 +26,7 @@ from bigmodel_fast.data.shards import (
     split_shard_paths,
     write_shard,
 )
-from bigmodel_fast.data.loader import CausalLoader, MLMLoader, SpecialIds
+
 from .shard_helpers import NON_REGULAR, make_non_regular, set_header_vocab, set_token
 
 
@@ -235,7 +236,8 @@ def test_ids_out_of_vocab_only_with_validate_ids(small_shard):
     prefix, info, _ = small_shard
     patch_bytes(info.bin_path, HEADER_SIZE + 2 * 4, struct.pack("<H", 10))  # token 4 (doc 2) := 10
     assert Shard(prefix).tokens[4] == 10  # not scanned by default
-    assert_format_error(prefix, r"token id 10 at token offset 4 \(document 2\).*ids < vocab_size \(10\)", validate_ids=True)
+    assert_format_error(prefix, r"token id 10 at token offset 4 \(document 2\).*ids < vocab_size \(10\)",
+                        validate_ids=True)
 
 
 def test_missing_files_and_empty_dir(tmp_path, small_shard):
@@ -303,7 +305,8 @@ def test_reference_loaders_check_every_id_when_they_open_the_shards(tmp_path, lo
     prefix, pos = _late_bad_id_shard(tmp_path)
     make(open_shards([prefix]), vocab_size=50).batch(0)
     set_token(prefix, pos, 50)  # = the header's vocab_size
-    with pytest.raises(ShardFormatError, match=rf"late.bin: token id 50 at token offset {pos} .*ids < vocab_size \(50\)"):
+    with pytest.raises(ShardFormatError,
+                       match=rf"late.bin: token id 50 at token offset {pos} .*ids < vocab_size \(50\)"):
         make(open_shards([prefix]))  # checked against the header even without the model's vocabulary
     set_header_vocab(prefix, 60)  # the header now admits the id, the model (50) does not
     with pytest.raises(ShardFormatError, match=r"header vocab_size 60 is larger than the model's vocabulary \(50\)"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bigmodel_fast.cli import main
+
 from .eval_helpers import one_line_error
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from bigmodel_fast.cli import main
-from .eval_helpers import one_line_error
 from bigmodel_fast.eval.stream import SORT_WINDOW_BATCHES
+
+from .eval_helpers import one_line_error
 
 HANG_GUARD_S = 120  # only stops a hung test; a pass never comes near it
 

@@ -79,9 +79,9 @@ def test_runner_rejects_corrupt_pt2(runner, aoti_bundle, tmp_path):
 
 
 def test_gpt_lm_aoti_runner_generation(runner, tiny_data, tmp_path_factory, tmp_path):
-    from .test_deploy import run_json, tiny_gpt_checkpoint
-
     from bigmodel_fast.export.gpt import greedy_generate
+
+    from .test_deploy import run_json, tiny_gpt_checkpoint
 
     ckpt = tiny_gpt_checkpoint(tiny_data, tmp_path_factory)
     bundle = export_bundle(ckpt, tmp_path / "lm", format="aoti")
@@ -101,5 +101,5 @@ def test_predictor_on_aoti_bundle_matches_checkpoint(aoti_bundle, tiny_classifie
     texts = ["这本书写得非常好，强烈推荐！", "", "emoji 😀 混合 text", "差" * 500]
     bundle = Predictor(aoti_bundle, device="cpu")
     assert bundle.kind == "bundle:aoti"
-    torch.testing.assert_close(bundle.predict_proba(texts), Predictor(tiny_classifier, device="cpu").predict_proba(texts),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(bundle.predict_proba(texts),
+                               Predictor(tiny_classifier, device="cpu").predict_proba(texts), atol=1e-5, rtol=0)

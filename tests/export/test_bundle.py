@@ -49,8 +49,8 @@ def test_only_classifiers_export(tiny_pretrained, tmp_path):
 
 def tiny_gpt_lm_checkpoint(tiny_pretrained, out):
     """An untrained GPT LM checkpoint sharing tiny_pretrained's tokenizer (export does not care about training)."""
-    from bigmodel_fast.models import GPTForCausalLM, ModelConfig
     from bigmodel_fast import checkpoint as ckpt
+    from bigmodel_fast.models import GPTForCausalLM, ModelConfig
 
     vocab = ModelConfig.from_dict(json.loads((tiny_pretrained / "config.json").read_text())).vocab_size
     cfg = ModelConfig(arch="gpt", vocab_size=vocab, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,

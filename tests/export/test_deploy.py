@@ -23,7 +23,8 @@ from bigmodel_fast.eval.predict import Predictor
 from bigmodel_fast.export.bundle import export_bundle, read_bundle
 from bigmodel_fast.export.runner import missing_prerequisites, read_lines, run_runner
 
-TEXTS = ["这本书写得非常好，强烈推荐！", "质量太差了。", "", "emoji 😀👍🏽 and mixed 中文 text", "日本語のテキスト、カタカナ",
+TEXTS = ["这本书写得非常好，强烈推荐！", "质量太差了。", "", "emoji 😀👍🏽 and mixed 中文 text",
+         "日本語のテキスト、カタカナ",
          "x" * 10_000, "长" * 10_000, "ａｂｃ　full-width ①②", "tab\there  spaces  ", "\ufeffbom first", "nul\x00byte"]
 BAD_UTF8 = [b"\xff\xfe bad \xe4\xb8 x", b"\xc0\xaf overlong", b"\xed\xa0\x80 surrogate", b"\xf4\x90\x80\x80 too big",
             b"\xe0\x80 \xf0\x90\x80A", b"truncated \xe4", b"\x80\x80\x80", b"\xf0\x9f\x98"]
@@ -35,7 +36,8 @@ def input_bytes(seed: int = 0, fuzz: int = 100) -> bytes:
     soup = []
     for _ in range(fuzz):
         pool = [rng.randint(0, 255), rng.randint(0x80, 0xFF), 0x61, 0xE4, 0xF0, 0xED, 0xC3, 0xB8, 0x20]
-        soup.append(bytes(rng.choice(pool) for _ in range(rng.randint(0, 12))).replace(b"\n", b"n").replace(b"\r", b"r"))
+        soup.append(bytes(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+                    .replace(b"\n", b"n").replace(b"\r", b"r"))
     return ("\n".join(TEXTS) + "\n").encode() + b"\n".join(BAD_UTF8 + [b"lone\rcr", b"crlf\r"] + soup) + b"\nlast"
 
 
@@ -125,6 +127,31 @@ def test_runner_check_describes_bundle(runner, ts_bundle):
     assert desc["format"] == "torchscript" and desc["task"] == "classify" and desc["labels"] == ["neg", "pos"]
 
 
+def test_output_lines_have_python_json_layout(runner, ts_bundle):
+    """Every output line is what Python's json.dumps(ensure_ascii=False) writes (", " and ": " separators, non-ASCII
+    as UTF-8, control characters escaped), plus U+007F escaped; fields in a fixed order; floats as %.9g."""
+    data = '中文 "q" \\ tab\t del\x7f ctl\x01 😀\n'.encode() + b"\xff\n"
+    cases = {("--echo", "--print-ids", "--print-logits"): ["text", "label", "probabilities", "ids", "logits"],
+             ("--tokenize", "--echo"): ["text", "ids"], ("--check",): ["bundle", "format", "task", "arch", "max_len",
+                                                                        "vocab_size", "labels", "threads"]}
+    for args, keys in cases.items():
+        r = run_runner(runner, ts_bundle, b"" if "--check" in args else data, *args)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        lines = r.stdout.decode().splitlines()
+        assert len(lines) == (1 if "--check" in args else 2)
+        for line in lines:
+            o = json.loads(line)
+            assert list(o) == keys
+            assert line == json.dumps(o, ensure_ascii=False).replace("\x7f", "\\u007f")
+        if "--echo" in args:
+            assert json.loads(lines[0])["text"] == '中文 "q" \\ tab\t del\x7f ctl\x01 😀'
+            assert "\\u007f" in lines[0] and "\\u0001" in lines[0] and "\\t" in lines[0]
+            assert json.loads(lines[1])["text"] == "\ufffd"
+    line = run_runner(runner, ts_bundle, b"x\n", "--print-logits").stdout.decode()
+    for p in json.loads(line)["probabilities"].values():
+        assert f"{p:.9g}" in line
+
+
 def test_gpt_lm_generation_matches_python(runner, tiny_data, tmp_path_factory, tmp_path):
     from bigmodel_fast.export.gpt import greedy_generate
     from bigmodel_fast.export.targets import load_export_target
@@ -210,8 +237,8 @@ def test_cli_export_needs_checkpoint_or_build(capsys):
 
 def test_lstm_classifier_through_runner(runner, tiny_pretrained, tmp_path):
     """The LSTM classifier plugs into export with no export-side code (TorchScript bundle)."""
+    from bigmodel_fast import checkpoint as ckpt
     from bigmodel_fast.models import ModelConfig, build_classifier
-    from bigmodel_fast.train import checkpoint as ckpt
 
     vocab = Tokenizer(tiny_pretrained / "tokenizer.model").vocab_size
     cfg = ModelConfig(arch="lstm", vocab_size=vocab, hidden_size=32, num_layers=2, num_heads=1, intermediate_size=64,

@@ -4,7 +4,6 @@ anything is loaded (runner and Python)."""
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 

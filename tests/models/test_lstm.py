@@ -195,8 +195,8 @@ def test_pretrain_arch_lstm_learns(lstm_pretrained):
 
 
 def test_finetune_arch_lstm_and_export(lstm_pretrained, sentiment_small, tmp_path):
-    from bigmodel_fast.export.bundle import export_bundle
     from bigmodel_fast import checkpoint as ckpt
+    from bigmodel_fast.export.bundle import export_bundle
     from bigmodel_fast.train.finetune import FinetuneConfig, finetune
 
     base = dict(checkpoint=lstm_pretrained["checkpoint"], train=str(sentiment_small["train"]),

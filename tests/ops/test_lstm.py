@@ -61,7 +61,8 @@ def test_backend_selection(monkeypatch):
 
 def test_dispatch_calls_the_selected_backend(monkeypatch):
     calls = []
-    monkeypatch.setattr(L, "lstm_recurrence_triton", lambda *a: calls.append("triton") or L.lstm_recurrence_reference(*a))
+    monkeypatch.setattr(L, "lstm_recurrence_triton",
+                        lambda *a: calls.append("triton") or L.lstm_recurrence_reference(*a))
     xg, w, h0, c0 = _inputs(2, 2, 3, torch.float32, seed=0)
     L.lstm_recurrence(xg, w, h0, c0)
     assert calls == []

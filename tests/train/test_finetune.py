@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from bigmodel_fast.train import checkpoint as ckpt
+from bigmodel_fast import checkpoint as ckpt
 from bigmodel_fast.train.finetune import FinetuneConfig, finetune
+from bigmodel_fast.train.metrics_log import read_metrics
 from bigmodel_fast.train.optim import OptimConfig
 
 
@@ -46,3 +47,18 @@ def test_finetune_input_errors(tiny_pretrained, tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="missing"):
         finetune(FinetuneConfig(checkpoint=str(tmp_path), train=str(one_label), out=str(tmp_path / "o"),
                                 device="cpu", progress=False))
+
+
+def test_finetune_logs_every_log_every_steps(tiny_pretrained, tmp_path):
+    rows = [{"text": f"text number {i}", "label": "ab"[i % 2]} for i in range(40)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert FinetuneConfig(checkpoint="c", train="t", out="o").log_every == 20  # the interval before it was a setting
+    with pytest.raises(ValueError, match="log_every must be >= 1"):
+        FinetuneConfig(checkpoint="c", train="t", out="o", log_every=0)
+    summary = finetune(FinetuneConfig(checkpoint=str(tiny_pretrained), train=str(train), out=str(tmp_path / "ft"),
+                                      max_len=16, batch_size=8, epochs=2, log_every=3, device="cpu", progress=False))
+    assert summary["steps"] == 10
+    records = [r for r in read_metrics(tmp_path / "ft" / "metrics.jsonl") if "loss" in r]
+    assert [(r["step"], r["epoch"]) for r in records] == [(3, 0), (6, 1), (9, 1)]
+    assert all(r["lr"] > 0 for r in records)

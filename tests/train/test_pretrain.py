@@ -2,19 +2,16 @@ import math
 
 import pytest
 
-from bigmodel_fast.train.runtime import read_metrics
+from bigmodel_fast.train.metrics_log import read_metrics
 from bigmodel_fast.train.optim import OptimConfig
 from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
 
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+from .pretrain_helpers import tiny_config
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), preset="tiny", model_overrides=TINY, seq_len=32, batch_size=8,
-                max_steps=40, eval_every=10, eval_batches=4, save_every=1000, log_every=1, device="cpu",
-                optim=OptimConfig(lr=3e-3, warmup_steps=4), progress=False)
-    base.update(kw)
-    return PretrainConfig(**base)
+    return tiny_config(data, out, **{"max_steps": 40, "eval_every": 10, "eval_batches": 4,
+                                     "optim": OptimConfig(lr=3e-3, warmup_steps=4), **kw})
 
 
 @pytest.mark.parametrize("arch", ["bert", "gpt"])

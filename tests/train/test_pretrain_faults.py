@@ -13,16 +13,16 @@ import time
 import pytest
 import torch
 
+from bigmodel_fast import checkpoint as ckpt
 from bigmodel_fast import fsio
 from bigmodel_fast.cli import main
-from bigmodel_fast.train import checkpoint as ckpt
 from bigmodel_fast.train import pretrain as pretrain_mod
-from bigmodel_fast.train.runtime import MetricsLog, read_metrics
 from bigmodel_fast.train.errors import NonFiniteError
+from bigmodel_fast.train.metrics_log import MetricsLog, read_metrics
 from bigmodel_fast.train.optim import OptimConfig
-from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
+from bigmodel_fast.train.pretrain import pretrain
 
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+from .pretrain_helpers import tiny_config
 
 # every step of a save that touches the file system: the kill test stops the process before each one in turn
 SAVE_OPS = [(os, "replace"), (os, "rename"), (os, "fsync"), (os, "mkdir"), (shutil, "copyfile"), (shutil, "rmtree"),
@@ -133,11 +133,8 @@ def test_sigkill_between_the_publishing_renames_then_resume(tiny_data, tmp_path)
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), preset="tiny", model_overrides=TINY, seq_len=32, batch_size=8,
-                max_steps=6, eval_every=100, eval_batches=2, save_every=1000, log_every=1, device="cpu",
-                optim=OptimConfig(lr=3e-3, warmup_steps=2), progress=False)
-    base.update(kw)
-    return PretrainConfig(**base)
+    return tiny_config(data, out, **{"max_steps": 6, "eval_every": 100, "eval_batches": 2,
+                                     "optim": OptimConfig(lr=3e-3, warmup_steps=2), **kw})
 
 
 def test_second_run_on_a_locked_run_directory_fails_at_once(tiny_data, tiny_pretrained, sentiment_small, tmp_path,

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, load_model as load_safetensors, save_file, save_model as save_safetensors
+from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model as load_safetensors
+from safetensors.torch import save_model as save_safetensors
 
-from .. import __version__, fsio
-from ..jsonio import read_json, write_json
+from . import __version__, fsio
+from .jsonio import read_json, write_json
 
 CONFIG, WEIGHTS, TOKENIZER, META = "config.json", "model.safetensors", "tokenizer.model", "meta.json"
 TRAINER, TRAINER_TENSORS, LEGACY_TRAINER = "trainer_state.json", "trainer_state.safetensors", "trainer_state.pt"
@@ -172,12 +174,13 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> None:
 def load_model(path: str | Path, kind: str):
     """Build the model a checkpoint of ``kind`` ("pretrain" | "classifier") holds and load its weights.
 
-    Returns ``(model, ModelConfig, meta)``; a checkpoint of another kind is a :class:`CheckpointError`.
+    The model class is the model registry's entry for the config's arch and the task of ``kind``
+    (:func:`bigmodel_fast.models.registry.task_of_kind`). Returns ``(model, ModelConfig, meta)``; a checkpoint of
+    another kind is a :class:`CheckpointError`.
     """
-    from ..models import build_classifier, build_pretraining_model
-    from ..models.config import ModelConfig
+    from .models import registry
+    from .models.config import ModelConfig
 
-    builders = {"pretrain": build_pretraining_model, "classifier": build_classifier}
     path = open_checkpoint(path, hashes=True)
     cfg_dict, meta = read_meta(path)
     if meta.get("kind") != kind:
@@ -185,7 +188,7 @@ def load_model(path: str | Path, kind: str):
                               f"got kind {meta.get('kind')!r}")
     try:
         cfg = ModelConfig.from_dict(cfg_dict, source=str(path / CONFIG))
-        model = builders[kind](cfg)
+        model = registry.build_model(cfg, registry.task_of_kind(kind))
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path / CONFIG}: not a buildable model config ({e})") from None
     load_weights(path, model)

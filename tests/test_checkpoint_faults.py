@@ -1,25 +1,17 @@
-"""Checkpoints: no pickle, one-line errors for damaged files, manifest verification, legacy checkpoints."""
+"""Checkpoint faults end to end: no pickle, one-line errors for damaged files in every command, manifest
+verification, legacy checkpoints (unit tests of the module: tests/test_checkpoint.py)."""
 
 import json
-import os
 import shutil
 
 import pytest
 import torch
 
+from bigmodel_fast import checkpoint as ckpt
 from bigmodel_fast import fsio
 from bigmodel_fast.cli import main
-from bigmodel_fast.train import checkpoint as ckpt
 
-
-class _Evil:
-    """Unpickling this would run a shell command creating ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from .hostile_pickle import Evil
 
 
 def _copy(src, dst):
@@ -65,7 +57,7 @@ def test_hostile_trainer_state_is_refused_not_run(tiny_data, cli_run, tmp_path, 
     for name in (ckpt.TRAINER, ckpt.TRAINER_TENSORS, fsio.MANIFEST):  # as a checkpoint of the old format
         (c / name).unlink()
     marker = tmp_path / "pwned"
-    torch.save({"step": 3, "optimizer": _Evil(marker)}, c / ckpt.LEGACY_TRAINER)
+    torch.save({"step": 3, "optimizer": Evil(marker)}, c / ckpt.LEGACY_TRAINER)
     assert main(_resume_args(tiny_data, run)) == 2
     _one_line_error(capsys, str(c / ckpt.LEGACY_TRAINER), "refused")
     assert not marker.exists()
@@ -193,6 +185,6 @@ def test_no_torch_load_outside_the_safe_loader():
 
     root = pathlib.Path(bigmodel_fast.__file__).parent
     hits = [str(p.relative_to(root)) for p in root.rglob("*.py") if "torch.load(" in p.read_text(encoding="utf-8")]
-    assert hits == ["train/checkpoint.py"]
-    text = (root / "train" / "checkpoint.py").read_text(encoding="utf-8")
+    assert hits == ["checkpoint.py"]
+    text = (root / "checkpoint.py").read_text(encoding="utf-8")
     assert text.count("torch.load(") == 1 and "weights_only=False" not in text

@@ -1,0 +1,141 @@
+"""config_cli: flags generated from config dataclasses (defaults, types, choices and help from the fields)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from bigmodel_fast.config_cli import add_dataclass_args, check_fields, from_args, setting
+
+MODES = ("fast", "slow")
+
+
+@dataclass
+class Inner:
+    lr: float = setting(0.5, help="step size")
+    hidden: int = setting(7, cli=False)
+
+
+def _inner_small() -> Inner:
+    return Inner(lr=0.25)
+
+
+@dataclass
+class Cfg:
+    src: list[str] = setting(positional=True, help="inputs")
+    out: str = setting(help="output")
+    steps: int = setting(3, min=1, help="how many; 100% of them")
+    mode: str = setting("fast", choices=MODES)
+    late: str = setting("b", choices=lambda: ("a", "b"))
+    name: str | None = setting(None, metavar="NAME", group="naming")
+    resume: bool = setting(False, help="continue")
+    check: bool = setting(True, help="do not check")
+    inner: Inner = setting(default_factory=_inner_small, group="inner")
+    extra: dict = setting(default_factory=dict, cli=False)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def _parser(cls=Cfg):
+    p = argparse.ArgumentParser()
+    groups = add_dataclass_args(p, cls)
+    return p, groups
+
+
+def _action(p: argparse.ArgumentParser, dest: str) -> argparse.Action:
+    (a,) = [a for a in p._actions if a.dest == dest]
+    return a
+
+
+def test_default_type_choices_and_help_come_from_the_field():
+    p, groups = _parser()
+    steps = _action(p, "steps")
+    assert steps.option_strings == ["--steps"] and steps.default == 3 and steps.type is int
+    assert steps.help == "how many; 100%% of them"  # plain text in metadata, escaped for argparse
+    assert "100% of them" in p.format_help()
+    mode = _action(p, "mode")
+    assert tuple(mode.choices) == MODES and mode.default == "fast" and mode.type is None
+    assert tuple(_action(p, "late").choices) == ("a", "b")  # a callable is evaluated when the parser is built
+    name = _action(p, "name")
+    assert name.default is None and name.metavar == "NAME" and name in groups["naming"]._group_actions
+    src = _action(p, "src")
+    assert src.option_strings == [] and src.nargs == "+"
+    out = _action(p, "out")
+    assert out.required and out.option_strings == ["--out"] and out.help == "output"
+    assert not [a for a in p._actions if a.dest in ("hidden", "extra", "inner")]  # cli=False and nested
+
+
+def test_bool_fields_give_store_true_and_no_switches():
+    p, _ = _parser()
+    resume, check = _action(p, "resume"), _action(p, "check")
+    assert resume.option_strings == ["--resume"] and isinstance(resume, argparse._StoreTrueAction)
+    assert check.option_strings == ["--no-check"] and isinstance(check, argparse._StoreFalseAction)
+    assert check.default is True and check.help == "do not check"
+    args = p.parse_args(["x", "--out", "o", "--resume", "--no-check"])
+    assert args.resume is True and args.check is False
+
+
+def test_nested_dataclass_flags_take_the_outer_default():
+    p, groups = _parser()
+    lr = _action(p, "lr")
+    assert lr.default == 0.25 and lr.type is float and lr in groups["inner"]._group_actions
+
+
+def test_from_args_round_trips():
+    p, _ = _parser()
+    cfg = from_args(Cfg, p.parse_args(["a", "b", "--out", "o"]))
+    assert cfg == Cfg(src=["a", "b"], out="o")
+    assert cfg.inner == Inner(lr=0.25, hidden=7)
+    argv = ["a", "--out", "o", "--steps", "5", "--mode", "slow", "--late", "a", "--name", "n", "--resume",
+            "--no-check", "--lr", "0.1"]
+    cfg = from_args(Cfg, p.parse_args(argv), extra={"k": 1})
+    assert cfg == Cfg(src=["a"], out="o", steps=5, mode="slow", late="a", name="n", resume=True, check=False,
+                      inner=Inner(lr=0.1), extra={"k": 1})
+
+
+def test_choices_in_metadata_are_enforced_by_the_parser_and_the_config(capsys):
+    p, _ = _parser()
+    with pytest.raises(SystemExit):
+        p.parse_args(["a", "--out", "o", "--mode", "medium"])
+    assert "invalid choice: 'medium'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"mode must be 'fast' or 'slow', got 'medium'"):
+        Cfg(src=["a"], out="o", mode="medium")
+    with pytest.raises(ValueError, match=r"steps must be >= 1, got 0"):
+        Cfg(src=["a"], out="o", steps=0)
+    assert Cfg(src=["a"], out="o", name=None).name is None  # None passes the checks
+
+
+def test_unknown_field_types_raise():
+    @dataclass
+    class Bad:
+        table: dict = setting(default_factory=dict)
+
+    with pytest.raises(TypeError, match=r"Bad.table: no command-line form.*cli=False"):
+        add_dataclass_args(argparse.ArgumentParser(), Bad)
+
+
+def test_bool_without_default_raises():
+    @dataclass
+    class Bad:
+        flag: bool = setting()
+
+    with pytest.raises(TypeError, match="Bad.flag: a bool flag needs a default"):
+        add_dataclass_args(argparse.ArgumentParser(), Bad)
+
+
+def test_the_trainer_configs_are_the_source_of_the_cli_defaults():
+    from bigmodel_fast.cli import build_parser
+    from bigmodel_fast.train.finetune import FinetuneConfig
+    from bigmodel_fast.train.pretrain import PretrainConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    pre = from_args(PretrainConfig, sub.choices["pretrain"].parse_args(["--data", "d", "--out", "o"]))
+    assert pre == PretrainConfig(data="d", out="o")
+    ft = from_args(FinetuneConfig, sub.choices["finetune"].parse_args(["--checkpoint", "c", "--train", "t",
+                                                                       "--out", "o"]))
+    assert ft == FinetuneConfig(checkpoint="c", train="t", out="o")
+    assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.weight_decay) == (1e-4, -1, 0.01)
+    assert pre.optim.lr == 5e-4
