@@ -7,6 +7,8 @@
     bmf export     TorchScript / AOTInductor bundle of a classifier or GPT LM; builds the C++ runner
     bmf predict    text in, label and probabilities out
     bmf quickstart all of the above on the embedded sample data
+    bmf import-hf  a local Hugging Face BERT / RoBERTa / GPT-2 directory -> bmf checkpoint
+    bmf export-hf  bmf checkpoint -> Hugging Face directory (config.json, model.safetensors, tokenizer)
 """
 
 from __future__ import annotations
@@ -56,40 +58,44 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .eval.evaluate import evaluate
+    from .eval.evaluate import EvaluateConfig, evaluate
     from .eval.metrics import format_report
 
-    report = evaluate(args.model, args.data, out=args.out, text_field=args.text_field, label_field=args.label_field,
-                      batch_size=args.batch_size, device=args.device)
+    cfg = from_args(EvaluateConfig, args)
+    report = evaluate(cfg.model, cfg.data, out=cfg.out, text_field=cfg.text_field, label_field=cfg.label_field,
+                      batch_size=cfg.batch_size, device=cfg.device)
     print(format_report(report))
-    if args.out:
-        print(f"wrote {args.out}")
+    if cfg.out:
+        print(f"wrote {cfg.out}")
     return 0
 
 
 def cmd_export(args) -> int:
-    if not args.checkpoint and not args.build_runner:
+    from .export.bundle import ExportConfig
+
+    cfg = from_args(ExportConfig, args)
+    if not cfg.checkpoint and not cfg.build_runner:
         print("bmf export: error: give --checkpoint CKPT --out DIR (export a bundle) and/or --build-runner "
               "(build the C++ runner)", file=sys.stderr)
         return 2
-    if args.checkpoint and not args.out:
+    if cfg.checkpoint and not cfg.out:
         print("bmf export: error: --out DIR is required with --checkpoint", file=sys.stderr)
         return 2
     from .export.runner import RunnerBuildError, build_runner
     from .export.torchscript import ExportError
 
     try:
-        if args.checkpoint:
+        if cfg.checkpoint:
             from .export.bundle import export_bundle, read_bundle
 
-            out = export_bundle(args.checkpoint, args.out, format=args.format)
+            out = export_bundle(cfg.checkpoint, cfg.out, format=cfg.format)
             info = read_bundle(out)
-            print(f"exported {args.format} bundle (task {info['task']}) to {out}")
-        if args.build_runner:
-            binary = build_runner(args.runner_dir, jobs=args.jobs)
+            print(f"exported {cfg.format} bundle (task {info['task']}) to {out}")
+        if cfg.build_runner:
+            binary = build_runner(cfg.runner_dir, jobs=cfg.jobs)
             print(f"built the C++ runner: {binary}")
-            if args.checkpoint:
-                print(f"run it:  {binary} {args.out} --input texts.txt")
+            if cfg.checkpoint:
+                print(f"run it:  {binary} {cfg.out} --input texts.txt")
     except (ExportError, RunnerBuildError) as e:
         print(f"bmf export: error: {e}", file=sys.stderr)
         return 1
@@ -97,31 +103,32 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .eval.predict import Predictor
+    from .eval.predict import PredictConfig, Predictor
     from .eval.stream import BatchWriter, StreamStats, check_input, open_input, predict_stream, silence_stdout
 
-    if not args.text and not args.input:
+    cfg = from_args(PredictConfig, args)
+    if not cfg.text and not cfg.input:
         print("bmf predict: no text given (use --text TEXT or --input FILE, - for stdin)", file=sys.stderr)
         return 2
-    name = "stdin" if args.input == "-" else args.input
-    if args.input:
-        check_input(args.input)  # before the model is loaded
-    predictor = Predictor(args.model, device=args.device)
+    name = "stdin" if cfg.input == "-" else cfg.input
+    if cfg.input:
+        check_input(cfg.input)  # before the model is loaded
+    predictor = Predictor(cfg.model, device=cfg.device)
     stats = StreamStats()
     try:
-        writer = BatchWriter(predictor, sys.stdout, args.batch_size, stats)
-        for text in args.text:
+        writer = BatchWriter(predictor, sys.stdout, cfg.batch_size, stats)
+        for text in cfg.text:
             writer.add(text)
         writer.flush()
-        if args.input:
-            with open_input(args.input) as stream:
-                predict_stream(predictor, stream, sys.stdout, args.batch_size, args.max_line_bytes, stats, name)
+        if cfg.input:
+            with open_input(cfg.input) as stream:
+                predict_stream(predictor, stream, sys.stdout, cfg.batch_size, cfg.max_line_bytes, stats, name)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         silence_stdout()
         return 1
-    if args.input:
+    if cfg.input:
         print(f"bmf predict: {stats.lines} lines from {name}, "
-              f"{stats.truncated} truncated to --max-line-bytes {args.max_line_bytes}", file=sys.stderr)
+              f"{stats.truncated} truncated to --max-line-bytes {cfg.max_line_bytes}", file=sys.stderr)
     if stats.nonfinite:
         print(f"bmf predict: warning: {stats.nonfinite} predictions were not finite (label null); the model's "
               f"weights are probably NaN/inf", file=sys.stderr)
@@ -135,9 +142,34 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def cmd_import_hf(args) -> int:
+    from .hf.cli_config import ImportHFConfig
+    from .hf.import_hf import import_hf
+    from .jsonio import dumps
+
+    cfg = from_args(ImportHFConfig, args)
+    print(dumps(import_hf(cfg.src, cfg.out), indent=2))
+    return 0
+
+
+def cmd_export_hf(args) -> int:
+    from .hf.cli_config import ExportHFConfig
+    from .hf.export_hf import export_hf
+    from .jsonio import dumps
+
+    cfg = from_args(ExportHFConfig, args)
+    print(dumps(export_hf(cfg.checkpoint, cfg.out), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``bmf`` parser. prepare/pretrain/finetune/quickstart flags come from their config dataclasses."""
+    """The ``bmf`` parser. Every subcommand's flags come from its config dataclass (a few hand-written switches
+    such as ``--no-progress`` aside)."""
     from .data.prepare import FILTER_GROUP, PrepareConfig
+    from .eval.evaluate import EvaluateConfig
+    from .eval.predict import PredictConfig
+    from .export.bundle import ExportConfig
+    from .hf.cli_config import ExportHFConfig, ImportHFConfig
     from .quickstart import QuickstartConfig
     from .train.finetune import FinetuneConfig
     from .train.pretrain import PretrainConfig
@@ -164,45 +196,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_progress(p)
     p.set_defaults(func=cmd_finetune)
 
-    from .eval.stream import DEFAULT_MAX_LINE_BYTES, positive_int
-    from .export.bundle import FORMATS
-
     p = sub.add_parser("evaluate", help="metrics of a classifier on a labelled file")
-    p.add_argument("--model", required=True, help="classifier checkpoint or exported bundle directory")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", help="write the JSON report here")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--label-field", default="label")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--device", default="auto")
+    add_dataclass_args(p, EvaluateConfig)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a classifier or GPT LM as a deployment bundle; build the C++ runner")
-    p.add_argument("--checkpoint", help="fine-tuned classifier checkpoint, or GPT pretraining checkpoint (LM)")
-    p.add_argument("--out", help="bundle directory")
-    p.add_argument("--format", default="torchscript", choices=tuple(FORMATS),
-                   help="torchscript: model.pt (torch.jit); aoti: model.pt2 (torch.export + AOTInductor)")
-    p.add_argument("--build-runner", action="store_true", help="build the C++ runner bmf_runner with CMake")
-    p.add_argument("--runner-dir", default="build/bmf_runner", help="CMake build directory of the runner")
-    p.add_argument("--jobs", type=int, default=0, help="parallel compile jobs for --build-runner (0: all cores)")
+    add_dataclass_args(p, ExportConfig)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="label and probabilities for texts")
-    p.add_argument("--model", required=True, help="classifier checkpoint or exported bundle directory")
-    p.add_argument("--text", action="append", default=[], help="a text (repeatable)")
-    p.add_argument("--input", help="a file with one text per line, - for stdin; read and answered in batches "
-                   "(a batch is answered when full, or at once when the input pauses)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="texts per model call")
-    p.add_argument("--max-line-bytes", type=positive_int, default=DEFAULT_MAX_LINE_BYTES,
-                   help="an input line longer than this keeps its first MAX_LINE_BYTES bytes (cut back to a whole "
-                   "UTF-8 character) and the rest is skipped, as bmf_runner does; default %(default)s (1 MiB)")
-    p.add_argument("--device", default="auto")
+    add_dataclass_args(p, PredictConfig)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("quickstart", help="the whole road on the embedded sample data")
     add_dataclass_args(p, QuickstartConfig)
     _add_no_progress(p)
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("import-hf", help="import a local Hugging Face BERT / RoBERTa / GPT-2 directory")
+    add_dataclass_args(p, ImportHFConfig)
+    p.set_defaults(func=cmd_import_hf)
+
+    p = sub.add_parser("export-hf", help="write a bmf checkpoint as a Hugging Face directory")
+    add_dataclass_args(p, ExportHFConfig)
+    p.set_defaults(func=cmd_export_hf)
     return parser
 
 

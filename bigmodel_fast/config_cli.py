@@ -10,6 +10,8 @@ A field's name, type, default and ``metadata`` (written with :func:`setting`) gi
     pii: bool = True                   --no-pii (store_false, dest=pii)
     out: str  (no default)             --out, required
     inputs: list[str]  (positional)    inputs, nargs="+"
+    texts: list[str] = setting(default_factory=list, append=True)
+                                       --texts, action="append", default [] (one value per --texts)
     optim: OptimConfig = setting(...)  the nested dataclass's own flags, in the argument group ``group``, with
                                        defaults from this field's default (its default_factory()).
 
@@ -17,7 +19,10 @@ A field's name, type, default and ``metadata`` (written with :func:`setting`) gi
 it describes the ``--no-`` flag), ``choices`` (a sequence, or a
 zero-argument callable evaluated when the parser is built), ``flag`` (the option string, instead of the derived
 one), ``metavar``, ``positional``, ``group`` (argument-group title), ``min`` (smallest accepted value, checked by
-:func:`check_fields`) and ``cli`` (False: the field has no flag; it keeps its dataclass default from the CLI).
+:func:`check_fields`), ``type`` (the argparse ``type`` callable, instead of the field's own type, e.g.
+:func:`positive_int`: the parser rejects a bad value with exit code 2 and a usage message; for a list field it
+converts each element), ``append`` (a ``list`` field: ``action="append"`` instead of ``nargs="+"``) and ``cli``
+(False: the field has no flag; it keeps its dataclass default from the CLI).
 
 :func:`from_args` builds the dataclass back from the parsed namespace and :func:`check_fields` (called from a
 config's ``__post_init__``) enforces ``choices`` and ``min`` with messages that name the field.
@@ -31,7 +36,7 @@ import types
 import typing
 from typing import Any, Callable, Sequence
 
-__all__ = ["add_dataclass_args", "check_fields", "choices_of", "from_args", "setting"]
+__all__ = ["add_dataclass_args", "check_fields", "choices_of", "from_args", "positive_int", "setting"]
 
 _SCALARS = (int, float, str)
 
@@ -39,12 +44,25 @@ _SCALARS = (int, float, str)
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
             help: str | None = None, choices: Sequence | Callable[[], Sequence] | None = None,
             flag: str | None = None, metavar: str | None = None, positional: bool = False, group: str | None = None,
-            min: int | float | None = None, cli: bool = True) -> Any:
+            min: int | float | None = None, type: Callable[[str], Any] | None = None, append: bool = False,
+            cli: bool = True) -> Any:
     """A ``dataclasses.field`` whose metadata describes its command-line flag (see the module docstring)."""
     meta = {"help": help, "choices": choices, "flag": flag, "metavar": metavar, "positional": positional,
-            "group": group, "min": min, "cli": cli}
+            "group": group, "min": min, "type": type, "append": append, "cli": cli}
     meta = {k: v for k, v in meta.items() if v is not None and v is not False} | {"cli": cli}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``setting(..., type=positive_int, min=1)``: the parser and the config both
+    refuse 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def choices_of(f: dataclasses.Field) -> tuple | None:
@@ -130,13 +148,20 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, defaults: Any = 
             where.add_argument(flag, dest=f.name, action="store_false" if default else "store_true", **kwargs)
             continue
         if typing.get_origin(base) is list and typing.get_args(base) in ((str,), ()):
-            kwargs["nargs"] = "+"
+            if f.metadata.get("append"):
+                kwargs["action"] = "append"  # argparse copies the default list before appending to it
+            else:
+                kwargs["nargs"] = "+"
+        elif f.metadata.get("append"):
+            raise TypeError(f"{cls.__name__}.{f.name}: append=True needs a list[str] field, not {tp!r}")
         elif base in _SCALARS:
             if base is not str:
                 kwargs["type"] = base
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for type {tp!r}; "
                             f"declare it with setting(..., cli=False)")
+        if f.metadata.get("type") is not None:
+            kwargs["type"] = f.metadata["type"]
         if f.metadata.get("positional"):
             where.add_argument(f.name, **kwargs)
         elif default is dataclasses.MISSING:

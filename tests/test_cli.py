@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bigmodel_fast.cli import main
 
 
@@ -43,6 +45,19 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no such data directory" in err and "Traceback" not in err
     assert main(["predict", "--model", str(tmp_path)]) == 2
+
+
+def test_export_and_batch_size_checks_exit_2(capsys):
+    assert main(["export"]) == 2
+    assert "give --checkpoint CKPT --out DIR" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", "x"]) == 2
+    assert "--out DIR is required with --checkpoint" in capsys.readouterr().err
+    for argv in (["evaluate", "--model", "m", "--data", "d", "--batch-size", "0"],
+                 ["predict", "--model", "m", "--text", "t", "--batch-size", "-1"],
+                 ["predict", "--model", "m", "--text", "t", "--max-line-bytes", "0"]):
+        with pytest.raises(SystemExit) as e:  # refused by the parser, before any model is loaded
+            main(argv)
+        assert e.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
 
 
 def test_predict_help_documents_the_line_cap():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bigmodel_fast.config_cli import add_dataclass_args, check_fields, from_args, setting
+from bigmodel_fast.config_cli import add_dataclass_args, check_fields, from_args, positive_int, setting
 
 MODES = ("fast", "slow")
 
@@ -139,3 +139,68 @@ def test_the_trainer_configs_are_the_source_of_the_cli_defaults():
     assert ft == FinetuneConfig(checkpoint="c", train="t", out="o")
     assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.weight_decay) == (1e-4, -1, 0.01)
     assert pre.optim.lr == 5e-4
+
+
+@dataclass
+class Listed:
+    texts: list[str] = setting(default_factory=list, append=True, help="a text (repeatable)")
+    size: int = setting(4, type=positive_int, min=1)
+    names: list[str] = setting(default_factory=list, append=True, type=str.upper)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def test_append_list_field_gives_a_repeatable_flag():
+    p, _ = _parser(Listed)
+    texts = _action(p, "texts")
+    assert isinstance(texts, argparse._AppendAction) and texts.option_strings == ["--texts"]
+    assert texts.default == [] and texts.nargs is None and not texts.required
+    assert from_args(Listed, p.parse_args([])).texts == []
+    args = p.parse_args(["--texts", "a b", "--texts", "c", "--names", "x"])
+    assert from_args(Listed, args) == Listed(texts=["a b", "c"], names=["X"])  # type= applies to each element
+    assert p.parse_args(["--texts", "z"]).texts == ["z"] and texts.default == []  # the default list is not mutated
+
+
+def test_append_needs_a_list_field():
+    @dataclass
+    class Bad:
+        n: int = setting(0, append=True)
+
+    with pytest.raises(TypeError, match="Bad.n: append=True needs a list"):
+        add_dataclass_args(argparse.ArgumentParser(), Bad)
+
+
+def test_type_hook_replaces_the_field_type_and_the_parser_rejects_bad_values(capsys):
+    p, _ = _parser(Listed)
+    size = _action(p, "size")
+    assert size.type is positive_int and size.default == 4
+    assert p.parse_args(["--size", "7"]).size == 7
+    for bad, shown in (("0", "got 0"), ("-3", "got -3"), ("x", "got 'x'")):
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(["--size", bad])
+        assert e.value.code == 2
+        assert f"argument --size: expected an integer >= 1, {shown}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"size must be >= 1, got 0"):  # min= checks a config built in code
+        Listed(size=0)
+
+
+def test_evaluate_export_predict_configs_are_the_source_of_the_cli_defaults(capsys):
+    from bigmodel_fast.cli import build_parser
+    from bigmodel_fast.eval.evaluate import EvaluateConfig
+    from bigmodel_fast.eval.predict import PredictConfig
+    from bigmodel_fast.export.bundle import ExportConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ev = from_args(EvaluateConfig, sub.choices["evaluate"].parse_args(["--model", "m", "--data", "d"]))
+    assert ev == EvaluateConfig(model="m", data="d")
+    assert (ev.batch_size, ev.device, ev.text_field, ev.label_field, ev.out) == (64, "auto", "text", "label", None)
+    ex = from_args(ExportConfig, sub.choices["export"].parse_args([]))
+    assert ex == ExportConfig() and (ex.format, ex.runner_dir, ex.jobs) == ("torchscript", "build/bmf_runner", 0)
+    pr = from_args(PredictConfig, sub.choices["predict"].parse_args(["--model", "m", "--text", "a", "--text", "b"]))
+    assert pr == PredictConfig(model="m", text=["a", "b"]) and pr.max_line_bytes == 1 << 20
+    for cmd, argv in (("evaluate", ["--model", "m", "--data", "d"]), ("predict", ["--model", "m"])):
+        for flag in ("--batch-size", *(("--max-line-bytes",) if cmd == "predict" else ())):
+            with pytest.raises(SystemExit) as e:
+                sub.choices[cmd].parse_args([*argv, flag, "0"])
+            assert e.value.code == 2 and "expected an integer >= 1, got 0" in capsys.readouterr().err

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..config_cli import check_fields, setting
 from ..data.classification import read_labelled
 from ..jsonio import write_json
 from .metrics import classification_report
-from .predict import Predictor
+from .predict import Predictor, batch_size_field, device_field
+
+
+@dataclass
+class EvaluateConfig:
+    """Settings of ``bmf evaluate`` (each field's metadata is also its flag: :mod:`bigmodel_fast.config_cli`);
+    :func:`evaluate`'s keyword defaults are these fields' defaults."""
+
+    model: str = setting(help="classifier checkpoint or exported bundle directory")
+    data: str = setting(help="CSV/JSONL with text and label")
+    out: str | None = setting(None, help="write the JSON report here")
+    text_field: str = setting("text")
+    label_field: str = setting("label")
+    batch_size: int = batch_size_field()
+    device: str = device_field()
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def check_report_path(out: str | Path) -> Path:
@@ -31,8 +50,9 @@ def check_finite(probs: np.ndarray, model_path, data) -> None:
                          f"non-finite, evaluate another checkpoint")
 
 
-def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None = None, text_field: str = "text",
-             label_field: str = "label", batch_size: int = 64, device: str = "auto") -> dict:
+def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None = EvaluateConfig.out,
+             text_field: str = EvaluateConfig.text_field, label_field: str = EvaluateConfig.label_field,
+             batch_size: int = EvaluateConfig.batch_size, device: str = EvaluateConfig.device) -> dict:
     """Accuracy, per-class and macro P/R/F1, confusion matrix (and ROC AUC) of ``model_path`` on ``data``.
 
     The data and ``out`` are checked before the model is loaded. Undefined metrics (ROC AUC of a class absent from

@@ -9,7 +9,6 @@ Each batch's JSON lines are written and flushed before the next batch is read.
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import stat
@@ -19,6 +18,7 @@ from typing import BinaryIO, Callable, Iterator, TextIO
 
 from ..data.lines import DEFAULT_MAX_LINE_BYTES, LineStats, iter_lines
 from ..jsonio import dumps
+from .predict import DEFAULT_BATCH_SIZE
 
 STDIN = "-"
 
@@ -57,17 +57,6 @@ def open_input(path: str) -> BinaryIO:
         return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
     except (AttributeError, OSError, ValueError):  # stdin replaced by an object without a descriptor
         return sys.stdin.buffer
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def silence_stdout() -> None:
@@ -147,7 +136,7 @@ class BatchWriter:
         self.out.flush()
 
 
-def predict_stream(predictor, stream: BinaryIO, out: TextIO, batch_size: int = 64,
+def predict_stream(predictor, stream: BinaryIO, out: TextIO, batch_size: int = DEFAULT_BATCH_SIZE,
                    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: StreamStats | None = None,
                    name: str = "input") -> StreamStats:
     """Predict every line of the binary ``stream`` (see the module docstring) and write JSON lines to ``out``;
