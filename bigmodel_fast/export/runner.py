@@ -7,9 +7,12 @@
     cmake --build BUILD_DIR -j
 
 It needs CMake >= 3.18, a C++17 compiler, the installed torch wheel (its CMake config and LibTorch libraries) and
-the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``) and nlohmann/json >= 3 (Debian/Ubuntu
-``nlohmann-json3-dev``). The sources ship with a source checkout
-(``pip install -e .``), not inside a wheel.
+the SentencePiece C++ library (Debian/Ubuntu ``libsentencepiece-dev``), nlohmann/json >= 3 (Debian/Ubuntu
+``nlohmann-json3-dev``) and ICU (Debian/Ubuntu ``libicu-dev``: Unicode for the tokenizer.json tokenizers). The
+sources ship with a source checkout (``pip install -e .``), not inside a wheel.
+
+:func:`build_tokenize_tool` builds only ``bmf_tokenize`` (the runner's WordPiece / byte-level BPE tokenizers driven
+by a ``tokenizer.json``: lines on stdin, ``{"ids": [...]}`` per line) without LibTorch or SentencePiece, in seconds.
 
 :func:`read_lines` is the Python statement of the runner's input policy (line ends, the per-line byte cap and
 invalid UTF-8; :mod:`bigmodel_fast.data.lines`), identical to what ``bmf predict --input FILE`` does.
@@ -27,11 +30,13 @@ from typing import Sequence
 
 from ..data.lines import DEFAULT_MAX_LINE_BYTES, iter_lines
 
-__all__ = ["RUNNER_NAME", "RunnerBuildError", "build_runner", "missing_prerequisites", "read_lines", "run_runner",
-           "source_dir"]
+__all__ = ["RUNNER_NAME", "TOKENIZE_NAME", "RunnerBuildError", "build_runner", "build_tokenize_tool",
+           "missing_prerequisites", "read_lines", "run_runner", "source_dir"]
 
 RUNNER_NAME = "bmf_runner"
+TOKENIZE_NAME = "bmf_tokenize"
 DEFAULT_BUILD_DIR = "build/bmf_runner"
+DEFAULT_TOKENIZE_BUILD_DIR = "build/bmf_tokenize"
 
 
 class RunnerBuildError(RuntimeError):
@@ -69,29 +74,73 @@ def _nlohmann_json_found() -> bool:
     return any((Path(p) / sub / "nlohmann_jsonConfig.cmake").is_file() for p in prefixes for sub in subdirs)
 
 
-def missing_prerequisites() -> str | None:
-    """Why the runner cannot be built here (what is missing and how to install it), or None when it can."""
+def _icu_found() -> bool:
+    """ICU's headers (what CMakeLists.txt's find_package(ICU) needs) under ``ICU_ROOT`` or a standard prefix."""
+    roots = [os.environ["ICU_ROOT"]] if os.environ.get("ICU_ROOT") else ["/usr", "/usr/local"]
+    return any((Path(r) / "include" / "unicode" / "uchar.h").is_file() for r in roots)
+
+
+def missing_prerequisites(tokenize_only: bool = False) -> str | None:
+    """Why the runner (``tokenize_only``: just ``bmf_tokenize``) cannot be built here (what is missing and how to
+    install it), or None when it can."""
     missing = []
     if not shutil.which("cmake"):
         missing.append("cmake")
     if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++") or os.environ.get("CXX")):
         missing.append("a C++17 compiler (g++)")
-    if not _sentencepiece_found():
+    if not tokenize_only and not _sentencepiece_found():
         missing.append("the SentencePiece C++ library (libsentencepiece-dev)")
     if not _nlohmann_json_found():
         missing.append("nlohmann/json >= 3 (nlohmann-json3-dev)")
-    try:
-        import torch.utils
+    if not _icu_found():
+        missing.append("ICU (libicu-dev)")
+    if not tokenize_only:
+        try:
+            import torch.utils
 
-        if not (Path(torch.utils.cmake_prefix_path) / "Torch" / "TorchConfig.cmake").is_file():
-            missing.append("LibTorch's CMake config (torch/share/cmake/Torch)")
-    except ImportError:
-        missing.append("torch")
+            if not (Path(torch.utils.cmake_prefix_path) / "Torch" / "TorchConfig.cmake").is_file():
+                missing.append("LibTorch's CMake config (torch/share/cmake/Torch)")
+        except ImportError:
+            missing.append("torch")
     if not missing:
         return None
-    return ("cannot build the C++ runner: missing " + ", ".join(missing) +
+    what = "bmf_tokenize" if tokenize_only else "the C++ runner"
+    return (f"cannot build {what}: missing " + ", ".join(missing) +
             " (Debian/Ubuntu: apt-get install cmake g++ pkg-config libsentencepiece-dev "
-            "nlohmann-json3-dev)")
+            "nlohmann-json3-dev libicu-dev)")
+
+
+def _cmake_build(build: Path, configure_args: Sequence[str], jobs: int | None, verbose: bool) -> None:
+    """Configure (once) and build ``build``; RunnerBuildError with the tail of the output on failure."""
+    src = source_dir()
+    build.mkdir(parents=True, exist_ok=True)
+    configure = ["cmake", "-S", str(src), "-B", str(build), *configure_args]
+    for var in ("SENTENCEPIECE_ROOT", "ICU_ROOT"):
+        if os.environ.get(var):
+            configure.append(f"-D{var}={os.environ[var]}")
+    compile_ = ["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)]
+    for cmd in (configure, compile_):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=not verbose, text=True)
+        if r.returncode != 0:
+            tail = "\n".join(((r.stdout or "") + (r.stderr or "")).splitlines()[-30:])
+            raise RunnerBuildError(f"`{' '.join(cmd)}` failed (exit {r.returncode}) after "
+                                   f"{time.perf_counter() - t0:.0f}s:\n{tail}")
+
+
+def build_tokenize_tool(build_dir: str | Path = DEFAULT_TOKENIZE_BUILD_DIR, *, jobs: int | None = None,
+                        verbose: bool = False) -> Path:
+    """Configure (once, ``-DBMF_TOKENIZE_ONLY=ON``) and build ``bmf_tokenize`` in ``build_dir`` (no LibTorch, no
+    SentencePiece; seconds); returns the binary's path. :class:`RunnerBuildError` when it cannot be built."""
+    reason = missing_prerequisites(tokenize_only=True)
+    if reason:
+        raise RunnerBuildError(reason)
+    build = Path(build_dir).resolve()
+    _cmake_build(build, ["-DCMAKE_BUILD_TYPE=Release", "-DBMF_TOKENIZE_ONLY=ON"], jobs, verbose)
+    binary = build / TOKENIZE_NAME
+    if not binary.is_file():
+        raise RunnerBuildError(f"{binary}: the build finished but produced no {TOKENIZE_NAME} binary")
+    return binary
 
 
 def build_runner(build_dir: str | Path = DEFAULT_BUILD_DIR, *, jobs: int | None = None, build_type: str = "Release",
@@ -106,21 +155,9 @@ def build_runner(build_dir: str | Path = DEFAULT_BUILD_DIR, *, jobs: int | None 
     reason = missing_prerequisites()
     if reason:
         raise RunnerBuildError(reason)
-    src = source_dir()
     build = Path(build_dir).resolve()
-    build.mkdir(parents=True, exist_ok=True)
-    configure = ["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_BUILD_TYPE={build_type}",
-                 f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", *cmake_args]
-    if os.environ.get("SENTENCEPIECE_ROOT"):
-        configure.append(f"-DSENTENCEPIECE_ROOT={os.environ['SENTENCEPIECE_ROOT']}")
-    compile_ = ["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)]
-    for cmd in (configure, compile_):
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=not verbose, text=True)
-        if r.returncode != 0:
-            tail = "\n".join(((r.stdout or "") + (r.stderr or "")).splitlines()[-30:])
-            raise RunnerBuildError(f"`{' '.join(cmd)}` failed (exit {r.returncode}) after "
-                                   f"{time.perf_counter() - t0:.0f}s:\n{tail}")
+    _cmake_build(build, [f"-DCMAKE_BUILD_TYPE={build_type}", f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+                         "-DBMF_TOKENIZE_ONLY=OFF", *cmake_args], jobs, verbose)
     binary = build / RUNNER_NAME
     if not binary.is_file():
         raise RunnerBuildError(f"{binary}: the build finished but produced no runner binary")

@@ -164,7 +164,8 @@ Bundle load_bundle(const std::string& dir) {
     b.arch = text("arch", "");
     b.model_name = text("model", b.format == "aoti" ? "model.pt2" : "model.pt");
     b.model_path = join(dir, b.model_name);
-    b.tokenizer_name = text("tokenizer", "tokenizer.model");
+    // tokenizer_file (tokenizer.model or tokenizer.json); older bundles: "tokenizer", else tokenizer.model.
+    b.tokenizer_name = text("tokenizer_file", text("tokenizer", "tokenizer.model"));
     b.tokenizer_path = join(dir, b.tokenizer_name);
     field = "max_len";
     const Json* ml = json_find(j, field);
@@ -181,26 +182,29 @@ Bundle load_bundle(const std::string& dir) {
       for (const Json& l : json_array(*labels)) b.labels.push_back(json_string(l));  // UTF-8 checked by the parser
       if (b.labels.size() < 2) throw BundleError(json_path + ": 'labels' needs at least two names" + kHint);
     }
+    // special_ids: {role: id or null}; null (-1 here) when the tokenizer has no such role (GPT-2: no cls/sep).
+    // Absent (bundles before imported checkpoints): the fixed ids of bmf's SentencePiece tokenizer.
     field = "special_ids";
-    const Json* sp = json_find(j, field);
-    if (!sp) throw BundleError(json_path + ": missing field 'special_ids'" + kHint);
-    json_object(*sp);
-    auto id = [&](const char* name, int64_t& out, bool required) {
-      field = std::string("special_ids.") + name;
-      const Json* v = json_find(*sp, name);
-      if (!v) {
-        if (required) throw BundleError(json_path + ": missing field '" + field + "'" + kHint);
-        return;
-      }
-      out = json_int(*v);
-    };
-    id("pad", b.pad_id, true);
-    id("unk", b.unk_id, false);
-    id("cls", b.cls_id, true);
-    id("sep", b.sep_id, true);
-    id("mask", b.mask_id, false);
-    id("bos", b.bos_id, false);
-    id("eos", b.eos_id, false);
+    if (const Json* sp = json_find(j, field)) {
+      json_object(*sp);
+      auto id = [&](const char* name, int64_t& out, bool required) {
+        field = std::string("special_ids.") + name;
+        const Json* v = json_find(*sp, name);
+        if (!v) {
+          if (required) throw BundleError(json_path + ": missing field '" + field + "'" + kHint);
+          return;
+        }
+        out = v->is_null() ? -1 : json_int(*v);
+        if (out < -1) throw BundleError(json_path + ": field '" + field + "' must be an id >= 0 or null" + kHint);
+      };
+      id("pad", b.pad_id, true);
+      id("unk", b.unk_id, false);
+      id("cls", b.cls_id, true);
+      id("sep", b.sep_id, true);
+      id("mask", b.mask_id, false);
+      id("bos", b.bos_id, false);
+      id("eos", b.eos_id, false);
+    }
   } catch (const JsonError& e) {
     throw BundleError(json_path + ": field '" + field + "': " + e.what() + kHint);
   }

@@ -1,4 +1,5 @@
-// A bundle directory written by `bmf export`: bundle.json + model (model.pt or model.pt2) + tokenizer.model,
+// A bundle directory written by `bmf export`: bundle.json + model (model.pt or model.pt2) + tokenizer (tokenizer.model
+// or tokenizer.json, bundle.json's tokenizer_file),
 // checked against its manifest.json (the tokenizer is in tokenizer.h, the model behind model.h).
 #pragma once
 
@@ -27,6 +28,7 @@ struct Bundle {
   std::vector<std::string> labels;  // classify only
   int64_t max_len = 0;              // classify: longest input incl. [CLS]/[SEP]; lm: context window
   int64_t vocab_size = -1;          // -1 when bundle.json does not say
+  // special_ids of bundle.json; -1 where it says null (no such role). Defaults: bmf's SentencePiece ids.
   int64_t pad_id = 0, unk_id = 1, cls_id = 2, sep_id = 3, mask_id = 4, bos_id = 5, eos_id = 6;
 };
 

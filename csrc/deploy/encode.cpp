@@ -7,17 +7,19 @@
 namespace bmf {
 
 std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, const std::string& text) {
-  const std::vector<int> ids = head_ids(tok, text, (size_t)(bundle.max_len - 2));
+  const bool wrap = bundle.cls_id >= 0 && bundle.sep_id >= 0;
+  const size_t need = (size_t)(bundle.max_len - (wrap ? 2 : 0));
+  const std::vector<int> ids = head_ids(tok, text, need, 8 * (size_t)bundle.max_len);
   std::vector<int64_t> seq;
   seq.reserve(ids.size() + 2);
-  seq.push_back(bundle.cls_id);
+  if (wrap) seq.push_back(bundle.cls_id);
   seq.insert(seq.end(), ids.begin(), ids.end());
-  seq.push_back(bundle.sep_id);
+  if (wrap) seq.push_back(bundle.sep_id);
   return seq;
 }
 
-std::vector<int> head_ids(const Tokenizer& tok, const std::string& text, size_t need) {
-  size_t size = 8 * (need + 2);
+std::vector<int> head_ids(const Tokenizer& tok, const std::string& text, size_t need, size_t start) {
+  size_t size = start;
   if (text.size() <= size) {
     std::vector<int> ids = tok.encode(text);
     ids.resize(std::min(ids.size(), need));
@@ -40,7 +42,7 @@ Batch pad(const std::vector<std::vector<int64_t>>& seqs, int64_t pad_id) {
   Batch b;
   b.batch = (int64_t)seqs.size();
   for (const auto& s : seqs) b.seq = std::max<int64_t>(b.seq, (int64_t)s.size());
-  b.ids.assign(b.batch * b.seq, pad_id);
+  b.ids.assign(b.batch * b.seq, pad_id >= 0 ? pad_id : 0);
   b.mask.assign(b.batch * b.seq, 0);
   for (int64_t r = 0; r < b.batch; ++r) {
     std::copy(seqs[r].begin(), seqs[r].end(), b.ids.begin() + r * b.seq);

@@ -37,7 +37,8 @@ void generate(Session& s, const std::string& raw, std::mt19937_64& rng, std::str
   g.prompt = sanitize_utf8(raw);
   const std::vector<int> p = s.tok->encode(g.prompt);
   g.prompt_ids.assign(p.begin(), p.end());
-  if (g.prompt_ids.empty()) g.prompt_ids.push_back(bundle.bos_id);  // an empty prompt starts from <s>
+  if (g.prompt_ids.empty())  // an empty prompt starts from <s> (GPT-2: <|endoftext|>, its bos and eos)
+    g.prompt_ids.push_back(bundle.bos_id >= 0 ? bundle.bos_id : bundle.eos_id >= 0 ? bundle.eos_id : 0);
   std::vector<int64_t> ids = g.prompt_ids;
   const int64_t steps = std::max<int64_t>(opt.max_new_tokens, opt.print_logits ? 1 : 0);
   double fwd_ms = 0;

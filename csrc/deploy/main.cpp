@@ -1,5 +1,6 @@
 // bmf_runner: raw text in, JSON lines out, no Python. Loads a bundle written by `bmf export` (TorchScript model.pt or
-// AOTInductor model.pt2, tokenizer.model, bundle.json) and, per input line:
+// AOTInductor model.pt2, tokenizer.model (SentencePiece) or tokenizer.json (WordPiece / byte-level BPE), bundle.json)
+// and, per input line:
 //   task "classify": {"label": ..., "probabilities": {label: p, ...}}                       (N lines per forward)
 //   task "lm":       {"generated_ids": [...], "text": "..."}   greedy or top-k generation, one line at a time
 // Exit codes: 0 ok, 1 failure while running, 2 bad usage or a missing/corrupt/mismatched bundle.

@@ -6,12 +6,18 @@ namespace bmf {
 
 namespace {
 
-// One forward on a tiny input: the model must load, run and fit the bundle (label count, vocabulary).
+// One forward on a tiny input: the model must load, run and fit the bundle (label count, vocabulary). The input is
+// [CLS] [SEP], or, without those roles, the first of bos / eos / id 0.
 void smoke_check(Session& s) {
   const Bundle& bundle = s.bundle;
-  Batch b = pad({{bundle.cls_id, bundle.sep_id}}, bundle.pad_id);
+  std::vector<int64_t> probe;
+  if (bundle.cls_id >= 0 && bundle.sep_id >= 0)
+    probe = {bundle.cls_id, bundle.sep_id};
+  else
+    probe = {bundle.bos_id >= 0 ? bundle.bos_id : bundle.eos_id >= 0 ? bundle.eos_id : 0};
+  Batch b = pad({probe}, bundle.pad_id);
   const std::string& name = bundle.model_path;
-  if (bundle.task == "lm") b.gather = {1};
+  if (bundle.task == "lm") b.gather = {b.seq - 1};
   Output out;
   try {
     out = s.model->forward(b);
@@ -23,10 +29,11 @@ void smoke_check(Session& s) {
       throw BundleError(name + ": the model returns logits of shape " + shape_str(out.shape) +
                         " for one text, but bundle.json lists " + std::to_string(bundle.labels.size()) +
                         " labels; the model does not belong to this bundle");
-  } else if (out.shape.size() != 2 || out.shape[1] != s.tok->vocab_size()) {
+  } else if (const int64_t v = bundle.vocab_size >= 0 ? bundle.vocab_size : s.tok->vocab_size();
+             out.shape.size() != 2 || out.shape[1] != v) {
     throw BundleError(name + ": the model returns next-token logits of shape " + shape_str(out.shape) +
-                      " but the tokenizer has " + std::to_string(s.tok->vocab_size()) +
-                      " pieces; the model does not belong to this bundle");
+                      " but the vocabulary has " + std::to_string(v) +
+                      " ids; the model does not belong to this bundle");
   }
 }
 
@@ -36,7 +43,7 @@ Session open_session(const Options& opt) {
   Session s;
   s.opt = opt;
   s.bundle = load_bundle(opt.bundle);
-  s.tok = std::make_unique<Tokenizer>(s.bundle);
+  s.tok = load_tokenizer(s.bundle);
   set_threads(opt.threads);
   try {
     s.model = s.bundle.format == "aoti" ? load_aoti_model(s.bundle.model_path)

@@ -1,7 +1,7 @@
 // Input text handling shared by every runner mode: line splitting and the invalid-UTF-8 policy.
 //
 // The policy is exactly what `bmf predict --input FILE` does in Python (`open(FILE, encoding="utf-8",
-// errors="replace")`, iterate lines, strip the newline), so both sides hand SentencePiece the same string:
+// errors="replace")`, iterate lines, strip the newline), so both sides hand the tokenizer the same string:
 //
 //  * Lines end at "\n", "\r\n" or a lone "\r" (Python's universal newlines); the terminator is dropped. A final
 //    line without a terminator counts only if it is non-empty; an empty line in the middle is a (empty) text.

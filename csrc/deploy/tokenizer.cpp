@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "hf_tokenizer.h"
 #include "spm_shim.h"
 
 namespace bmf {
@@ -53,7 +54,7 @@ const BmfSpmApi* spm_api() {
 
 }  // namespace
 
-Tokenizer::Tokenizer(const Bundle& b) : api_(spm_api()) {
+SpmTokenizer::SpmTokenizer(const Bundle& b) : api_(spm_api()) {
   char err[512] = {0};
   sp_ = api_->load(b.tokenizer_path.c_str(), err, sizeof err);
   if (!sp_) throw BundleError(b.tokenizer_path + ": not a valid SentencePiece model (" + err + ")");
@@ -64,7 +65,8 @@ Tokenizer::Tokenizer(const Bundle& b) : api_(spm_api()) {
   } expected[] = {{"[PAD]", b.pad_id},   {"[UNK]", b.unk_id}, {"[CLS]", b.cls_id}, {"[SEP]", b.sep_id},
                   {"[MASK]", b.mask_id}, {"<s>", b.bos_id},   {"</s>", b.eos_id}};
   for (const auto& s : expected) {
-    if (s.id < 0 || s.id >= n || api_->piece_to_id(sp_, s.piece) != s.id)
+    if (s.id < 0) continue;  // null in bundle.json: no such role
+    if (s.id >= n || api_->piece_to_id(sp_, s.piece) != s.id)
       throw BundleError(b.tokenizer_path + ": special token " + s.piece + " is not at id " + std::to_string(s.id) +
                         " as bundle.json says; the tokenizer does not belong to this bundle");
     specials_.push_back(s.id);
@@ -74,11 +76,11 @@ Tokenizer::Tokenizer(const Bundle& b) : api_(spm_api()) {
                       std::to_string(b.vocab_size) + "; the tokenizer does not belong to this bundle");
 }
 
-Tokenizer::~Tokenizer() {
+SpmTokenizer::~SpmTokenizer() {
   if (sp_) api_->free_model(sp_);
 }
 
-std::vector<int> Tokenizer::encode(const std::string& text) const {
+std::vector<int> SpmTokenizer::encode(const std::string& text) const {
   char err[512] = {0};
   int* ids = nullptr;
   size_t n = 0;
@@ -89,7 +91,7 @@ std::vector<int> Tokenizer::encode(const std::string& text) const {
   return out;
 }
 
-std::string Tokenizer::decode(const std::vector<int>& ids) const {
+std::string SpmTokenizer::decode(const std::vector<int>& ids) const {
   std::vector<int> keep;
   keep.reserve(ids.size());
   const int n = vocab_size();
@@ -105,6 +107,41 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   return out;
 }
 
-int Tokenizer::vocab_size() const { return api_->piece_size(sp_); }
+int SpmTokenizer::vocab_size() const { return api_->piece_size(sp_); }
+
+JsonTokenizer::JsonTokenizer(const Bundle& b) {
+  try {
+    tok_ = HfTokenizer::load(b.tokenizer_path);
+  } catch (const TokenizerError& e) {
+    throw BundleError(e.what());
+  }
+  const int n = tok_->vocab_size();
+  const std::pair<const char*, int64_t> roles[] = {{"pad", b.pad_id}, {"unk", b.unk_id},   {"cls", b.cls_id},
+                                                   {"sep", b.sep_id}, {"mask", b.mask_id}, {"bos", b.bos_id},
+                                                   {"eos", b.eos_id}};
+  for (const auto& [role, id] : roles)
+    if (id >= n)
+      throw BundleError(b.tokenizer_path + ": bundle.json's special_ids." + role + " " + std::to_string(id) +
+                        " is not an id of this tokenizer (" + std::to_string(n) +
+                        " ids); the tokenizer does not belong to this bundle");
+  if (b.vocab_size >= 0 && n > b.vocab_size)
+    throw BundleError(b.tokenizer_path + ": " + std::to_string(n) + " token ids but bundle.json says vocab_size " +
+                      std::to_string(b.vocab_size) + "; the tokenizer does not belong to this bundle");
+}
+
+JsonTokenizer::~JsonTokenizer() = default;
+
+std::vector<int> JsonTokenizer::encode(const std::string& text) const { return tok_->encode(text); }
+
+std::string JsonTokenizer::decode(const std::vector<int>& ids) const { return tok_->decode(ids); }
+
+int JsonTokenizer::vocab_size() const { return tok_->vocab_size(); }
+
+std::unique_ptr<Tokenizer> load_tokenizer(const Bundle& b) {
+  const std::string& name = b.tokenizer_name;
+  const bool json = name.size() >= 5 && name.compare(name.size() - 5, 5, ".json") == 0;
+  if (json) return std::make_unique<JsonTokenizer>(b);
+  return std::make_unique<SpmTokenizer>(b);
+}
 
 }  // namespace bmf
