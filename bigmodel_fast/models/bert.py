@@ -12,6 +12,7 @@ from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
 from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, masked_cross_entropy
+from bigmodel_fast.nn.transformer import activation
 
 __all__ = ["BertModel", "BertForPretraining", "MLMHead"]
 
@@ -42,7 +43,8 @@ class BertModel(TransformerStack):
 
 
 class MLMHead(nn.Module):
-    """Masked-LM head: Linear(E, E) -> GELU -> LayerNorm -> vocab projection (+ own bias).
+    """Masked-LM head: Linear(E, E) -> activation (``cfg.hidden_act``, default GELU) -> LayerNorm -> vocab
+    projection (+ own bias).
 
     The projection (``decoder``, a :class:`~bigmodel_fast.nn.heads.TiedLMHead`) is the word-embedding matrix when
     ``tie_embeddings`` (no separate parameter, so the state dict has no duplicate tensor), else an independent
@@ -51,6 +53,7 @@ class MLMHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
+        self.hidden_act = cfg.hidden_act
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
@@ -65,7 +68,7 @@ class MLMHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """(..., E) -> (..., V) logits."""
-        h = self.norm(F.gelu(self.dense(hidden)))
+        h = self.norm(activation(self.dense(hidden), self.hidden_act))
         return F.linear(h, self.decoder_weight(), self.bias)
 
 

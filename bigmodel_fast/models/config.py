@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["ConfigError", "ModelConfig"]  # ARCHS too, computed on access (module __getattr__)
+__all__ = ["ACTIVATIONS", "ConfigError", "ModelConfig"]  # ARCHS too, computed on access (module __getattr__)
+
+# MLP (and BERT MLM-head) activations: exact erf GELU, GPT-2's tanh approximation, ReLU
+ACTIVATIONS = ("gelu", "gelu_new", "relu")
 
 
 def _arch_names() -> tuple[str, ...]:
@@ -79,6 +82,13 @@ class ModelConfig:
         label_names: optional names of the ``num_labels`` classes, in logit order.
         initializer_range: std of the normal weight init.
         bidirectional: lstm only: bidirectional LSTM layers (classifiers; a causal LM must be unidirectional).
+        hidden_act: activation of the MLP and of BERT's MLM-head transform: ``"gelu"`` (exact erf form, the
+            default), ``"gelu_new"`` (tanh approximation, GPT-2) or ``"relu"``.
+        position_offset: first learned position used by real tokens (0 by default). RoBERTa checkpoints use
+            ``pad_id + 1``: without explicit ``position_ids`` a token gets ``position_offset`` + (its index among
+            the non-pad tokens of its row) and pad tokens get ``position_offset - 1``; explicit 0-based
+            ``position_ids`` are shifted by ``position_offset``. Inputs may be ``max_position - position_offset``
+            tokens long.
     """
 
     arch: str = _expect("str naming a registered arch", default="bert")
@@ -100,6 +110,8 @@ class ModelConfig:
     label_names: list[str] = _expect("list of str", default_factory=list)
     initializer_range: float = _expect("float > 0", default=0.02)
     bidirectional: bool = _expect("bool (true only for arch lstm)", default=False)
+    hidden_act: str = _expect(f"one of {', '.join(ACTIVATIONS)}", default="gelu")
+    position_offset: int = _expect("int in [0, max_position)", default=0)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -148,6 +160,11 @@ class ModelConfig:
             raise bad("pad_id", f"expected int in [0, vocab_size={self.vocab_size}), got {self.pad_id}")
         if self.arch == "bert" and self.type_vocab_size == 0:
             raise bad("type_vocab_size", "bert needs at least 1 segment type, got 0")
+        if self.hidden_act not in ACTIVATIONS:
+            raise bad("hidden_act", f"expected one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
+        if not 0 <= self.position_offset < self.max_position:
+            raise bad("position_offset", f"expected int in [0, max_position={self.max_position}), "
+                                         f"got {self.position_offset}")
         if not all(isinstance(n, str) for n in self.label_names):
             raise bad("label_names", f"expected list of str, got {self.label_names!r}")
         if self.label_names and len(self.label_names) != self.num_labels:

@@ -19,6 +19,12 @@ class Embeddings(nn.Module):
         dropout: dropout applied after the sum (and LayerNorm).
         layer_norm: apply LayerNorm after the sum (BERT) or not (GPT, pre-LN blocks normalise).
         layer_norm_eps: LayerNorm epsilon.
+        position_offset: first position row used by real tokens (RoBERTa: ``pad_id + 1``; default 0). When > 0
+            and no ``position_ids`` are given, a token's position is ``position_offset`` + its index among the
+            non-pad tokens of its row, and pad tokens (``input_ids == pad_id``) get ``position_offset - 1``
+            (RoBERTa's ``create_position_ids_from_input_ids``); explicit 0-based ``position_ids`` are shifted by
+            ``position_offset``.
+        pad_id: the padding token id (read only when ``position_offset > 0``).
     """
 
     def __init__(
@@ -30,9 +36,16 @@ class Embeddings(nn.Module):
         dropout: float = 0.0,
         layer_norm: bool = True,
         layer_norm_eps: float = 1e-12,
+        position_offset: int = 0,
+        pad_id: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= position_offset < max_position:
+            raise ValueError(f"Embeddings: position_offset={position_offset} must be in "
+                             f"[0, max_position={max_position})")
         self.max_position = max_position
+        self.position_offset = position_offset
+        self.pad_id = pad_id
         self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
         self.position_embeddings = nn.Embedding(max_position, hidden_size)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size > 0 else None
@@ -53,13 +66,21 @@ class Embeddings(nn.Module):
         if input_ids.dim() != 2:
             raise ValueError("Embeddings: input_ids must be (B, S); got shape " + str(input_ids.shape))
         seq_len = input_ids.shape[1]
+        offset = self.position_offset
         if position_ids is None:
-            if seq_len > self.max_position:
+            if seq_len > self.max_position - offset:
                 raise ValueError(
                     "Embeddings: sequence length " + str(seq_len) + " exceeds max_position="
-                    + str(self.max_position) + " (config field max_position); truncate the input or raise it"
+                    + str(self.max_position) + " - position_offset=" + str(offset)
+                    + " (config fields max_position, position_offset); truncate the input or raise it"
                 )
-            position_ids = torch.arange(seq_len, device=input_ids.device)  # (S,)
+            if offset > 0:  # RoBERTa: real tokens count from offset, pads sit at offset - 1
+                real = (input_ids != self.pad_id).to(torch.long)  # (B, S)
+                position_ids = torch.cumsum(real, dim=1) * real + (offset - 1)  # (B, S)
+            else:
+                position_ids = torch.arange(seq_len, device=input_ids.device)  # (S,)
+        elif offset > 0:
+            position_ids = position_ids + offset
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)  # (B, S, E)
         tte = self.token_type_embeddings
         if tte is not None:

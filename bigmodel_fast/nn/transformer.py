@@ -23,8 +23,19 @@ from bigmodel_fast.nn.embeddings import Embeddings
 from bigmodel_fast.nn.init import init_weights
 from bigmodel_fast.ops.attention import attention, varlen_attention
 
-__all__ = ["MultiHeadAttention", "MLP", "Block", "StackConfig", "TransformerStack", "key_padding_mask",
+__all__ = ["MultiHeadAttention", "MLP", "Block", "StackConfig", "TransformerStack", "activation", "key_padding_mask",
            "packed_attention"]
+
+
+def activation(x: Tensor, name: str) -> Tensor:
+    """``name`` applied to x: ``"gelu"`` (exact erf), ``"gelu_new"`` (tanh approximation, GPT-2) or ``"relu"``."""
+    if name == "gelu":
+        return F.gelu(x)
+    if name == "gelu_new":
+        return F.gelu(x, approximate="tanh")
+    if name == "relu":
+        return F.relu(x)
+    raise ValueError("unknown activation '" + name + "'; expected gelu, gelu_new or relu")
 
 
 class StackConfig(Protocol):
@@ -146,16 +157,21 @@ class MultiHeadAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: Linear(E, I) -> GELU (exact erf form) -> Linear(I, E)."""
+    """Position-wise feed-forward: Linear(E, I) -> activation (default GELU, exact erf form) -> Linear(I, E).
 
-    def __init__(self, hidden_size: int, intermediate_size: int) -> None:
+    ``hidden_act``: ``"gelu"``, ``"gelu_new"`` (tanh approximation) or ``"relu"`` (:func:`activation`).
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, hidden_act: str = "gelu") -> None:
         super().__init__()
+        activation(torch.zeros(1), hidden_act)  # ValueError now for an unknown name
+        self.hidden_act = hidden_act
         self.fc1 = nn.Linear(hidden_size, intermediate_size)
         self.fc2 = nn.Linear(intermediate_size, hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, S, E) -> (B, S, E)."""
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(activation(self.fc1(x), self.hidden_act))
 
 
 class Block(nn.Module):
@@ -171,6 +187,7 @@ class Block(nn.Module):
         causal: causal self-attention.
         pre_ln: pre-LN when True, post-LN when False.
         layer_norm_eps: LayerNorm epsilon.
+        hidden_act: MLP activation (:func:`activation`).
     """
 
     def __init__(
@@ -183,11 +200,12 @@ class Block(nn.Module):
         causal: bool = False,
         pre_ln: bool = True,
         layer_norm_eps: float = 1e-5,
+        hidden_act: str = "gelu",
     ) -> None:
         super().__init__()
         self.pre_ln = pre_ln
         self.attn = MultiHeadAttention(hidden_size, num_heads, num_kv_heads, dropout, causal)
-        self.mlp = MLP(hidden_size, intermediate_size)
+        self.mlp = MLP(hidden_size, intermediate_size, hidden_act)
         self.ln1 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.ln2 = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
@@ -220,7 +238,8 @@ class TransformerStack(nn.Module):
     Args:
         cfg: a :class:`StackConfig` (e.g. :class:`bigmodel_fast.models.ModelConfig`): sizes, ``dropout``,
             ``layer_norm_eps``, ``initializer_range`` and ``use_pre_ln()`` (pre-LN blocks plus a final LayerNorm,
-            else post-LN).
+            else post-LN); optional ``hidden_act`` (default ``"gelu"``), ``position_offset`` (default 0) and
+            ``pad_id`` (read when ``position_offset > 0``, RoBERTa-style positions).
         causal: causal (decoder) rather than bidirectional (encoder) self-attention.
         type_vocab_size: number of segment ids; 0 = no segment embeddings.
         embedding_layer_norm: LayerNorm after the embedding sum.
@@ -232,14 +251,17 @@ class TransformerStack(nn.Module):
         super().__init__()
         self.cfg = cfg
         pre_ln = cfg.use_pre_ln()
+        offset = int(getattr(cfg, "position_offset", 0))
         self.embeddings = Embeddings(
             cfg.vocab_size, cfg.hidden_size, cfg.max_position, type_vocab_size, cfg.dropout,
             layer_norm=embedding_layer_norm, layer_norm_eps=cfg.layer_norm_eps,
+            position_offset=offset, pad_id=int(getattr(cfg, "pad_id", 0)) if offset > 0 else 0,
         )
+        act = str(getattr(cfg, "hidden_act", "gelu"))
         self.layers = nn.ModuleList(
             [
                 Block(cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_kv_heads, cfg.dropout,
-                      causal=causal, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps)
+                      causal=causal, pre_ln=pre_ln, layer_norm_eps=cfg.layer_norm_eps, hidden_act=act)
                 for _ in range(cfg.num_layers)
             ]
         )
