@@ -3,6 +3,10 @@
 Reads a pretraining checkpoint (``bmf pretrain``), puts a classification head on its backbone, trains on a
 CSV/JSONL of ``text`` / ``label`` rows, keeps the checkpoint with the best validation accuracy, and records the
 label names in the model config so every later stage (evaluate, export, predict) speaks in labels.
+
+A classifier checkpoint (``bmf finetune`` output, or an imported fine-tuned model) is accepted too: its head is
+kept when its labels are the training data's (the head's label order is kept), else the run stops with both label
+sets named, unless ``--new-head`` asks for a fresh head on its backbone.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from .. import checkpoint as ckpt
 from .. import fsio
 from ..config_cli import check_fields, setting
 from ..data.classification import encode_for_classifier, pad_batch, read_labelled
-from ..data.tokenizer import Tokenizer
+from ..data.tokenizer_base import load_tokenizer
 from ..inference import predict_logits
 from ..models import build_classifier
 from ..models.config import ModelConfig
@@ -41,7 +45,7 @@ class FinetuneConfig:
     Each field's metadata is also its ``bmf finetune`` flag (:mod:`bigmodel_fast.config_cli`).
     """
 
-    checkpoint: str = setting(help="pretraining checkpoint directory")
+    checkpoint: str = setting(help="pretraining or classifier checkpoint directory")
     train: str = setting(help="CSV/JSONL with text and label")
     out: str = setting()
     valid: str | None = setting(None, help="CSV/JSONL for model selection")
@@ -61,6 +65,8 @@ class FinetuneConfig:
     progress: bool = progress_field()
     skip_nonfinite: int = skip_nonfinite_field()
     log_every: int = setting(20, min=1, help="optimizer steps between training-loss records in metrics.jsonl")
+    new_head: bool = setting(False, help="a classifier --checkpoint: put a fresh head on its backbone instead of "
+                                         "keeping its head (needed when its labels are not the training data's)")
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -68,13 +74,34 @@ class FinetuneConfig:
         check_fields(self)
 
 
-def load_pretrained_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Model config and full state dict of a pretraining checkpoint (verified and loaded into its model first).
+def load_source(path: str | Path) -> tuple[str, ModelConfig, dict[str, torch.Tensor]]:
+    """``(kind, model config, state dict)`` of the checkpoint a fine-tuning run starts from (verified and loaded
+    into its model first): a pretraining checkpoint (kind ``"pretrain"``: ``backbone.*`` tensors and the
+    pretraining heads', which :meth:`load_backbone` of the classifier ignores) or a classifier (kind
+    ``"classifier"``, its ``classifier.*`` head included). Anything else is a CheckpointError naming both kinds."""
+    _, meta = ckpt.read_meta(path)
+    kind = meta.get("kind")
+    if kind not in ("pretrain", "classifier"):
+        raise ckpt.CheckpointError(f"{path}: expected a pretraining or classifier checkpoint (meta.json kind "
+                                   f"'pretrain' or 'classifier'), got kind {kind!r}")
+    model, cfg, _ = ckpt.load_model(path, kind)
+    return kind, cfg, model.state_dict()
 
-    The state dict holds the backbone's ``backbone.*`` tensors and the pretraining heads' (MLM/NSP or LM);
-    :meth:`load_backbone` of the classifier takes the ``backbone.*`` ones and ignores the heads."""
-    model, cfg, _ = ckpt.load_model(path, "pretrain")
-    return cfg, model.state_dict()
+
+def head_labels(cfg: FinetuneConfig, source_kind: str, source_cfg: ModelConfig, train_labels: list[str]) -> tuple:
+    """``(label names in logit order, keep the source's head)`` for a run on data with ``train_labels``.
+
+    A classifier's head is kept when its label names are the data's label set (in the head's order); with
+    ``--new-head``, or from a pretraining checkpoint, the labels are the data's, sorted, on a fresh head.
+    ValueError (one line, both label sets) when a classifier's labels differ and ``--new-head`` is not given."""
+    names = sorted(set(train_labels))
+    if source_kind != "classifier" or cfg.new_head:
+        return names, False
+    have = list(source_cfg.label_names) or [str(i) for i in range(source_cfg.num_labels)]
+    if sorted(have) != names or len(set(have)) != len(have):
+        raise ValueError(f"{cfg.checkpoint}: the classifier's labels {have} are not the training data's {names} "
+                         f"({cfg.train}); pass --new-head to put a fresh head on its backbone")
+    return have, True
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
@@ -91,16 +118,16 @@ def finetune(cfg: FinetuneConfig) -> dict:
 def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
-    base_cfg, pretrained = load_pretrained_backbone(cfg.checkpoint)
+    source_kind, base_cfg, pretrained = load_source(cfg.checkpoint)
     if cfg.arch is not None and cfg.arch != base_cfg.arch:
         raise ValueError(f"{cfg.checkpoint}: the checkpoint is arch {base_cfg.arch!r} but arch {cfg.arch!r} was asked "
                          f"for; the classifier always takes the pretraining checkpoint's arch (drop --arch)")
-    tok = Tokenizer(Path(cfg.checkpoint) / ckpt.TOKENIZER)
+    tok = load_tokenizer(ckpt.tokenizer_path(cfg.checkpoint))
 
     train = read_labelled(cfg.train, cfg.text_field, cfg.label_field)
-    label_names = sorted(set(train.labels))
-    if len(label_names) < 2:
-        raise ValueError(f"{cfg.train}: need at least two distinct labels, found {label_names}")
+    if len(set(train.labels)) < 2:
+        raise ValueError(f"{cfg.train}: need at least two distinct labels, found {sorted(set(train.labels))}")
+    label_names, keep_head = head_labels(cfg, source_kind, base_cfg, train.labels)
     label_id = {name: i for i, name in enumerate(label_names)}
     valid = read_labelled(cfg.valid, cfg.text_field, cfg.label_field) if cfg.valid else None
     if valid is not None:
@@ -111,10 +138,14 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "num_labels": len(label_names),
                                        "label_names": label_names, "dropout": cfg.classifier_dropout})
     model = build_classifier(model_cfg)
-    missing, unexpected = model.load_backbone(pretrained)
-    if missing:
-        raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
+    if keep_head:  # the whole classifier, head included: same tensors, same logits before the first step
+        model.load_state_dict(pretrained)
+    else:
+        missing, unexpected = model.load_backbone(pretrained)
+        if missing:
+            raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
     model.to(device)
+    head = f"kept from {cfg.checkpoint}" if keep_head else "new"
 
     seqs = encode_for_classifier(tok, train.texts, cfg.max_len)
     y = torch.tensor([label_id[l] for l in train.labels])
@@ -164,7 +195,7 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
         if acc is None or acc > best_acc:
             best_acc = acc if acc is not None else best_acc
             meta = {"kind": "classifier", "step": step, "epoch": epoch + 1, "valid_accuracy": acc,
-                    "max_len": cfg.max_len, "finetune_config": asdict(cfg)}
+                    "max_len": cfg.max_len, "head": head, "finetune_config": asdict(cfg)}
             check_finite_weights(model, step, guard.last_good)
             ckpt.save_checkpoint(out / "checkpoint", model, model_cfg.to_dict(), tok.model_file, meta)
             saved["step"] = step
@@ -173,5 +204,5 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     bar.close()
     log.close()
     return {"steps": step, "best_valid_accuracy": best_acc if valid_seqs is not None else None,
-            "labels": label_names, "checkpoint": str(out / "checkpoint"), "train_examples": len(seqs),
+            "labels": label_names, "head": head, "checkpoint": str(out / "checkpoint"), "train_examples": len(seqs),
             "skipped_nonfinite": guard.skipped}

@@ -3,13 +3,17 @@
 Thin on purpose: the model computes its loss, the loader is a pure function of the batch index, and everything
 needed to continue a run (weights, optimizer, scheduler, step, RNG states, loader position) is in the checkpoint,
 so ``--resume`` reproduces an uninterrupted run.
+
+``--init CKPT`` starts from another pretraining checkpoint instead of random weights (:mod:`.init_from`): its
+model config and weights, a fresh optimizer, schedule and step count, the same loaders and attention dispatch as
+any other run. On ``--resume`` the run's own checkpoint wins; the ``--init`` one is not read again.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,12 +24,14 @@ from .. import fsio
 from ..config_cli import check_fields, setting
 from ..data.data_dir import PreparedData
 from ..data.loader import CausalLoader, MLMLoader, SpecialIds, TokenLoader
-from ..data.tokenizer import Tokenizer
+from ..data.tokenizer_base import BaseTokenizer as Tokenizer
+from ..data.tokenizer_base import load_tokenizer
 from ..models import build_pretraining_model, check_inputs, registry
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
 from ..runtime import autocast_for, pick_device, seed_everything, to_device
 from .config_fields import amp_field, arch_choices, device_field, progress_field, seed_field, skip_nonfinite_field
+from .init_from import InitSource, check_data_tokenizer, check_run_fits, init_record, read_init
 from .loop_state import LoopState
 from .metrics_log import MetricsLog
 from .optim import OptimConfig, build_optimizer, build_scheduler
@@ -43,8 +49,9 @@ class PretrainConfig:
 
     data: str = setting(help="directory written by `bmf prepare`")
     out: str = setting(help="run directory (checkpoint/, metrics.jsonl)")
-    arch: str = setting("bert", choices=arch_choices)
-    preset: str = setting("tiny", help="model size: tiny | small | base | path to JSON")
+    arch: str | None = setting(None, choices=arch_choices, help="default bert; with --init the checkpoint's")
+    preset: str | None = setting(None, help="model size: tiny (default) | small | base | path to JSON; with --init "
+                                 "the model is the checkpoint's")
     model_overrides: dict = setting(default_factory=dict, cli=False)  # ModelConfig fields over the preset's
     seq_len: int = setting(128, min=1)
     batch_size: int = setting(32, min=1)
@@ -61,6 +68,9 @@ class PretrainConfig:
     device: str = device_field()
     amp: str = amp_field()
     resume: bool = setting(False, help="continue from <out>/checkpoint")
+    init: str | None = setting(None, metavar="CKPT", help="start from this pretraining checkpoint's model and "
+                               "weights (fresh optimizer and schedule); the data must be prepared with its "
+                               "tokenizer (`bmf prepare --tokenizer CKPT`)")
     stop_at: int = setting(0, help="save and stop after this step (schedule keeps max-steps)")
     progress: bool = progress_field()
     loader: str = setting("native", choices=LOADERS, help="native C++ TokenLoader (default) or the Python "
@@ -74,12 +84,15 @@ class PretrainConfig:
     def __post_init__(self):
         if isinstance(self.optim, dict):
             self.optim = OptimConfig(**self.optim)
+        if self.init is None:  # with --init both come from the checkpoint (resolve_init)
+            self.arch = "bert" if self.arch is None else self.arch
+            self.preset = "tiny" if self.preset is None else self.preset
         check_fields(self)
 
 
 # Settings a resumed run must share with the run that wrote the checkpoint (else --allow-config-change).
 RESUME_FIXED = ("data", "arch", "preset", "model_overrides", "seq_len", "batch_size", "grad_accum", "mlm_probability",
-                "nsp", "pack")
+                "nsp", "pack", "init")
 
 
 def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
@@ -106,7 +119,11 @@ def make_loader(cfg: PretrainConfig, shards, tok: Tokenizer, seed: int):
                         pack=pack, vocab_size=vocab)
 
 
-def build_model_config(cfg: PretrainConfig, tok: Tokenizer) -> ModelConfig:
+def build_model_config(cfg: PretrainConfig, tok: Tokenizer, init: InitSource | None = None) -> ModelConfig:
+    """The run's model: the ``--init`` checkpoint's when given, else the preset with the model overrides, the
+    tokenizer's vocabulary and ``max_position`` at least ``seq_len``."""
+    if init is not None:
+        return init.model_config
     fields = {**load_preset(cfg.preset), **cfg.model_overrides}
     fields.update(arch=cfg.arch, vocab_size=tok.vocab_size, pad_id=tok.pad_id)
     fields["max_position"] = max(int(fields.get("max_position", cfg.seq_len)), cfg.seq_len)
@@ -138,6 +155,9 @@ def config_changes(cfg: PretrainConfig, meta: dict) -> dict:
         if key == "data":  # compared as resolved paths (checkpoints before data_path: resolved from here)
             old = meta.get("data_path") or (str(Path(old).resolve()) if isinstance(old, str) else old)
             new = str(Path(new).resolve())
+        if key == "init":  # resolved paths too (meta.json records the resolved one)
+            old = (meta.get("init") or {}).get("checkpoint") or (str(Path(old).resolve()) if old else old)
+            new = str(Path(new).resolve()) if new else new
         if key in saved and old != new:
             changes[key] = [old, new]
     return changes
@@ -154,11 +174,32 @@ def check_resume_config(cfg: PretrainConfig, ckpt_dir: Path, meta: dict) -> dict
     return changes
 
 
+def require_resumable(ckpt_dir: Path) -> None:
+    if not (ckpt_dir / ckpt.TRAINER).is_file() and not (ckpt_dir / ckpt.LEGACY_TRAINER).is_file():
+        raise FileNotFoundError(f"--resume: no resumable checkpoint at {ckpt_dir} (expected {ckpt.TRAINER})")
+
+
+def resolve_init(cfg: PretrainConfig, ckpt_dir: Path) -> tuple[PretrainConfig, InitSource | None]:
+    """``cfg`` with the arch of the checkpoint the model comes from, and that checkpoint: ``cfg.init``, or on
+    ``--resume`` the run's own ``ckpt_dir`` (resume wins over --init). ``(cfg, None)`` without ``--init``.
+
+    Raises ValueError / CheckpointError (one line) when the checkpoint is unusable or the run's settings conflict
+    with its model (:func:`~.init_from.check_run_fits`)."""
+    if cfg.init is None:
+        return cfg, None
+    if cfg.resume:
+        require_resumable(ckpt_dir)
+        source = read_init(ckpt_dir, "--resume")
+    else:
+        source = read_init(cfg.init)
+    check_run_fits(source, cfg.arch, cfg.preset, cfg.model_overrides, cfg.seq_len)
+    return replace(cfg, arch=source.model_config.arch), source
+
+
 def restore(cfg: PretrainConfig, ckpt_dir: Path, model, opt, sched, loader) -> tuple[LoopState, dict]:
     """Load weights, optimizer, scheduler, loader position and RNG states from ``ckpt_dir``; returns where the run
     stands and the accepted setting changes (``{setting: [saved, now]}``, see :func:`config_changes`)."""
-    if not (ckpt_dir / ckpt.TRAINER).is_file() and not (ckpt_dir / ckpt.LEGACY_TRAINER).is_file():
-        raise FileNotFoundError(f"--resume: no resumable checkpoint at {ckpt_dir} (expected {ckpt.TRAINER})")
+    require_resumable(ckpt_dir)
     _, meta = ckpt.read_meta(ckpt_dir)
     changes = check_resume_config(cfg, ckpt_dir, meta)
     ckpt.load_weights(ckpt_dir, model)
@@ -206,13 +247,24 @@ class _Run:
     ``ckpt_dir`` with ``cfg.resume``); :meth:`train` runs the loop to ``max_steps`` (or ``stop_at``)."""
 
     def __init__(self, cfg: PretrainConfig, data: PreparedData, out: Path, ckpt_dir: Path):
+        cfg, init = resolve_init(cfg, ckpt_dir)
         self.cfg, self.ckpt_dir = cfg, ckpt_dir
-        self.tok = Tokenizer(data.tokenizer_file)
+        self.tok = load_tokenizer(data.tokenizer_file)
         self.device = pick_device(cfg.device)
         seed_everything(cfg.seed)
+        self.init_record = None
+        if init is not None and not cfg.resume:
+            check_data_tokenizer(init, cfg.data, data.tokenizer_file, self.tok.vocab_size,
+                                 lambda f: load_tokenizer(f).vocab_size)
+            self.init_record = init_record(init)
+        elif init is not None:
+            self.init_record = init.meta.get("init")
 
-        self.model_cfg = build_model_config(cfg, self.tok)
-        self.model = build_pretraining_model(self.model_cfg).to(self.device)
+        self.model_cfg = build_model_config(cfg, self.tok, init)
+        self.model = build_pretraining_model(self.model_cfg)
+        if init is not None and not cfg.resume:
+            ckpt.load_weights(init.path, self.model)  # strict: every tensor of the pretraining model, no more
+        self.model.to(self.device)
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, cfg.max_steps)
         self.loader = make_loader(cfg, data.train_shards(), self.tok, seed=cfg.seed)
@@ -244,6 +296,8 @@ class _Run:
                          "rng": ckpt.rng_state()}
         meta = {"kind": "pretrain", "step": self.step, "train_config": asdict(self.cfg),
                 "data_path": str(Path(self.cfg.data).resolve())}
+        if self.init_record is not None:
+            meta["init"] = self.init_record
         ckpt.save_checkpoint(self.ckpt_dir, self.model, self.model_cfg.to_dict(), self.tok.model_file, meta,
                              trainer_state)
         self.saved_step = self.step
@@ -285,6 +339,8 @@ class _Run:
     def train(self) -> dict:
         cfg = self.cfg
         summary: dict = {"start_step": self.step}
+        if self.init_record is not None:
+            summary["init"] = self.init_record["checkpoint"]
         self.model.train()
         it = iter(self.loader)
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"pretrain {cfg.arch}", disable=not cfg.progress,
