@@ -4,7 +4,7 @@ A checkpoint is a directory::
 
     config.json                model config (ModelConfig.to_dict())
     model.safetensors          weights (tied tensors stored once)
-    tokenizer.model            the SentencePiece model the ids come from
+    tokenizer.model | .json    the tokenizer the ids come from (SentencePiece, or HF tokenizers), under its own name
     meta.json                  kind ("pretrain" | "classifier"), step, bmf version, the run's settings
     trainer_state.json         step, scheduler, optimizer groups, Python/NumPy RNG, loader position (resumable runs)
     trainer_state.safetensors  the trainer state's tensors: optimizer state, torch/CUDA RNG states
@@ -41,6 +41,24 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing a file or holds something unexpected."""
 
 
+def tokenizer_name(tokenizer_file: str | Path) -> str:
+    """The name a tokenizer file keeps in a checkpoint: ``tokenizer.json`` for a ``*.json`` (HF tokenizers),
+    else ``tokenizer.model`` (SentencePiece)."""
+    return "tokenizer.json" if Path(tokenizer_file).suffix == ".json" else TOKENIZER
+
+
+def tokenizer_path(path: str | Path) -> Path:
+    """The tokenizer file of checkpoint ``path`` (``tokenizer.model`` or ``tokenizer.json``); CheckpointError
+    naming the directory when it has neither."""
+    from .data.tokenizer_base import TOKENIZER_FILES
+
+    for name in TOKENIZER_FILES:
+        if (Path(path) / name).is_file():
+            return Path(path) / name
+    raise CheckpointError(f"{path}: missing the tokenizer; expected a checkpoint directory written by bmf holding "
+                          f"one of {', '.join(TOKENIZER_FILES)}")
+
+
 # ------------------------------------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict, tokenizer_file: str | Path,
                     meta: dict, trainer_state: dict | None = None) -> Path:
@@ -52,7 +70,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict
     tmp = fsio.staging_dir(path)
     write_json(tmp / CONFIG, model_config)
     save_safetensors(model, str(tmp / WEIGHTS))
-    shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+    shutil.copyfile(tokenizer_file, tmp / tokenizer_name(tokenizer_file))
     write_json(tmp / META, {"bmf_version": __version__, **meta})
     if trainer_state is not None:
         scalars, tensors = split_trainer_state(trainer_state)
@@ -111,7 +129,7 @@ def _require(path: Path, name: str) -> Path:
     f = path / name
     if not f.is_file():
         raise CheckpointError(f"{path}: missing {name}; expected a checkpoint directory written by bmf "
-                              f"(config.json, model.safetensors, tokenizer.model, meta.json)")
+                              f"(config.json, model.safetensors, tokenizer.model or .json, meta.json)")
     return f
 
 

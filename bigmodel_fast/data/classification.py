@@ -1,7 +1,9 @@
 """Labelled text for sequence classification: reading (CSV/JSONL with ``text`` and ``label``) and encoding.
 
-Every model input is ``[CLS] tokens[: max_len - 2] [SEP]`` (truncated, never dropped), for BERT and GPT backbones
-alike, so the Python side, TorchScript bundles and the C++ runner tokenize the same way.
+Every model input is ``cls + tokens[: max_len - 2] + sep`` when the tokenizer has cls and sep roles (BERT
+``[CLS]``/``[SEP]``, RoBERTa ``<s>``/``</s>``, bmf's SentencePiece ``[CLS]``/``[SEP]``), else ``tokens[: max_len]``
+(GPT-2); truncated, never dropped, so the Python side, TorchScript bundles and the C++ runner tokenize the same way
+(:func:`encode_for_classifier`).
 """
 
 from __future__ import annotations
@@ -68,16 +70,31 @@ def _stable_head(tok, data: bytes, ids: list[int], size: int, need: int) -> list
             return ids[:need]
 
 
-def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
-    """``[CLS] ids [SEP]`` per text, truncated to ``max_len`` ids.
+def classifier_wrap(tok) -> tuple[list[int], list[int]]:
+    """``(head, tail)`` ids around a classifier input: ``([cls_id], [sep_id])`` when the tokenizer has both roles,
+    else ``([], [])``."""
+    if tok.cls_id is not None and tok.sep_id is not None:
+        return [tok.cls_id], [tok.sep_id]
+    return [], []
 
-    A long text is never tokenized whole: its first ``max_len - 2`` ids come from a prefix of
-    ``8 * max_len`` UTF-8 bytes (cut back to a character boundary), doubled until that prefix yields more than
-    ``max_len - 2`` ids whose first ``max_len - 2`` equal those of the doubled prefix (or the text is covered).
-    ``bmf_runner`` applies the identical rule, so both give the same ids at bounded cost."""
-    if max_len < 3:
-        raise ValueError(f"max_len must be >= 3, got {max_len}")
-    need, start = max_len - 2, PREFIX_BYTES_PER_ID * max_len
+
+def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
+    """Classifier input ids per text, at most ``max_len`` ids.
+
+    With cls and sep roles (BERT, RoBERTa, bmf SentencePiece): ``[cls_id] + ids[: max_len - 2] + [sep_id]``;
+    without them (GPT-2): ``ids[: max_len]`` as they are. ``need`` is the number of text ids kept
+    (``max_len - 2``, or ``max_len``). For example, with BERT ids 101/102 and ``max_len=5``, "a b c d" ->
+    ``[101, a, b, c, 102]``; with GPT-2 and ``max_len=3`` -> ``[a, Ġb, Ġc]``.
+
+    A long text is never tokenized whole: its first ``need`` ids come from a prefix of ``8 * max_len`` UTF-8
+    bytes (cut back to a character boundary), doubled until that prefix yields more than ``need`` ids whose first
+    ``need`` equal those of the doubled prefix (or the text is covered). ``bmf_runner`` applies the identical rule,
+    so both give the same ids at bounded cost."""
+    head_ids, tail_ids = classifier_wrap(tok)
+    low = 1 + len(head_ids) + len(tail_ids)
+    if max_len < low:
+        raise ValueError(f"max_len must be >= {low}, got {max_len}")
+    need, start = max_len - len(head_ids) - len(tail_ids), PREFIX_BYTES_PER_ID * max_len
     heads, longs = [], []
     for text in texts:
         data = None if len(text) * 4 <= start else text.encode("utf-8", "surrogatepass")
@@ -90,7 +107,7 @@ def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[
     out = []
     for ids, data in zip(tok.encode_batch(heads), longs):
         ids = ids[:need] if data is None else _stable_head(tok, data, ids, start, need)
-        out.append([tok.cls_id, *ids, tok.sep_id])
+        out.append([*head_ids, *ids, *tail_ids])
     return out
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 from .. import fsio
 from ..jsonio import read_json
 from .shards import Shard, open_shards, split_shard_paths
+from .tokenizer_base import TOKENIZER_FILES
 
 STATS = "stats.json"
-TOKENIZER = "tokenizer.model"
+TOKENIZER = "tokenizer.model"  # what `bmf prepare` trains; with --tokenizer the file may be tokenizer.json
 
 
 class PreparedData:
@@ -22,11 +23,16 @@ class PreparedData:
         if not self.path.is_dir():
             raise FileNotFoundError(f"{self.path}: no such data directory; create it with `bmf prepare --out {path}`")
         if not self.tokenizer_file.is_file():
-            raise FileNotFoundError(f"{self.path}: missing {TOKENIZER}; expected a directory written by `bmf prepare`")
+            raise FileNotFoundError(f"{self.path}: missing {' or '.join(TOKENIZER_FILES)}; expected a directory "
+                                    "written by `bmf prepare`")
         fsio.verify_manifest(self.path, hashes=False)  # cheap: every listed file there with its size
 
     @property
     def tokenizer_file(self) -> Path:
+        """``tokenizer.model`` or ``tokenizer.json`` (the first of :data:`TOKENIZER_FILES` there)."""
+        for name in TOKENIZER_FILES:
+            if (self.path / name).is_file():
+                return self.path / name
         return self.path / TOKENIZER
 
     def _split(self, name: str) -> list[Shard]:

@@ -78,9 +78,11 @@ class TokenLoader:
         whole_word_mask: select whole words (needs ``tokenizer`` or ``word_start``).
         nsp: next-sentence prediction pairs (50% random B) and ``nsp_labels``.
         pack: causal: ``position_ids``/``cu_seqlens``/``max_seqlen`` per document; mlm: ``cu_seqlens`` per row.
-        tokenizer: a :class:`~bigmodel_fast.data.tokenizer.Tokenizer`, for special ids, vocab size and word starts.
-        special_ids: :class:`SpecialIds` (default: from ``tokenizer``, else the fixed ids 0..6 and the shards'
-            vocab_size).
+        tokenizer: any :class:`~bigmodel_fast.data.tokenizer_base.BaseTokenizer` (SentencePiece or HF), for the
+            special ids (its pad/cls/sep/mask roles; every special id is never masked nor drawn as a random
+            replacement), vocab size and word starts.
+        special_ids: :class:`SpecialIds` (default: from ``tokenizer``, else the SentencePiece ids 0..6 and the
+            shards' vocab_size).
         word_start: (vocab_size,) bool table (default ``tokenizer.word_start_mask()`` when whole-word masking).
         pin_memory: pin the tensors (default: when CUDA is available).
         vocab_size: the model's vocabulary (default: ``tokenizer.vocab_size``, else none). When known, a shard
@@ -117,7 +119,7 @@ class TokenLoader:
             vocab_size = tokenizer.vocab_size
         model_vocab = 0 if vocab_size is None else check_int("vocab_size", vocab_size, 1)
         if special_ids is None and tokenizer is not None:
-            special_ids = SpecialIds.from_tokenizer(tokenizer)
+            special_ids = SpecialIds.from_tokenizer(tokenizer, mlm=settings.mode == "mlm")
         if whole_word_mask and word_start is None:
             if tokenizer is None:
                 raise ValueError("whole_word_mask=True needs tokenizer= or word_start= (the word-start table)")

@@ -39,7 +39,8 @@ mlm examples
     first piece of its word: a piece whose id starts a word or follows a special token) draws a 16-bit uniform
     ``u`` (bits ``16 * (h % 4)`` of ``mix(select_key ^ (h // 4))``); selected iff ``u < floor(p * 65536 + 0.5)``
     and the token is not special. A selected token gets ``r = mix(roll_key ^ j)``: ``r % 10 < 8`` -> ``[MASK]``,
-    ``== 8`` -> random id ``lo + (r >> 16) % (vocab_size - lo)`` (``lo = max(special) + 1``), else unchanged.
+    ``== 8`` -> random id ``nonspecial[(r >> 16) % len(nonspecial)]`` (``nonspecial``: the ids of
+    ``[0, vocab_size)`` not in ``special``, ascending; ``7 + ...`` for the SentencePiece ids 0..6), else unchanged.
     ``mlm_labels`` hold the original id at selected positions, -100 elsewhere. With ``pack=True`` rows also get
     ``cu_seqlens``/``max_seqlen``: each row is its real tokens plus (if any) one padding segment.
 """
@@ -342,13 +343,33 @@ class SpecialIds:
     special: tuple[int, ...]
 
     @classmethod
-    def from_tokenizer(cls, tok) -> "SpecialIds":
-        return cls(tok.pad_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.vocab_size, tuple(tok.special_ids))
+    def from_tokenizer(cls, tok, mlm: bool = True) -> "SpecialIds":
+        """From a tokenizer's roles; ``special`` is every special id of the tokenizer (``tok.all_special_ids``).
+
+        ``mlm``: ValueError naming the tokenizer when it lacks a pad/cls/sep/mask role (MLM batches need all four);
+        else (causal batches, which use none of them) a missing role is -1."""
+        missing = [n for n in ("pad", "cls", "sep", "mask") if getattr(tok, f"{n}_id") is None]
+        if missing and mlm:
+            raise ValueError(f"{tok!r}: MLM batches need the special tokens {missing} (pad/cls/sep/mask roles), "
+                             "which this tokenizer does not have")
+        roles = [getattr(tok, f"{n}_id") for n in ("pad", "cls", "sep", "mask")]
+        pad, cls_id, sep, mask = (-1 if r is None else r for r in roles)
+        return cls(pad, cls_id, sep, mask, tok.vocab_size, tuple(tok.all_special_ids))
 
     @classmethod
     def fixed(cls, vocab_size: int = 0) -> "SpecialIds":
         """The fixed special ids of bigmodel_fast tokenizers (:data:`~bigmodel_fast.data.special_tokens.SPECIAL`)."""
         return cls(SPECIAL.pad, SPECIAL.cls, SPECIAL.sep, SPECIAL.mask, vocab_size, SPECIAL.ids)
+
+
+def non_special_ids(ids: SpecialIds) -> np.ndarray:
+    """(N,) int64: the ids of ``[0, vocab_size)`` that are not special, ascending (random MLM replacements).
+
+    Replacement ``k`` is ``non_special_ids(ids)[k]``; for the SentencePiece ids 0..6 that is ``7 + k``."""
+    keep = np.ones(ids.vocab_size, dtype=bool)  # (V,)
+    special = np.asarray([s for s in ids.special if 0 <= s < ids.vocab_size], dtype=np.int64)
+    keep[special] = False
+    return np.flatnonzero(keep).astype(np.int64)
 
 
 def select_threshold(mlm_probability: float) -> int:
@@ -399,10 +420,11 @@ def mask_tokens(input_ids: np.ndarray, ids: SpecialIds, keys: np.ndarray, mlm_pr
     labels = np.where(selected, input_ids, IGNORE_INDEX)
     r = mix_array(roll_key ^ pos.astype(np.uint64))
     roll = r % _U(10)
-    lo = max(ids.special) + 1  # random replacements are never special tokens
-    if ids.vocab_size <= lo:
+    # random replacements are never special tokens: the k-th non-special id of [0, vocab_size)
+    nonspecial = non_special_ids(ids)
+    if len(nonspecial) == 0:
         raise ValueError(f"vocab_size={ids.vocab_size} leaves no non-special id for random replacement")
-    random_ids = (lo + (r >> _U(16)) % _U(ids.vocab_size - lo)).astype(np.int64)
+    random_ids = nonspecial[((r >> _U(16)) % _U(len(nonspecial))).astype(np.int64)]
     out = np.where(selected & (roll < _U(8)), ids.mask, input_ids)
     out = np.where(selected & (roll == _U(8)), random_ids, out)
     return out, labels

@@ -6,7 +6,8 @@ read -> clean -> boilerplate-line removal (optional) -> quality filters (Gopher 
 
 Output directory (read back by :class:`~bigmodel_fast.data.data_dir.PreparedData`)::
 
-    tokenizer.model / tokenizer.vocab    SentencePiece model trained on the training split
+    tokenizer.model / tokenizer.vocab    SentencePiece model trained on the training split, or with --tokenizer
+                                         that tokenizer's own file (tokenizer.model or tokenizer.json)
     train_00000.bin / .idx ...           token shards of the training documents
     valid_00000.bin / .idx               held-out documents (for held-out loss)
     stats.json                           documents read / dropped (and why) / deduplicated, tokens written
@@ -44,6 +45,7 @@ from .shards import ShardWriter
 from .sources import SPLIT_MODES, iter_documents
 from .stats import CleanStats, DedupStats, PIIStats, QualityStats, ReadStats
 from .tokenizer import Tokenizer
+from .tokenizer_base import TOKENIZER_FILES, BaseTokenizer, load_tokenizer
 
 DEDUP_METHODS = ("minhash", "exact", "none")  # minhash: near duplicates, after exact
 FILTER_GROUP = "filtering and dedup"  # argument-group title of the filter and dedup flags
@@ -59,6 +61,9 @@ class PrepareConfig:
     inputs: list[str] = setting(positional=True, help="files or directories (.txt .md .rst .jsonl .csv, "
                                 "optionally .gz)")
     out: str = setting(help="output directory")
+    tokenizer: str | None = setting(None, help="tokenize with this tokenizer instead of training a SentencePiece one: "
+                                    "a checkpoint or HF model directory (tokenizer.model, tokenizer.json, vocab.txt, "
+                                    "vocab.json + merges.txt) or a tokenizer file; --vocab-size is then ignored")
     vocab_size: int = setting(8000, min=16)
     character_coverage: float = setting(0.9995, help="share of characters that get their own piece; the rest use "
                                         "byte fallback")
@@ -213,7 +218,7 @@ def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> tuple[li
     return texts, index
 
 
-_OWNED = re.compile(r"(tokenizer\.model|tokenizer\.vocab|stats\.json|manifest\.json|(train|valid)_\d+\.(bin|idx))")
+_OWNED = re.compile(r"(tokenizer\.(model|json|vocab)|stats\.json|manifest\.json|(train|valid)_\d+\.(bin|idx))")
 
 
 def _index_inside(cfg: PrepareConfig, out: Path) -> str | None:
@@ -241,12 +246,31 @@ def _check_out_is_ours(out: Path, index_rel: str | None) -> None:
                          f"be lost. HINT: use an empty or new --out directory, or move the file away")
 
 
-def _write_output(cfg: PrepareConfig, tmp: Path, train: list[str], valid: list[str], stats: dict) -> Tokenizer:
-    """Tokenizer and shards of both splits into the staging directory ``tmp``; fills ``stats``."""
-    tok = Tokenizer.train(_capped(train, cfg.tokenizer_max_chars), tmp, vocab_size=cfg.vocab_size, seed=cfg.seed,
-                          character_coverage=cfg.character_coverage, num_threads=max(cfg.num_threads, 1))
+def given_tokenizer(path: str | Path) -> BaseTokenizer:
+    """The tokenizer of ``--tokenizer``: a tokenizer file, a directory holding one of :data:`TOKENIZER_FILES`
+    (a checkpoint, prepared data, a bundle), or a HF model directory (``vocab.txt`` / ``vocab.json`` + ``merges.txt``).
+    """
+    p = Path(path)
+    if p.is_dir() and not any((p / n).is_file() for n in TOKENIZER_FILES):
+        from .hf_tokenizer import HFTokenizer
+
+        return HFTokenizer.from_hf_dir(p)
+    return load_tokenizer(p)
+
+
+def _write_output(cfg: PrepareConfig, tmp: Path, train: list[str], valid: list[str], stats: dict) -> BaseTokenizer:
+    """Tokenizer and shards of both splits into the staging directory ``tmp``; fills ``stats``. With
+    ``cfg.tokenizer`` that tokenizer's file is copied (byte for byte when it is one) instead of training one."""
+    if cfg.tokenizer:
+        tok = given_tokenizer(cfg.tokenizer)
+        name = tok.save(tmp).name
+    else:
+        tok = Tokenizer.train(_capped(train, cfg.tokenizer_max_chars), tmp, vocab_size=cfg.vocab_size, seed=cfg.seed,
+                              character_coverage=cfg.character_coverage, num_threads=max(cfg.num_threads, 1))
+        name = TOKENIZER
     stats.update({
-        "tokenizer": {"file": TOKENIZER, "vocab_size": tok.vocab_size},
+        "tokenizer": {"file": name, "vocab_size": tok.vocab_size, **({"source": str(cfg.tokenizer)}
+                                                                     if cfg.tokenizer else {})},
         "train": _write_split(tmp, "train", train, tok, cfg),
         "valid": _write_split(tmp, "valid", valid, tok, cfg) if valid else {"documents": 0, "tokens": 0, "shards": []},
     })

@@ -1,11 +1,14 @@
-"""The special tokens every bigmodel_fast tokenizer has, at fixed ids: the one place their pieces and ids are written.
+"""The special tokens of the SentencePiece tokenizers ``bmf prepare`` trains, at fixed ids: the one place their
+pieces and ids are written.
 
     0 [PAD]   1 [UNK]   2 [CLS]   3 [SEP]   4 [MASK]   5 <s>   6 </s>
 
-:class:`~bigmodel_fast.data.tokenizer.Tokenizer` trains and checks models against :data:`SPECIAL`; the loaders'
-:class:`~bigmodel_fast.data.loader_reference.SpecialIds` defaults, the native loader's config and the
-classification encoding take their ids from it (through a tokenizer, or directly when there is none).
-No heavy imports: the loaders use this without SentencePiece.
+:class:`~bigmodel_fast.data.tokenizer.Tokenizer` trains and checks models against :data:`SPECIAL`. Nothing else
+relies on these numbers: the loaders, classification inputs, export and the runner take the ids from the
+tokenizer's roles (``tok.cls_id`` ..., ``tok.special_ids()``), so a Hugging Face tokenizer with [CLS] at 101 or
+<mask> as its last id works the same (:mod:`bigmodel_fast.data.tokenizer_base`). :meth:`SpecialIds.fixed
+<bigmodel_fast.data.loader_reference.SpecialIds.fixed>` (these ids) is only the loaders' default when they are
+given neither a tokenizer nor ids. No heavy imports: the loaders use this without SentencePiece.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SentencePiece tokenizer with fixed special-token ids.
+"""SentencePiece tokenizer (one implementation of :class:`~bigmodel_fast.data.tokenizer_base.BaseTokenizer`).
 
 Every model trained by :meth:`Tokenizer.train` has the same first seven ids::
 
@@ -36,6 +36,7 @@ import numpy as np
 import sentencepiece as spm
 
 from .special_tokens import SPECIAL, SPECIAL_TOKENS, SpecialTokens
+from .tokenizer_base import BaseTokenizer, TokenizerError, TokenizerFileNotFoundError
 
 __all__ = [
     "SPECIAL",
@@ -52,14 +53,6 @@ __all__ = [
 MODEL_FILENAME = "tokenizer.model"
 NUM_BYTE_PIECES = 256
 _WORD_BOUNDARY = "\u2581"  # "▁", SentencePiece's whitespace marker
-
-
-class TokenizerError(ValueError):
-    """Bad tokenizer input: an unreadable model file, invalid training options or ids out of range."""
-
-
-class TokenizerFileNotFoundError(TokenizerError, FileNotFoundError):
-    """The tokenizer model file does not exist."""
 
 
 def split_long_line(line: str, max_bytes: int) -> list[str]:
@@ -122,8 +115,9 @@ def _reservoir(sentences: Iterable[str], size: int, seed: int) -> list[str]:
     return [s for _, s in kept]
 
 
-class Tokenizer:
-    """A loaded SentencePiece model with the fixed special ids of :data:`SPECIAL_TOKENS`.
+class Tokenizer(BaseTokenizer):
+    """A loaded SentencePiece model with the fixed special ids of :data:`SPECIAL_TOKENS` (roles: pad 0, unk 1,
+    cls 2, sep 3, mask 4, bos 5, eos 6).
 
     ``vocab_size`` counts every piece (specials and byte pieces included); ids are in ``[0, vocab_size)``.
     """
@@ -157,7 +151,7 @@ class Tokenizer:
                 "train the model with Tokenizer.train"
             )
         (self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id, self.bos_id, self.eos_id) = ids
-        self.special_ids: tuple[int, ...] = tuple(ids)
+        self.all_special_ids: tuple[int, ...] = tuple(ids)
         self._special_set = frozenset(ids)
 
     # ------------------------------------------------------------------------------------------------ training
@@ -323,9 +317,6 @@ class Tokenizer:
         if dest.resolve() != self.model_file.resolve():
             shutil.copyfile(self.model_file, dest)
         return dest
-
-    def __len__(self) -> int:
-        return self.vocab_size
 
     def __repr__(self) -> str:
         return f"Tokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"

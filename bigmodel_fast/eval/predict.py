@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 
 from .. import checkpoint as ckpt
+from ..config_cli import check_fields, positive_int, setting
 from ..data.classification import encode_for_classifier
-from ..data.tokenizer import Tokenizer
+from ..data.lines import DEFAULT_MAX_LINE_BYTES
+from ..data.tokenizer_base import load_tokenizer
 from ..export.bundle import BUNDLE_JSON, load_bundle_model
 from ..inference import predict_logits
 from ..runtime import pick_device
+
+DEFAULT_BATCH_SIZE = 64  # texts per model call: bmf predict / bmf evaluate --batch-size, Predictor, predict_stream
+DEFAULT_DEVICE = "auto"  # bmf predict / bmf evaluate --device, Predictor (:func:`bigmodel_fast.runtime.pick_device`)
+
+
+def batch_size_field():
+    """``--batch-size`` of ``bmf predict`` and ``bmf evaluate``: refused by the parser (exit 2) when < 1."""
+    return setting(DEFAULT_BATCH_SIZE, type=positive_int, min=1, help="texts per model call")
+
+
+def device_field():
+    return setting(DEFAULT_DEVICE, help="auto | cpu | cuda | cuda:N")
+
+
+@dataclass
+class PredictConfig:
+    """Settings of ``bmf predict`` (each field's metadata is also its flag: :mod:`bigmodel_fast.config_cli`)."""
+
+    model: str = setting(help="classifier checkpoint or exported bundle directory")
+    text: list[str] = setting(default_factory=list, append=True, help="a text (repeatable)")
+    input: str | None = setting(None, help="a file with one text per line, - for stdin; read and answered in "
+                                "batches (a batch is answered when full, or at once when the input pauses)")
+    batch_size: int = batch_size_field()
+    max_line_bytes: int = setting(
+        DEFAULT_MAX_LINE_BYTES, type=positive_int, min=1,
+        help=f"an input line longer than this keeps its first MAX_LINE_BYTES bytes (cut back to a whole UTF-8 "
+             f"character) and the rest is skipped, as bmf_runner does; default {DEFAULT_MAX_LINE_BYTES} (1 MiB)")
+    device: str = device_field()
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 class ModelLoadError(ValueError):
@@ -24,7 +58,7 @@ class Predictor:
     exported bundle directory (``bundle.json`` + TorchScript ``model.pt`` or AOTInductor ``model.pt2``); both
     tokenize the same way."""
 
-    def __init__(self, path: str | Path, device: str = "auto"):
+    def __init__(self, path: str | Path, device: str = DEFAULT_DEVICE):
         path = Path(path)
         if path.is_file() and (path.parent / BUNDLE_JSON).is_file():
             path = path.parent  # the model file of a bundle
@@ -34,7 +68,7 @@ class Predictor:
                 self._load_bundle(path)
             else:
                 self._load_checkpoint(path)
-            self.tokenizer = Tokenizer(path / ckpt.TOKENIZER)
+            self.tokenizer = load_tokenizer(path)  # the checkpoint's or bundle's tokenizer.model / .json
         except Exception as e:  # noqa: BLE001 -- a damaged model file may fail anywhere inside torch/safetensors
             raise load_error(path, e) from e
 
@@ -62,7 +96,7 @@ class Predictor:
             seqs += encode_for_classifier(self.tokenizer, group, self.max_len)
         return seqs
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    def predict_proba(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
         """Class probabilities (N, C) float32, in the order of ``self.labels``."""
         seqs = self.encode(texts)
         if not seqs:
@@ -70,7 +104,7 @@ class Predictor:
         logits = predict_logits(self.model, seqs, self.tokenizer.pad_id, batch_size, self.device, amp="off")
         return logits.float().softmax(-1)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+    def predict(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict]:
         """One ``{"label", "probabilities": {label: p}}`` per text. When the model's output is not finite (NaN or
         inf logits, e.g. non-finite weights) the label is None and the probabilities are NaN (null in JSON)."""
         probs = self.predict_proba(texts, batch_size)

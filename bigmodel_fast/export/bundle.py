@@ -2,7 +2,8 @@
 
     model.pt          TorchScript module (--format torchscript), or
     model.pt2         AOTInductor package (--format aoti)
-    tokenizer.model   SentencePiece model
+    tokenizer.model   the checkpoint's tokenizer under its own name: SentencePiece tokenizer.model, or HF
+                      tokenizer.json (bundle.json "tokenizer_file" names it; "special_ids" gives its role ids)
     bundle.json       format, task, model file, labels, max_len, special-token ids, how inputs are built
     manifest.json     size and SHA-256 of every file (:func:`bigmodel_fast.fsio.write_manifest`), written last
 
@@ -14,7 +15,8 @@ code, or an AOTInductor shared library that is dlopen()ed); only run bundles you
 
 Every bundle model has one signature, ``forward(input_ids (B, S) int64, attention_mask (B, S) bool) -> logits``:
 (B, num_labels) for task ``classify`` (fine-tuned classifiers), (B, S, vocab_size) for task ``lm`` (GPT
-pretraining checkpoints). Classifier inputs are ``[CLS] ids[:max_len-2] [SEP]``, right-padded with ``pad_id``;
+pretraining checkpoints). Classifier inputs are ``[CLS] ids[:max_len-2] [SEP]`` (``ids[:max_len]`` for a tokenizer
+without cls/sep, :func:`~bigmodel_fast.data.classification.encode_for_classifier`), right-padded with ``pad_id``;
 LM inputs are the prompt ids with no special tokens. Which checkpoints export as what is decided in
 :mod:`bigmodel_fast.export.targets` (where new architectures plug in). Exported models always run the reference
 (non-Triton) ops. The C++ runner (``csrc/deploy``) reads the same ``bundle.json``.
@@ -23,9 +25,11 @@ LM inputs are the prompt ids with no special tokens. Which checkpoints export as
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..config_cli import check_fields, setting
 from ..fsio import (
     MANIFEST,
     clean_stale,
@@ -38,6 +42,7 @@ from ..fsio import (
     write_manifest,
 )
 from ..jsonio import read_json, write_json
+from .runner import DEFAULT_BUILD_DIR
 
 BUNDLE_JSON, BUNDLE_MODEL, BUNDLE_TOKENIZER = "bundle.json", "model.pt", "tokenizer.model"
 BUNDLE_MODEL_AOTI = "model.pt2"
@@ -52,7 +57,24 @@ class BundleError(ValueError):
     """A bundle's model could not be loaded (damaged archive, wrong torch version, ...)."""
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "torchscript") -> Path:
+@dataclass
+class ExportConfig:
+    """Settings of ``bmf export`` (each field's metadata is also its flag: :mod:`bigmodel_fast.config_cli`);
+    :func:`export_bundle`'s ``format`` default is this ``format``'s."""
+
+    checkpoint: str | None = setting(None, help="fine-tuned classifier checkpoint, or GPT pretraining checkpoint (LM)")
+    out: str | None = setting(None, help="bundle directory")
+    format: str = setting("torchscript", choices=tuple(FORMATS),
+                          help="torchscript: model.pt (torch.jit); aoti: model.pt2 (torch.export + AOTInductor)")
+    build_runner: bool = setting(False, help="build the C++ runner bmf_runner with CMake")
+    runner_dir: str = setting(DEFAULT_BUILD_DIR, help="CMake build directory of the runner")
+    jobs: int = setting(0, help="parallel compile jobs for --build-runner (0: all cores)")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = ExportConfig.format) -> Path:
     """Export a checkpoint to a bundle directory; checks parity with the eager model.
 
     Args:
@@ -81,7 +103,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, format: str = "tor
         clean_stale(out)
         tmp = staging_dir(out)
         try:
-            _write_bundle(target, Path(checkpoint) / ckpt.TOKENIZER, tmp, format)
+            _write_bundle(target, ckpt.tokenizer_path(checkpoint), tmp, format)
             write_manifest(tmp)
             publish_dir(tmp, out)
         except BaseException:
@@ -101,7 +123,9 @@ def _check_replaceable(out: Path) -> None:
 
 def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
     """Model, tokenizer and bundle.json of ``target`` into the (staging) directory ``out``."""
-    from ..data.tokenizer import Tokenizer
+    from .. import checkpoint as ckpt
+    from ..data.classification import classifier_wrap
+    from ..data.tokenizer_base import load_tokenizer
 
     cfg = target.cfg
     model_file = out / FORMATS[format]
@@ -113,23 +137,24 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
         from .aoti import export_aoti
 
         export_aoti(target.module, model_file)
-    shutil.copyfile(tokenizer_file, out / BUNDLE_TOKENIZER)
-    tok = Tokenizer(out / BUNDLE_TOKENIZER)
+    tok_name = ckpt.tokenizer_name(tokenizer_file)  # tokenizer.model or tokenizer.json, kept under its own name
+    shutil.copyfile(tokenizer_file, out / tok_name)
+    tok = load_tokenizer(out / tok_name)
     if tok.vocab_size != cfg.vocab_size:
         raise ValueError(f"{tokenizer_file}: tokenizer has {tok.vocab_size} pieces but the model config says "
                          f"vocab_size {cfg.vocab_size}")
     if target.task == "classify":
-        inputs = "[CLS] ids[:max_len-2] [SEP], right-padded with pad_id; attention_mask True on real tokens"
+        inputs = ("[CLS] ids[:max_len-2] [SEP]" if classifier_wrap(tok)[0] else "ids[:max_len]") + \
+            ", right-padded with pad_id; attention_mask True on real tokens"
     else:
         inputs = "prompt ids (no special tokens; empty prompt -> [<s>]), last max_len ids; attention_mask all True"
     write_json(out / BUNDLE_JSON, {
         "bundle_version": BUNDLE_VERSION, "format": format, "task": target.task, "bmf_version": __version__,
-        "arch": cfg.arch, "model": model_file.name, "tokenizer": BUNDLE_TOKENIZER,
+        "arch": cfg.arch, "model": model_file.name, "tokenizer": tok_name, "tokenizer_file": tok_name,
         "labels": list(target.labels), "max_len": int(target.max_len), "vocab_size": tok.vocab_size,
         "input": inputs, "output": "logits (B, num_labels)" if target.task == "classify" else "logits (B, S, V)",
         "text_policy": INPUT_POLICY,
-        "special_ids": {"pad": tok.pad_id, "unk": tok.unk_id, "cls": tok.cls_id, "sep": tok.sep_id,
-                        "mask": tok.mask_id, "bos": tok.bos_id, "eos": tok.eos_id},
+        "special_ids": tok.special_ids(),  # {"pad", "unk", "cls", "sep", "mask", "bos", "eos"}: id or null
     })
 
 
@@ -159,7 +184,8 @@ def read_bundle(path: str | Path) -> dict:
                          f"(expected one of {', '.join(FORMATS)})")
     info.setdefault("model", FORMATS[info["format"]])
     listed = read_manifest(path)["files"]
-    for name in (BUNDLE_JSON, info["model"], BUNDLE_TOKENIZER):
+    info.setdefault("tokenizer_file", BUNDLE_TOKENIZER)  # bundles before HF tokenizers: tokenizer.model
+    for name in (BUNDLE_JSON, info["model"], info["tokenizer_file"]):
         if not isinstance(name, str) or not (path / name).is_file():
             raise FileNotFoundError(f"{path}: missing {name}; expected a bundle written by `bmf export`")
         if name not in listed:

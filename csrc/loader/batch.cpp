@@ -103,12 +103,16 @@ Corpus::Corpus(const std::vector<std::string>& bin_paths, const LoaderConfig& cf
   }
   is_special_.assign(static_cast<std::size_t>(top + 1), 0);
   for (std::int64_t s : cfg.special) is_special_[static_cast<std::size_t>(s)] = 1;
-  random_lo_ = top + 1;
   if (cfg_.vocab_size <= 0) cfg_.vocab_size = static_cast<std::int64_t>(shard_vocab_);  // default: the shards'
   check_arg(cfg.model_vocab <= 0 || cfg_.vocab_size <= cfg.model_vocab,
             "special_ids: vocab_size=" + std::to_string(cfg_.vocab_size) + " exceeds the model's vocabulary (" +
                 std::to_string(cfg.model_vocab) + "): random replacement ids would be out of range");
-  check_arg(cfg_.vocab_size > random_lo_,
+  special_sorted_.clear();
+  for (std::int64_t s = 0; s <= top && s < cfg_.vocab_size; ++s) {
+    if (is_special_[static_cast<std::size_t>(s)]) special_sorted_.push_back(s);
+  }
+  random_span_ = cfg_.vocab_size - static_cast<std::int64_t>(special_sorted_.size());
+  check_arg(random_span_ > 0,
             "vocab_size=" + std::to_string(cfg_.vocab_size) + " leaves no non-special id for random replacement");
   if (cfg.whole_word_mask) {
     check_arg(!cfg.word_start.empty(), "word_start: whole_word_mask=True needs the (vocab_size,) word-start table");
@@ -320,7 +324,7 @@ void Corpus::build_mlm(std::int64_t index, Batch* out) const {
   const std::int64_t special_size = static_cast<std::int64_t>(is_special_.size());
   const std::uint8_t* word_start = cfg_.word_start.data();
   const std::int64_t word_start_size = static_cast<std::int64_t>(cfg_.word_start.size());
-  const std::uint64_t random_span = static_cast<std::uint64_t>(cfg_.vocab_size - random_lo_);
+  const std::uint64_t random_span = static_cast<std::uint64_t>(random_span_);
   std::int32_t max_len = 0;
 
   for (std::int64_t e = 0; e < B; ++e) {
@@ -400,7 +404,13 @@ void Corpus::build_mlm(std::int64_t index, Batch* out) const {
       if (roll < 8) {
         x[j] = cfg_.mask_id;
       } else if (roll == 8) {
-        x[j] = random_lo_ + static_cast<std::int64_t>((r >> 16) % random_span);
+        // the k-th non-special id of [0, vocab_size): step over the sorted special ids at or below it
+        std::int64_t v = static_cast<std::int64_t>((r >> 16) % random_span);
+        for (std::int64_t sp : special_sorted_) {
+          if (sp > v) break;
+          ++v;
+        }
+        x[j] = v;
       }
     }
     if (cfg_.pack) {

@@ -33,7 +33,7 @@ struct LoaderConfig {
   bool nsp = false;
   bool pack = false;
   std::int64_t pad_id = -1, cls_id = -1, sep_id = -1, mask_id = -1;  // mlm: each must be listed in `special`
-  std::int64_t vocab_size = 0;           // random replacements are drawn from [max(special) + 1, vocab_size)
+  std::int64_t vocab_size = 0;           // random replacements: the non-special ids of [0, vocab_size)
   std::int64_t model_vocab = 0;          // > 0: no shard header may exceed it, and every id is scanned once at open
   std::vector<std::int64_t> special;     // never masked
   std::vector<std::uint8_t> word_start;  // (vocab,) 1 = piece starts a word; whole-word masking only
@@ -104,10 +104,11 @@ class Corpus {
   std::vector<std::int32_t> doc_shard_;
   std::vector<std::int64_t> doc_begin_;  // token offset inside its shard
   std::vector<std::int64_t> doc_len_;
-  std::vector<std::int64_t> cum_chunks_;  // (D + 1,)
-  std::vector<std::uint8_t> is_special_;  // indexed by id, up to max(special)
-  std::uint32_t select_threshold_ = 0;    // 16-bit uniform < threshold selects a position
-  std::int64_t random_lo_ = 0;            // random replacement ids are in [random_lo_, vocab_size)
+  std::vector<std::int64_t> cum_chunks_;      // (D + 1,)
+  std::vector<std::uint8_t> is_special_;      // indexed by id, up to max(special)
+  std::uint32_t select_threshold_ = 0;        // 16-bit uniform < threshold selects a position
+  std::vector<std::int64_t> special_sorted_;  // the special ids < vocab_size, ascending
+  std::int64_t random_span_ = 0;  // non-special ids in [0, vocab_size): random replacements are drawn from them
 };
 
 }  // namespace loader

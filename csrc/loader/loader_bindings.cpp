@@ -160,7 +160,7 @@ void bind_config(py::module_& m) {
       .def_readwrite("sep_id", &LoaderConfig::sep_id)
       .def_readwrite("mask_id", &LoaderConfig::mask_id)
       .def_readwrite("vocab_size", &LoaderConfig::vocab_size,
-                     "random MLM replacements are drawn from [max(special) + 1, vocab_size); 0 = the shards'")
+                     "random MLM replacements are drawn from the non-special ids of [0, vocab_size); 0 = the shards'")
       .def_readwrite("model_vocab", &LoaderConfig::model_vocab,
                      "> 0: no shard header may exceed it, and every id is scanned once at open")
       .def_readwrite("special", &LoaderConfig::special, "ids never masked (list of int)")

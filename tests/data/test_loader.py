@@ -166,7 +166,7 @@ def test_whole_word_masking_with_a_real_tokenizer(tiny_data):
     b = ld.batch(0)
     orig = torch.where(b["mlm_labels"] != IGNORE_INDEX, b["mlm_labels"], b["input_ids"]).numpy()
     sel = (b["mlm_labels"] != IGNORE_INDEX).numpy()
-    special = np.isin(orig, tok.special_ids)
+    special = np.isin(orig, tok.all_special_ids)
     groups = 0
     for row in range(64):
         head = None

@@ -50,14 +50,14 @@ def test_special_ids_are_defined_once(tok):
     from bigmodel_fast.data.loader import SpecialIds
     from bigmodel_fast.data.special_tokens import SPECIAL, SpecialTokens
 
-    assert SPECIAL.ids == tok.special_ids == tuple(range(N_SPECIAL))
+    assert SPECIAL.ids == tok.all_special_ids == tuple(range(N_SPECIAL))
     assert SPECIAL.as_dict() == {n: getattr(tok, f"{n}_id") for n in SpecialTokens.names()}
     assert [SpecialTokens.piece(n) for n in SpecialTokens.names()] == list(SPECIAL_TOKENS)
     assert SpecialIds.fixed(tok.vocab_size) == SpecialIds.from_tokenizer(tok)
 
 
 def test_special_ids_are_fixed(tok):
-    assert tok.special_ids == tuple(range(N_SPECIAL))
+    assert tok.all_special_ids == tuple(range(N_SPECIAL))
     assert (tok.pad_id, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.bos_id, tok.eos_id) == tuple(
         range(N_SPECIAL)
     )
@@ -74,7 +74,7 @@ def test_special_ids_are_fixed(tok):
 
 def test_special_token_text_is_not_special(tok):
     ids = tok.encode("[CLS] a [MASK] b [SEP] <s> </s> [PAD] [UNK]")
-    assert not set(ids) & set(tok.special_ids)
+    assert not set(ids) & set(tok.all_special_ids)
 
 
 # ------------------------------------------------------------------------------------------- round trips
@@ -192,7 +192,7 @@ def test_training_errors_are_clear(tmp_path, english_texts):
 def test_word_start_mask(tok):
     mask = tok.word_start_mask()
     assert mask.shape == (tok.vocab_size,) and mask.dtype == np.bool_
-    assert mask[list(tok.special_ids)].all()
+    assert mask[list(tok.all_special_ids)].all()
     assert not mask[list(BYTE_IDS)].any()
     for i in range(N_SPECIAL + 256, tok.vocab_size):
         assert mask[i] == tok.id_to_piece(i).startswith("▁"), tok.id_to_piece(i)
