@@ -201,13 +201,7 @@ class HFTokenizer(BaseTokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` with the special ids skipped; TokenizerError for ids out of range."""
-        clean: list[int] = []
-        for i in ids:
-            i = int(i)
-            if i < 0 or i >= self.vocab_size:
-                raise TokenizerError(f"decode: id {i} out of range [0, {self.vocab_size}) for {self.model_file}")
-            if i not in self._special_set:
-                clean.append(i)
+        clean = self._decodable(ids)
         return self._tok.decode(clean, skip_special_tokens=True)
 
     # ------------------------------------------------------------------------------------------------ vocab

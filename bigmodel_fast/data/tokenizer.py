@@ -272,13 +272,7 @@ class Tokenizer(BaseTokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; the 7 special ids are skipped. Raises :class:`TokenizerError` for ids out of range."""
-        clean: list[int] = []
-        for i in ids:
-            i = int(i)
-            if i < 0 or i >= self.vocab_size:
-                raise TokenizerError(f"decode: id {i} out of range [0, {self.vocab_size}) for {self.model_file}")
-            if i not in self._special_set:
-                clean.append(i)
+        clean = self._decodable(ids)
         return self._sp.decode(clean)
 
     # ------------------------------------------------------------------------------------------------ vocab

@@ -67,6 +67,18 @@ class BaseTokenizer(ABC):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``, special ids skipped; TokenizerError for an id out of range."""
 
+    def _decodable(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` as ints without the special ids, for :meth:`decode`; TokenizerError for an id out of range."""
+        specials = frozenset(self.all_special_ids)
+        clean: list[int] = []
+        for i in ids:
+            i = int(i)
+            if i < 0 or i >= self.vocab_size:
+                raise TokenizerError(f"decode: id {i} out of range [0, {self.vocab_size}) for {self.model_file}")
+            if i not in specials:
+                clean.append(i)
+        return clean
+
     @abstractmethod
     def id_to_piece(self, i: int) -> str:
         """The vocabulary piece of id ``i``."""
