@@ -140,7 +140,9 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
     tok_name = ckpt.tokenizer_name(tokenizer_file)  # tokenizer.model or tokenizer.json, kept under its own name
     shutil.copyfile(tokenizer_file, out / tok_name)
     tok = load_tokenizer(out / tok_name)
-    if tok.vocab_size != cfg.vocab_size:
+    # a tokenizer.json may have fewer ids than the model's (padded) embedding rows, as imported HF models often do
+    smaller_ok = tok_name == "tokenizer.json" and tok.vocab_size < cfg.vocab_size
+    if tok.vocab_size != cfg.vocab_size and not smaller_ok:
         raise ValueError(f"{tokenizer_file}: tokenizer has {tok.vocab_size} pieces but the model config says "
                          f"vocab_size {cfg.vocab_size}")
     if target.task == "classify":
@@ -151,7 +153,7 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
     write_json(out / BUNDLE_JSON, {
         "bundle_version": BUNDLE_VERSION, "format": format, "task": target.task, "bmf_version": __version__,
         "arch": cfg.arch, "model": model_file.name, "tokenizer": tok_name, "tokenizer_file": tok_name,
-        "labels": list(target.labels), "max_len": int(target.max_len), "vocab_size": tok.vocab_size,
+        "labels": list(target.labels), "max_len": int(target.max_len), "vocab_size": cfg.vocab_size,
         "input": inputs, "output": "logits (B, num_labels)" if target.task == "classify" else "logits (B, S, V)",
         "text_policy": INPUT_POLICY,
         "special_ids": tok.special_ids(),  # {"pad", "unk", "cls", "sep", "mask", "bos", "eos"}: id or null

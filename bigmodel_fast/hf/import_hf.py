@@ -137,8 +137,9 @@ def _tokenizer_file(src: Path, tmp: Path, cfg_vocab: int, use_hf_tokenizer: bool
         from tokenizers import Tokenizer
 
         size = Tokenizer.from_file(str(path)).get_vocab_size()
-    if size > cfg_vocab:
-        raise ValueError(f"{path}: tokenizer has {size} ids but {src / 'config.json'} vocab_size is {cfg_vocab}")
+    if size > cfg_vocab:  # named by its source file (``path`` may be the staging copy)
+        named = next((src / n for n in ("tokenizer.json", "vocab.txt", "vocab.json") if (src / n).is_file()), path)
+        raise ValueError(f"{named}: tokenizer has {size} ids but {src / 'config.json'} vocab_size is {cfg_vocab}")
     return path, {"file": path.name, "vocab_size": size}
 
 
@@ -162,6 +163,8 @@ def import_hf(src: str | Path, out: str | Path, *, use_hf_tokenizer: bool = True
     src = Path(src)
     meta = {"kind": spec.kind, "step": 0, "hf_model_type": spec.model_type, "hf_architecture": spec.architecture,
             "hf_config": hf, "imported_from": str(src.resolve()), "fresh_heads": report["fresh"]}
+    if spec.kind == "classifier":  # predict / export read max_len (default 128): never past the model's positions
+        meta["max_len"] = min(128, spec.config.max_position - spec.config.position_offset)
     with tempfile.TemporaryDirectory(prefix="bmf-import-") as tmp:
         tok_file, tok_info = _tokenizer_file(src, Path(tmp), spec.config.vocab_size, use_hf_tokenizer)
         save_checkpoint(out, model, spec.config.to_dict(), tok_file, meta)
