@@ -177,49 +177,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bmf", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="raw text -> clean -> filter -> dedup -> tokenizer -> token shards")
-    groups = add_dataclass_args(p, PrepareConfig)
-    groups[FILTER_GROUP].add_argument(
-        "--quality-config", help="JSON file of quality-filter settings, e.g. "
-        '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}')
-    _add_no_progress(p)
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("pretrain", help="pretrain a BERT (MLM+NSP), GPT or LSTM (causal LM)")
-    add_dataclass_args(p, PretrainConfig)
-    p.add_argument("--no-nsp", action="store_true", help="BERT without next-sentence prediction")
-    _add_no_progress(p)
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("finetune", help="sequence classification from a pretraining checkpoint")
-    add_dataclass_args(p, FinetuneConfig)
-    _add_no_progress(p)
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser("evaluate", help="metrics of a classifier on a labelled file")
-    add_dataclass_args(p, EvaluateConfig)
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("export", help="export a classifier or GPT LM as a deployment bundle; build the C++ runner")
-    add_dataclass_args(p, ExportConfig)
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("predict", help="label and probabilities for texts")
-    add_dataclass_args(p, PredictConfig)
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("quickstart", help="the whole road on the embedded sample data")
-    add_dataclass_args(p, QuickstartConfig)
-    _add_no_progress(p)
-    p.set_defaults(func=cmd_quickstart)
-
-    p = sub.add_parser("import-hf", help="import a local Hugging Face BERT / RoBERTa / GPT-2 directory")
-    add_dataclass_args(p, ImportHFConfig)
-    p.set_defaults(func=cmd_import_hf)
-
-    p = sub.add_parser("export-hf", help="write a bmf checkpoint as a Hugging Face directory")
-    add_dataclass_args(p, ExportHFConfig)
-    p.set_defaults(func=cmd_export_hf)
+    extra_flags = {  # the flags that are not config fields, added after the generated ones
+        "prepare": lambda p, groups: groups[FILTER_GROUP].add_argument(
+            "--quality-config", help="JSON file of quality-filter settings, e.g. "
+            '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}'),
+        "pretrain": lambda p, groups: p.add_argument("--no-nsp", action="store_true",
+                                                     help="BERT without next-sentence prediction"),
+    }
+    commands = [  # name, help, config dataclass (its fields are the flags), handler, takes --no-progress
+        ("prepare", "raw text -> clean -> filter -> dedup -> tokenizer -> token shards", PrepareConfig, cmd_prepare,
+         True),
+        ("pretrain", "pretrain a BERT (MLM+NSP), GPT or LSTM (causal LM)", PretrainConfig, cmd_pretrain, True),
+        ("finetune", "sequence classification from a pretraining checkpoint", FinetuneConfig, cmd_finetune, True),
+        ("evaluate", "metrics of a classifier on a labelled file", EvaluateConfig, cmd_evaluate, False),
+        ("export", "export a classifier or GPT LM as a deployment bundle; build the C++ runner", ExportConfig,
+         cmd_export, False),
+        ("predict", "label and probabilities for texts", PredictConfig, cmd_predict, False),
+        ("quickstart", "the whole road on the embedded sample data", QuickstartConfig, cmd_quickstart, True),
+        ("import-hf", "import a local Hugging Face BERT / RoBERTa / GPT-2 directory", ImportHFConfig, cmd_import_hf,
+         False),
+        ("export-hf", "write a bmf checkpoint as a Hugging Face directory", ExportHFConfig, cmd_export_hf, False),
+    ]
+    for name, help_text, config, handler, no_progress in commands:
+        p = sub.add_parser(name, help=help_text)
+        groups = add_dataclass_args(p, config)
+        if name in extra_flags:
+            extra_flags[name](p, groups)
+        if no_progress:
+            _add_no_progress(p)
+        p.set_defaults(func=handler)
     return parser
 
 
