@@ -123,7 +123,7 @@ def _split_rng_only(rng):
 def test_join_of_a_malformed_document_raises():
     doc, tensors = _split_rng_only(ckpt.rng_state())
     del tensors["rng.torch"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="rng.torch"):
         ckpt.join_trainer_state(doc, tensors)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import fsio
 from ..jsonio import read_json
 from .shards import Shard, open_shards, split_shard_paths
-from .tokenizer_base import TOKENIZER_FILES
+from .tokenizer_base import TOKENIZER_FILES, TokenizerFileNotFoundError, find_tokenizer_file
 
 STATS = "stats.json"
 TOKENIZER = "tokenizer.model"  # what `bmf prepare` trains; with --tokenizer the file may be tokenizer.json
@@ -30,10 +30,10 @@ class PreparedData:
     @property
     def tokenizer_file(self) -> Path:
         """``tokenizer.model`` or ``tokenizer.json`` (the first of :data:`TOKENIZER_FILES` there)."""
-        for name in TOKENIZER_FILES:
-            if (self.path / name).is_file():
-                return self.path / name
-        return self.path / TOKENIZER
+        try:
+            return find_tokenizer_file(self.path)
+        except TokenizerFileNotFoundError:
+            return self.path / TOKENIZER
 
     def _split(self, name: str) -> list[Shard]:
         bins = split_shard_paths(self.path, name)

@@ -157,7 +157,7 @@ class HFTokenizer(BaseTokenizer):
         self._tok = _tok
         self.model_file = path
         self.vocab_size = int(_tok.get_vocab_size(with_added_tokens=True))
-        self._model_type = json.loads(_tok.to_str()).get("model", {}).get("type")
+        self._model_type = type(_tok.model).__name__  # "WordPiece", "BPE", ... (no JSON round trip)
         special = {t.content: int(i) for i, t in _tok.get_added_tokens_decoder().items() if t.special}
         for role, names in _ROLE_NAMES.items():
             rid = next((special[n] for n in names if n in special), None)
@@ -232,7 +232,7 @@ class HFTokenizer(BaseTokenizer):
         mask = np.zeros(self.vocab_size, dtype=bool)  # (V,)
         vocab = self._tok.get_vocab(with_added_tokens=True)
         if self._model_type == "WordPiece":
-            prefix = json.loads(self._tok.to_str())["model"].get("continuing_subword_prefix") or "##"
+            prefix = self._tok.model.continuing_subword_prefix or "##"
             start = lambda p: not p.startswith(prefix)  # noqa: E731
         elif any(p.startswith(_BYTE_LEVEL_SPACE) for p in vocab):
             start = lambda p: p.startswith(_BYTE_LEVEL_SPACE)  # noqa: E731
@@ -265,6 +265,8 @@ class HFTokenizer(BaseTokenizer):
 
 def _clean(text: str) -> str:
     """``text`` with lone surrogates (not encodable as UTF-8, so not passable to ``tokenizers``) replaced by U+FFFD."""
+    if text.isascii():  # the common case: no copy
+        return text
     try:
         text.encode("utf-8")
         return text

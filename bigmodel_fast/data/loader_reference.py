@@ -47,6 +47,7 @@ mlm examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
@@ -362,14 +363,18 @@ class SpecialIds:
         return cls(SPECIAL.pad, SPECIAL.cls, SPECIAL.sep, SPECIAL.mask, vocab_size, SPECIAL.ids)
 
 
+@functools.lru_cache(maxsize=8)
 def non_special_ids(ids: SpecialIds) -> np.ndarray:
-    """(N,) int64: the ids of ``[0, vocab_size)`` that are not special, ascending (random MLM replacements).
+    """(N,) int64, read-only: the ids of ``[0, vocab_size)`` that are not special, ascending (random MLM
+    replacements). Built once per ``SpecialIds`` (cached), not per batch.
 
     Replacement ``k`` is ``non_special_ids(ids)[k]``; for the SentencePiece ids 0..6 that is ``7 + k``."""
     keep = np.ones(ids.vocab_size, dtype=bool)  # (V,)
     special = np.asarray([s for s in ids.special if 0 <= s < ids.vocab_size], dtype=np.int64)
     keep[special] = False
-    return np.flatnonzero(keep).astype(np.int64)
+    out = np.flatnonzero(keep).astype(np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def select_threshold(mlm_probability: float) -> int:

@@ -69,7 +69,7 @@ class BaseTokenizer(ABC):
 
     def _decodable(self, ids: Sequence[int]) -> list[int]:
         """``ids`` as ints without the special ids, for :meth:`decode`; TokenizerError for an id out of range."""
-        specials = frozenset(self.all_special_ids)
+        specials = self._special_set
         clean: list[int] = []
         for i in ids:
             i = int(i)

@@ -163,8 +163,8 @@ def import_hf(src: str | Path, out: str | Path, *, use_hf_tokenizer: bool = True
     src = Path(src)
     meta = {"kind": spec.kind, "step": 0, "hf_model_type": spec.model_type, "hf_architecture": spec.architecture,
             "hf_config": hf, "imported_from": str(src.resolve()), "fresh_heads": report["fresh"]}
-    if spec.kind == "classifier":  # predict / export read max_len (default 128): never past the model's positions
-        meta["max_len"] = min(128, spec.config.max_position - spec.config.position_offset)
+    if spec.kind == "classifier":  # predict / export read max_len: every position the model has (no silent cut)
+        meta["max_len"] = spec.config.max_position - spec.config.position_offset
     with tempfile.TemporaryDirectory(prefix="bmf-import-") as tmp:
         tok_file, tok_info = _tokenizer_file(src, Path(tmp), spec.config.vocab_size, use_hf_tokenizer)
         save_checkpoint(out, model, spec.config.to_dict(), tok_file, meta)

@@ -300,7 +300,8 @@ def test_runner_json_tokenizer_bundle(runner, tiny_classifier, tmp_path, kind):
         expect = [[ids["cls"], *w[: max_len - 2], ids["sep"]] for w in want]
     else:
         expect = [w[:max_len] for w in want]
-    nonempty = [i for i, w in enumerate(want) if w]  # a GPT-style empty text has no ids at all
+    assert len(got) == len(want)
+    nonempty = [i for i, w in enumerate(want) if w or ids["cls"] is not None]  # GPT-style: an empty text has no ids
     assert [got[i] for i in nonempty] == [expect[i] for i in nonempty]
     assert max(len(w) for w in want) > max_len  # the long lines were really cut
 

@@ -1,4 +1,4 @@
-"""Importing HF BERT / RoBERTa checkpoints: hidden states, MLM / NSP / classifier logits within 1e-4 of
+"""Importing HF BERT / RoBERTa checkpoints: hidden states, MLM / NSP / classifier logits within 1e-5 of
 transformers (fp32 CPU, reference attention), losses within 1e-5; safetensors, pytorch_model.bin and sharded."""
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def test_bert_for_pretraining_matches(tmp_path, shape):
         hidden = ours.backbone(ids, mask, tt)
         out = ours(ids, tt, mask)
         lossy = ours(ids, tt, mask, mlm_labels=labels, nsp_labels=nsp)
-    assert max_err(hidden, ref.hidden_states[-1]) < 1e-4
-    assert max_err(out["mlm_logits"], ref.prediction_logits) < 1e-4
-    assert max_err(out["nsp_logits"], ref.seq_relationship_logits) < 1e-4
+    assert max_err(hidden, ref.hidden_states[-1]) < 1e-5
+    assert max_err(out["mlm_logits"], ref.prediction_logits) < 1e-5
+    assert max_err(out["nsp_logits"], ref.seq_relationship_logits) < 1e-5
     assert abs(lossy["loss"].item() - ref.loss.item()) < 1e-5
 
 
@@ -58,7 +58,7 @@ def test_bert_masked_lm_loss_and_fresh_heads(tmp_path):
         ref = hf(input_ids=ids, attention_mask=mask.long(), labels=labels)
         out = ours(ids, None, mask, mlm_labels=labels)
         full = ours(ids, None, mask)
-    assert max_err(full["mlm_logits"], ref.logits) < 1e-4
+    assert max_err(full["mlm_logits"], ref.logits) < 1e-5
     assert abs(out["mlm_loss"].item() - ref.loss.item()) < 1e-5
 
 
@@ -72,8 +72,8 @@ def test_bert_model_sharded(tmp_path):
     with torch.no_grad(), use_backends(attention="reference"):
         ref = hf(input_ids=ids, attention_mask=mask.long())
         hidden = ours.backbone(ids, mask)
-    assert max_err(hidden, ref.last_hidden_state) < 1e-4
-    assert max_err(ours.backbone.pool(hidden), ref.pooler_output) < 1e-4
+    assert max_err(hidden, ref.last_hidden_state) < 1e-5
+    assert max_err(ours.backbone.pool(hidden), ref.pooler_output) < 1e-5
 
 
 def test_bert_sequence_classification_keeps_head_and_labels(tmp_path):
@@ -87,7 +87,7 @@ def test_bert_sequence_classification_keeps_head_and_labels(tmp_path):
     with torch.no_grad(), use_backends(attention="reference"):
         ref = hf(input_ids=ids, attention_mask=mask.long()).logits
         logits = ours(ids, mask)
-    assert max_err(logits, ref) < 1e-4
+    assert max_err(logits, ref) < 1e-5
 
 
 @pytest.mark.parametrize("pad", [1, 3])
@@ -107,8 +107,8 @@ def test_roberta_masked_lm_positions_from_padding_idx(tmp_path, pad):
         hidden = ours.backbone(ids, mask)
         out = ours(ids, None, mask, mlm_labels=labels)
         full = ours(ids, None, mask)
-    assert max_err(hidden, ref.hidden_states[-1]) < 1e-4
-    assert max_err(full["mlm_logits"], ref.logits) < 1e-4
+    assert max_err(hidden, ref.hidden_states[-1]) < 1e-5
+    assert max_err(full["mlm_logits"], ref.logits) < 1e-5
     assert abs(out["mlm_loss"].item() - ref.loss.item()) < 1e-5
     with pytest.raises(ValueError, match="position_offset"):
         ours.backbone(torch.full((1, 40 - pad), 7), None)

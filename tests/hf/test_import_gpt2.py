@@ -1,4 +1,4 @@
-"""Importing HF GPT-2 checkpoints: Conv1D transposes, fused c_attn, tied head; hidden states and logits within 1e-4
+"""Importing HF GPT-2 checkpoints: Conv1D transposes, fused c_attn, tied head; hidden states and logits within 1e-5
 of transformers, causal LM loss within 1e-5; the Triton attention path (interpreter) within the 2x rule."""
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def test_gpt2_lm_head_matches(tmp_path, shape):
         hidden = ours.backbone(ids, mask)
         out = ours(ids, labels=causal_lm_labels(ids, mask), attention_mask=mask)
     real = mask[..., None]  # padded rows of HF GPT-2 are not defined the same way; compare real tokens
-    assert max_err(hidden * real, ref.hidden_states[-1] * real) < 1e-4
-    assert max_err(out["logits"] * real, ref.logits * real) < 1e-4
+    assert max_err(hidden * real, ref.hidden_states[-1] * real) < 1e-5
+    assert max_err(out["logits"] * real, ref.logits * real) < 1e-5
     assert abs(out["loss"].item() - ref.loss.item()) < 1e-5
 
 
@@ -58,7 +58,7 @@ def test_gpt2_untied_head_and_bare_model(tmp_path):
     ids, mask = batch(cfg2.vocab_size, s=16, pad_id=cfg2.pad_id)
     with torch.no_grad(), use_backends(attention="reference"):
         ref = bare(input_ids=ids).last_hidden_state
-        assert max_err(ours2.backbone(ids), ref) < 1e-4
+        assert max_err(ours2.backbone(ids), ref) < 1e-5
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1",
@@ -78,5 +78,5 @@ def test_gpt2_triton_attention_within_2x_rule(tmp_path, dtype):
         with use_backends(attention="triton"):
             got = low(ids, attention_mask=mask)["logits"]
     err, err_base = max_err(got * real, ref * real), max_err(base * real, ref * real)
-    floor = 1e-5 if dtype == torch.float32 else 1e-3
+    floor = 1e-6 if dtype == torch.float32 else 2e-4  # below the fp16 SDPA error (~3e-4)
     assert torch.isfinite(got).all() and err <= 2 * err_base + floor, (err, err_base)

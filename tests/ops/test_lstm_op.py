@@ -64,5 +64,5 @@ def test_fake_shapes_match_the_kernels():
     real = lstm_op._lstm_fwd_op(*args)
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fake = lstm_op._lstm_fwd_op(*[mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args])
-    for r, f in zip(real, fake):
+    for r, f in zip(real, fake, strict=True):
         assert (tuple(r.shape), r.dtype, r.stride()) == (tuple(f.shape), f.dtype, f.stride())

@@ -41,6 +41,9 @@ def test_a_step_clips_updates_advances_and_zeroes(tmp_path):
     assert sched.state_dict() == {"step": 1}
     moved = [float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)]
     assert all(m > 0 for m in moved)
+    # clipped before AdamW saw them: the first moment is (1 - beta1) * the clipped gradient, of norm clip
+    exp_avg = torch.cat([opt.state[p]["exp_avg"].flatten() for p in model.parameters()])
+    assert float(exp_avg.norm()) == pytest.approx((1 - opt.param_groups[0]["betas"][0]) * 1e-3, rel=1e-4)
     log.close()
     assert read_metrics(log.path) == []  # only a skipped step writes a record
 
@@ -65,7 +68,7 @@ def test_loop_state_round_trip_and_old_trainer_states():
     assert state.state_dict() == {"step": 12, "skipped_nonfinite": 2}
     assert LoopState.from_state_dict(state.state_dict()) == state
     assert LoopState.from_state_dict({"step": 5, "optimizer": {}}) == LoopState(5, 0)  # before skipped_nonfinite
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="step"):
         LoopState.from_state_dict({"skipped_nonfinite": 1})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=">= 0"):
         LoopState.from_state_dict({"step": -1})
