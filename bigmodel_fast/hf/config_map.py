@@ -137,7 +137,7 @@ def _bert(hf: dict, where: str, model_type: str, labels: list[str]) -> ModelConf
         initializer_range=_get(hf, "initializer_range", (float, int), where, 0.02), hidden_act=act,
         position_offset=pad + 1 if model_type == "roberta" else 0,
     )
-    return _build(values, where)
+    return _build(values, where, hf)
 
 
 def _gpt2(hf: dict, where: str, labels: list[str]) -> ModelConfig:
@@ -162,10 +162,22 @@ def _gpt2(hf: dict, where: str, labels: list[str]) -> ModelConfig:
         label_names=labels, initializer_range=_get(hf, "initializer_range", (float, int), where, 0.02),
         hidden_act=act,
     )
-    return _build(values, where)
+    return _build(values, where, hf)
 
 
-def _build(values: dict, where: str) -> ModelConfig:
+_FROM_HF_PROBLEM = {None: "single_label", "single_label_classification": "single_label",
+                    "multi_label_classification": "multi_label", "regression": "regression"}
+_TO_HF_PROBLEM = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
+                  "regression": "regression"}
+
+
+def _build(values: dict, where: str, hf: dict | None = None) -> ModelConfig:
+    if hf is not None and values.get("num_labels"):
+        problem = hf.get("problem_type")
+        if problem not in _FROM_HF_PROBLEM:
+            raise ValueError(f"{where}: field 'problem_type' is {problem!r}; expected one of "
+                             f"{', '.join(k for k in _FROM_HF_PROBLEM if k)} or absent")
+        values["problem_type"] = _FROM_HF_PROBLEM[problem]
     try:
         return ModelConfig.from_dict(values)
     except ValueError as e:
@@ -217,6 +229,7 @@ def to_hf_config(cfg: ModelConfig, model_type: str, architecture: str, base: dic
         names = cfg.label_names or [f"LABEL_{i}" for i in range(cfg.num_labels)]
         out["id2label"] = {str(i): n for i, n in enumerate(names)}
         out["label2id"] = {n: i for i, n in enumerate(names)}
+        out["problem_type"] = _TO_HF_PROBLEM[cfg.problem_type]
     out.pop("transformers_version", None)
     out.pop("torch_dtype", None)
     out["dtype"] = "float32"

@@ -14,6 +14,7 @@ __all__ = ["ACTIVATIONS", "ConfigError", "ModelConfig"]  # ARCHS too, computed o
 
 # MLP (and BERT MLM-head) activations: exact erf GELU, GPT-2's tanh approximation, ReLU
 ACTIVATIONS = ("gelu", "gelu_new", "relu")
+PROBLEM_TYPES = ("single_label", "multi_label", "regression")  # what a classifier head predicts
 
 
 def _arch_names() -> tuple[str, ...]:
@@ -80,6 +81,9 @@ class ModelConfig:
         tie_embeddings: share the output projection with the word embeddings.
         num_labels: classifier outputs (0 for pretraining-only configs).
         label_names: optional names of the ``num_labels`` classes, in logit order.
+        problem_type: what a classifier head's ``num_labels`` outputs mean (:data:`PROBLEM_TYPES`):
+            ``"single_label"`` (softmax over classes, cross-entropy), ``"multi_label"`` (one independent
+            sigmoid per label, binary cross-entropy) or ``"regression"`` (``num_labels`` real targets, MSE).
         initializer_range: std of the normal weight init.
         bidirectional: lstm only: bidirectional LSTM layers (classifiers; a causal LM must be unidirectional).
         hidden_act: activation of the MLP and of BERT's MLM-head transform: ``"gelu"`` (exact erf form, the
@@ -108,6 +112,7 @@ class ModelConfig:
     tie_embeddings: bool = _expect("bool", default=True)
     num_labels: int = _expect("int >= 0", default=0)
     label_names: list[str] = _expect("list of str", default_factory=list)
+    problem_type: str = _expect(f"one of {', '.join(PROBLEM_TYPES)}", default="single_label")
     initializer_range: float = _expect("float > 0", default=0.02)
     bidirectional: bool = _expect("bool (true only for arch lstm)", default=False)
     hidden_act: str = _expect(f"one of {', '.join(ACTIVATIONS)}", default="gelu")
@@ -167,6 +172,8 @@ class ModelConfig:
                                          f"got {self.position_offset}")
         if not all(isinstance(n, str) for n in self.label_names):
             raise bad("label_names", f"expected list of str, got {self.label_names!r}")
+        if self.problem_type not in PROBLEM_TYPES:
+            raise bad("problem_type", f"expected one of {', '.join(PROBLEM_TYPES)}, got {self.problem_type!r}")
         if self.label_names and len(self.label_names) != self.num_labels:
             raise bad("label_names", f"has {len(self.label_names)} names but num_labels={self.num_labels}")
 
