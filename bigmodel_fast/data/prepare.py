@@ -10,7 +10,10 @@ Output directory (read back by :class:`~bigmodel_fast.data.data_dir.PreparedData
                                          that tokenizer's own file (tokenizer.model or tokenizer.json)
     train_00000.bin / .idx ...           token shards of the training documents
     valid_00000.bin / .idx               held-out documents (for held-out loss)
-    stats.json                           documents read / dropped (and why) / deduplicated, tokens written
+    stats.json                           documents read / dropped (and why) / deduplicated, tokens written;
+                                         per source (input file, or directory of an input folder) the same
+                                         counts (``sources``), the first 5 dropped documents of every quality rule
+                                         (``dropped_samples``) and the warnings printed (``warnings``)
     manifest.json                        size and SHA-256 of every file above, written last (fsio)
 
 Failure behaviour: the run holds an exclusive lock (``.<out>.lock`` beside OUT; a second run on the same OUT fails at
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -40,10 +44,10 @@ from .data_dir import STATS, TOKENIZER
 from .dedup import MinHashIndex, dedup, remove_boilerplate_lines
 from .minhash_config import MINHASH
 from .pii import PIIConfig, mask_documents
-from .quality import QualityConfig, filter_documents
+from .quality import DEFAULT_PRESET, PRESETS, QualityConfig, drop_warnings, filter_documents, preset_config
 from .shards import ShardWriter
-from .sources import SPLIT_MODES, iter_documents
-from .stats import CleanStats, DedupStats, PIIStats, QualityStats, ReadStats
+from .sources import SPLIT_MODES, Document, iter_documents
+from .stats import CleanStats, DedupStats, PIIStats, QualityStats, ReadStats, SourceStats
 from .tokenizer import Tokenizer
 from .tokenizer_base import TOKENIZER_FILES, BaseTokenizer, load_tokenizer
 
@@ -80,10 +84,18 @@ class PrepareConfig:
     clean: CleanConfig = setting(default_factory=CleanConfig, cli=False)
     boilerplate_min_docs: int = setting(0, group=FILTER_GROUP, help="> 0: drop lines that repeat in at least this many "
                                         "documents")
-    # the quality filter chain (rules and thresholds in `quality_config`, read by the CLI from --quality-config)
+    # the quality filter chain: the preset's rules and thresholds with `quality_config` on top (the CLI reads it from
+    # --quality-config); after __post_init__ `quality_config` is the resolved QualityConfig
     quality: bool = setting(True, group=FILTER_GROUP, help="skip the quality filters (Gopher quality/repetition, C4, "
                             "FineWeb)")
-    quality_config: QualityConfig = setting(default_factory=QualityConfig, cli=False)
+    quality_preset: str = setting(DEFAULT_PRESET, choices=PRESETS, group=FILTER_GROUP,
+                                  help="web: every rule (text extracted from web pages); curated: only repetition and "
+                                  "obvious-junk rules, for docs/books/technical prose with code and lists; off: as "
+                                  "--no-quality. --quality-config goes on top")
+    quality_config: QualityConfig | dict | None = setting(None, cli=False)
+    warn_drop_share: float = setting(0.10, group=FILTER_GROUP,
+                                     help="warn when one quality rule drops more than this share of the documents "
+                                     "(or a C4 line rule of the characters), 0..1")
     pii: bool = setting(True, group=FILTER_GROUP, help="do not mask e-mails, IPs, phone numbers")
     pii_config: PIIConfig = setting(default_factory=PIIConfig, cli=False)
     dedup: str = setting("minhash", choices=DEDUP_METHODS, group=FILTER_GROUP,
@@ -103,8 +115,17 @@ class PrepareConfig:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         check_fields(self)
         self.clean = replace(self.clean, min_chars=self.min_chars)
-        if isinstance(self.quality_config, dict):
-            self.quality_config = QualityConfig.from_dict(self.quality_config)
+        if not 0.0 <= self.warn_drop_share <= 1.0:
+            raise ValueError(f"warn_drop_share must be in [0, 1] (a share of the documents), got "
+                             f"{self.warn_drop_share}")
+        if isinstance(self.quality_config, QualityConfig):
+            if self.quality_preset == "curated":
+                raise ValueError("quality_config: a full QualityConfig replaces the preset; give a dict of overrides "
+                                 "(the --quality-config JSON) to combine it with quality_preset='curated'")
+        else:
+            self.quality_config = preset_config(self.quality_preset, self.quality_config)
+        if self.quality_preset == "off":
+            self.quality = False
 
 
 def _split_valid(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -140,24 +161,43 @@ def _write_split(out: Path, name: str, texts: list[str], tok: Tokenizer, cfg: Pr
     return {"documents": len(texts), "tokens": num_tokens, "shards": [p.name for p in writer.paths]}
 
 
-def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
-    """read -> clean -> boilerplate lines -> quality -> PII;
-    fills ``stats`` (read, clean, boilerplate, quality, pii)."""
+def _explicit_files(inputs: list[str]) -> frozenset[str]:
+    """The inputs that name files (their ``Document.source`` spelling): each is its own source in stats.json."""
+    return frozenset(str(Path(p)) for p in inputs if Path(p).is_file())
+
+
+def _warn(stats: dict, messages: list[str]) -> None:
+    """Print each warning to stderr and record it in ``stats["warnings"]``."""
+    for msg in messages:
+        print(f"bmf prepare: warning: {msg}", file=sys.stderr)
+        stats.setdefault("warnings", []).append(msg)
+
+
+def _filtered_docs(cfg: PrepareConfig, stats: dict, sources: SourceStats) -> list[Document]:
+    """read -> clean -> boilerplate lines -> quality -> PII; fills ``stats`` (read, clean, boilerplate, quality,
+    pii, warnings) and ``sources`` (documents read and dropped per source, samples of quality drops)."""
     read_stats, clean_stats = ReadStats(), CleanStats()
-    docs = iter_documents(cfg.inputs, text_field=cfg.text_field, stats=read_stats, split=cfg.split)
+    docs = sources.count_read(iter_documents(cfg.inputs, text_field=cfg.text_field, stats=read_stats,
+                                             split=cfg.split))
     docs = list(clean_documents(tqdm(docs, desc="read+clean", unit="doc", disable=not cfg.progress),
                                 cfg.clean, clean_stats))
+    read_per_source = {k: e["documents"] for k, e in sources.sources.items()}
+    sources.drop_missing("clean", read_per_source, sources.census(map(sources.key, docs)))
     stats.update(read=read_stats.to_dict(), clean=clean_stats.to_dict())
     if cfg.boilerplate_min_docs > 0:
         texts, stats["boilerplate"] = remove_boilerplate_lines([d.text for d in docs],
                                                                min_docs=cfg.boilerplate_min_docs,
                                                                num_threads=cfg.num_threads)
+        for d, t in zip(docs, texts):
+            if not t.strip():
+                sources.drop(d, "boilerplate:empty", sample=False)
         docs = [replace(d, text=t) for d, t in zip(docs, texts) if t.strip()]
     if cfg.quality:
         quality_stats = QualityStats()
         docs = list(filter_documents(tqdm(docs, desc="quality", unit="doc", disable=not cfg.progress),
-                                     cfg.quality_config, quality_stats))
+                                     cfg.quality_config, quality_stats, sources=sources))
         stats["quality"] = quality_stats.to_dict()
+        _warn(stats, drop_warnings(quality_stats, cfg.warn_drop_share))
     if cfg.pii:
         pii_stats = PIIStats()
         docs = list(mask_documents(docs, cfg.pii_config, pii_stats))
@@ -166,7 +206,7 @@ def _filtered_texts(cfg: PrepareConfig, stats: dict) -> list[str]:
         dropped = {k: stats[k] for k in ("clean", "quality", "boilerplate") if k in stats}
         raise ValueError(f"no document left after reading, cleaning and filtering {cfg.inputs} "
                          f"(read {read_stats.documents}; where they went: {dropped})")
-    return [d.text for d in docs]
+    return docs
 
 
 def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> tuple[np.ndarray, MinHashIndex | None]:
@@ -195,21 +235,38 @@ def _near_duplicates(cfg: PrepareConfig, texts: list[str], report: dict) -> tupl
     return near.keep, index
 
 
-def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict) -> tuple[list[str], MinHashIndex | None]:
-    """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]``.
-    Returns the kept texts and the updated streaming index (None without ``cfg.minhash_index``), not yet saved."""
+def _deduplicated(cfg: PrepareConfig, texts: list[str], stats: dict, keys: list[str] | None = None,
+                  sources: SourceStats | None = None) -> tuple[list[str], MinHashIndex | None]:
+    """Exact, then MinHash-LSH near-duplicate removal (first occurrence kept); fills ``stats["dedup"]`` and, with
+    ``keys`` (the source of each text) and ``sources``, the duplicates (``dedup:exact``/``dedup:minhash``) and the
+    documents kept per source. Returns the kept texts and the updated streaming index (None without
+    ``cfg.minhash_index``), not yet saved."""
     dedup_stats = DedupStats(seen=len(texts), method=cfg.dedup)
+    keys = keys if keys is not None else [""] * len(texts)
     index = None
+
+    def apply(keep, reason: str) -> tuple[list[str], list[str]]:
+        if sources is not None:
+            for key, k in zip(keys, keep):
+                if not k:
+                    d = sources.entry(key)["dropped"]
+                    d[reason] = d.get(reason, 0) + 1
+        return [t for t, k in zip(texts, keep) if k], [s for s, k in zip(keys, keep) if k]
+
     if cfg.dedup != "none":
         exact = dedup(texts, method="exact", num_threads=cfg.num_threads)
-        texts = [t for t, k in zip(texts, exact.keep) if k]
+        texts, keys = apply(exact.keep, "dedup:exact")
         dedup_stats.reports["exact"] = exact.stats
         dedup_stats.drop("exact", exact.stats["duplicates"])
     if cfg.dedup == "minhash":
         keep, index = _near_duplicates(cfg, texts, dedup_stats.reports)
-        texts = [t for t, k in zip(texts, keep) if k]
-        dedup_stats.drop("minhash", len(keep) - len(texts))
+        n = len(keep)
+        texts, keys = apply(keep, "dedup:minhash")
+        dedup_stats.drop("minhash", n - len(texts))
     dedup_stats.kept = len(texts)
+    if sources is not None:
+        for key, t in zip(keys, texts):
+            sources.keep(key, len(t))
     stats["dedup"] = dedup_stats.to_dict()
     if not texts:
         raise ValueError(f"all {dedup_stats.seen} documents are duplicates"
@@ -307,8 +364,10 @@ def _prepare_locked(cfg: PrepareConfig, out: Path) -> dict:
     index_rel = _index_inside(cfg, out)
     _check_out_is_ours(out, index_rel)
     stats: dict = {"config": asdict(cfg)}
-    texts = _filtered_texts(cfg, stats)
-    texts, index = _deduplicated(cfg, texts, stats)
+    sources = SourceStats(explicit=_explicit_files(cfg.inputs))
+    docs = _filtered_docs(cfg, stats, sources)
+    texts, index = _deduplicated(cfg, [d.text for d in docs], stats, [sources.key(d) for d in docs], sources)
+    stats.update(sources.to_dict())
     is_valid = _split_valid(len(texts), cfg.valid_fraction, cfg.seed)
     train = [t for t, v in zip(texts, is_valid) if not v]
     valid = [t for t, v in zip(texts, is_valid) if v]

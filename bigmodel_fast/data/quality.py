@@ -59,6 +59,12 @@ filters get a new view of the new text that keeps the document's script decision
 Throughput (one core, ``benchmarks/data/bench_quality.py``): ~10 MB/s on the English Python docs, ~6.5 MB/s
 (2.3 M characters/s) on the Chinese sample's one-paragraph documents.
 
+**Presets** (:func:`preset_config`, :mod:`.filters.presets`): ``web`` is the defaults above; ``curated`` (for
+documentation, books, technical prose) switches off the word-statistics and terminal-punctuation rules that punish
+code, lists and headings and loosens the line-duplication rules; overrides (``--quality-config``) go on top.
+:func:`drop_warnings` names every rule that dropped more than a given share of the documents (or a C4 line rule
+more than that share of the characters) and how to switch it off.
+
 Wiring: the filters expect cleaned text (:func:`~bigmodel_fast.data.clean.clean_documents`: NFKC, stripped lines,
 single blank lines between paragraphs), so ``filter_documents`` goes after cleaning and before dedup;
 :func:`bigmodel_fast.data.pii.mask_documents` after both. ``QualityConfig.to_dict()``/``from_dict()`` round-trip
@@ -78,13 +84,14 @@ from .filters.c4 import C4Config
 from .filters.fineweb import FineWebConfig
 from .filters.gopher_quality import GopherQualityConfig
 from .filters.gopher_repetition import GopherRepetitionConfig
+from .filters.presets import DEFAULT_PRESET, PRESETS, merge_overrides, preset_overrides, switch_off_hint
 from .sources import Document
-from .stats import QualityStats, StageStats
+from .stats import QualityStats, SourceStats, StageStats
 
 __all__ = [
     "QualityConfig", "GopherQualityConfig", "GopherRepetitionConfig", "C4Config", "FineWebConfig",
     "FilterResult", "Verdict", "DocFilter", "QualityFilter", "QualityStats", "filter_documents", "REASONS",
-    "C4_LINE_RULES",
+    "C4_LINE_RULES", "PRESETS", "DEFAULT_PRESET", "preset_config", "drop_warnings",
 ]
 
 EMPTY = "quality:empty"
@@ -131,6 +138,35 @@ class QualityConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def preset_config(preset: str = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None) -> QualityConfig:
+    """The config of ``--quality-preset preset`` (:mod:`.filters.presets`) with ``overrides`` (the JSON of
+    ``--quality-config``: ``{"<family>": {"<field>": value}}``) merged on top, field by field."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"quality config: expected a JSON object such as {{\"c4\": {{\"enabled\": false}}}}, got "
+                         f"{type(overrides).__name__}")
+    return QualityConfig.from_dict(merge_overrides(preset_overrides(preset), overrides or {}))
+
+
+def drop_warnings(stats: QualityStats, max_share: float) -> list[str]:
+    """One message per quality rule that dropped more than ``max_share`` of the documents the stage saw, and per C4
+    line rule that removed more than ``max_share`` of its characters; each names the rule, the share and how to
+    switch it off. Sorted by share, largest first."""
+    found: list[tuple[float, str]] = []
+    seen, chars = stats.seen, stats.chars_in
+    for reason, n in stats.dropped.items():
+        if seen and n > max_share * seen:
+            found.append((n / seen, f"quality rule {reason} dropped {n} of {seen} documents ({n / seen:.1%}, more "
+                                    f"than --warn-drop-share {max_share:g}); see dropped_samples in stats.json; if "
+                                    f"such documents are wanted, use {switch_off_hint(reason)}"))
+    for rule, n in stats.line_chars_dropped.items():
+        if chars and n > max_share * chars:
+            reason = f"c4:line:{rule}"
+            found.append((n / chars, f"C4 line rule {rule} removed {n} of {chars} characters ({n / chars:.1%}, "
+                                     f"more than --warn-drop-share {max_share:g}); if such lines are wanted (code, "
+                                     f"lists, headings), use {switch_off_hint(reason)}"))
+    return [msg for _, msg in sorted(found, key=lambda x: -x[0])]
 
 
 def _tuplify(v: Any) -> Any:
@@ -190,11 +226,12 @@ class QualityFilter:
 
 def filter_documents(
     docs: Iterable[Document], cfg: QualityConfig | None = None, stats: QualityStats | None = None,
-    extra_filters: Sequence[DocFilter] = (),
+    extra_filters: Sequence[DocFilter] = (), sources: SourceStats | None = None,
 ) -> Iterator[Document]:
     """Yield the documents the chain (:class:`QualityFilter` of ``cfg`` and ``extra_filters``) keeps, with their new
     text where a filter changed it (C4's line removal), counting in ``stats`` (seen, kept, modified, characters in
-    and out, drops per reason, C4 lines removed per rule)."""
+    and out, drops per reason, C4 lines and their characters removed per rule) and, per source with a sample of
+    the dropped documents (their text as it came in), in ``sources``."""
     qf = QualityFilter(cfg, extra_filters)
     stats = stats if stats is not None else QualityStats()
     counts = stats.counts
@@ -204,6 +241,8 @@ def filter_documents(
         v = qf.filter(doc.text, stats)
         if not v.keep:
             stats.drop(v.reason)
+            if sources is not None:
+                sources.drop(doc, v.reason)
             continue
         stats.kept += 1
         counts["chars_out"] += len(v.text)

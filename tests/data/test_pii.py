@@ -117,7 +117,8 @@ def test_mask_documents():
     assert out[1] is docs[1] and out[0].source == "s"
     assert stats.masked["email"] == 1
     assert stats.seen == stats.kept == 2 and stats.modified == 1
-    assert stats.to_dict() == {"masked": {"email": 1, "ipv4": 0, "ipv6": 0, "phone": 0}}
+    assert stats.to_dict() == {"seen": 2, "kept": 2, "modified": 1,
+                               "masked": {"email": 1, "ipv4": 0, "ipv6": 0, "phone": 0}}
 
 
 def test_linear_time_on_pathological_input():

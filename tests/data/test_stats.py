@@ -54,7 +54,7 @@ def test_quality_layout_sorts_by_count():
         s.drop(reason)
     d = json.loads(json.dumps(s.to_dict()))
     assert list(d) == ["seen", "kept", "modified", "chars_in", "chars_out", "dropped", "lines_dropped",
-                       "dropped_total"]
+                       "line_chars_dropped", "dropped_total"]
     assert list(d["dropped"].items()) == [("b:r", 2), ("a:r", 1)] and d["dropped_total"] == 3
 
 
@@ -89,7 +89,10 @@ def test_pii_and_dedup_layouts():
     p = PIIStats()
     p.tally("masked", "email", 2)
     p.tally("masked", "phone", 0)
-    assert p.to_dict() == {"masked": {"email": 2, "phone": 0}}
+    p.seen += 3
+    p.kept += 3
+    p.modified += 1
+    assert p.to_dict() == {"seen": 3, "kept": 3, "modified": 1, "masked": {"email": 2, "phone": 0}}
     d = DedupStats(seen=10, method="minhash")
     d.reports["exact"] = {"duplicates": 2}
     d.drop("exact", 2)
@@ -99,3 +102,24 @@ def test_pii_and_dedup_layouts():
     assert d.to_dict() == {"method": "minhash", "documents_in": 10, "exact": {"duplicates": 2},
                            "minhash": {"duplicates": 1}, "documents_out": 7, "duplicates": 3}
     assert d.dropped_total == 3
+
+
+def test_source_stats_groups_by_input_file_or_directory_and_samples():
+    from bigmodel_fast.data.sources import Document
+    from bigmodel_fast.data.stats import SourceStats
+
+    s = SourceStats(explicit=frozenset({"in/a.jsonl"}), samples_per_rule=2, sample_chars=4)
+    docs = [Document("hello world", "in/a.jsonl", line=3), Document("abc", "in/dir/x.txt"),
+            Document("defgh", "in/dir/y.txt"), Document("zz", "top.txt")]
+    assert list(s.count_read(docs)) == docs
+    assert [s.key(d) for d in docs] == ["in/a.jsonl", "in/dir", "in/dir", "."]
+    for d in docs[:3]:
+        s.drop(d, "r:x")
+    s.drop_missing("clean", {"in/dir": 2, ".": 1}, {"in/dir": 2})
+    s.keep("in/a.jsonl", 5)
+    d = s.to_dict()
+    assert d["sources"]["in/dir"] == {"documents": 2, "chars": 8, "kept": 0, "chars_kept": 0, "dropped": {"r:x": 2}}
+    assert d["sources"]["."]["dropped"] == {"clean": 1}
+    assert (d["sources"]["in/a.jsonl"]["kept"], d["sources"]["in/a.jsonl"]["chars_kept"]) == (1, 5)
+    assert d["dropped_samples"] == {"r:x": [{"source": "in/a.jsonl:3", "chars": 11, "text": "hell"},
+                                            {"source": "in/dir/x.txt", "chars": 3, "text": "abc"}]}

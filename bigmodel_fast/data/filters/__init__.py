@@ -4,6 +4,7 @@
 * :mod:`.gopher_repetition`: duplicate lines/paragraphs, top and duplicated word n-grams;
 * :mod:`.c4`: line removal (terminal punctuation, short lines, javascript, cookie policy) and document rules;
 * :mod:`.fineweb`: line punctuation, short lines, duplicated line characters, list-like documents;
+* :mod:`.presets`: the ``web``/``curated``/``off`` presets and the config switch of every rule;
 * :mod:`.base`: the interface they implement (:class:`~.base.DocFilter`, :class:`~.base.Verdict`);
 * :mod:`._text`: the per-document :class:`~._text.TextView` (lines, tokens, script) they share.
 

@@ -108,8 +108,10 @@ def _line_verdict(line: str, cjk: bool, term: tuple[str, ...], cfg: C4Config) ->
     return None
 
 
-def apply(view: TextView, cfg: C4Config, line_stats: dict[str, int] | None = None) -> tuple[str | None, str]:
-    """``(reason or None, new text)``: the failed document rule, and the text with the removed lines gone."""
+def apply(view: TextView, cfg: C4Config, line_stats: dict[str, int] | None = None,
+          char_stats: dict[str, int] | None = None) -> tuple[str | None, str]:
+    """``(reason or None, new text)``: the failed document rule, and the text with the removed lines gone;
+    ``line_stats``/``char_stats`` (optional) add up the physical lines / their characters removed per line rule."""
     text = view.text
     if cfg.drop_lorem_ipsum and "lorem ipsum" in text.lower():
         return "lorem_ipsum", text
@@ -154,6 +156,8 @@ def apply(view: TextView, cfg: C4Config, line_stats: dict[str, int] | None = Non
             dropped_any = True
             if line_stats is not None:
                 line_stats[verdict] = line_stats.get(verdict, 0) + len(group)
+            if char_stats is not None:
+                char_stats[verdict] = char_stats.get(verdict, 0) + sum(map(len, raw))
         group = []
         raw = []
     if block:
@@ -169,7 +173,8 @@ def apply(view: TextView, cfg: C4Config, line_stats: dict[str, int] | None = Non
 class C4Filter:
     """This family as a :class:`~.base.DocFilter` (:func:`apply`): drops with ``c4:<rule>`` or keeps the document
     with the removed lines gone (the verdict's ``text``; a dropped document's shortened text too); lines removed
-    are tallied per line rule in ``stats`` (group ``lines_dropped``)."""
+    and their characters are tallied per line rule in ``stats`` (groups ``lines_dropped``, ``line_chars_dropped``).
+    """
 
     name = "c4"
     Config = C4Config
@@ -179,7 +184,10 @@ class C4Filter:
         self.cfg = cfg
 
     def filter(self, view: TextView, stats: StageStats | None = None) -> Verdict:
-        rule, text = apply(view, self.cfg, None if stats is None else stats.tally_of("lines_dropped"))
+        if stats is None:
+            rule, text = apply(view, self.cfg)
+        else:
+            rule, text = apply(view, self.cfg, stats.tally_of("lines_dropped"), stats.tally_of("line_chars_dropped"))
         changed = text is not view.text
         if rule is not None:
             return Verdict(False, text if changed else None, f"c4:{rule}")
