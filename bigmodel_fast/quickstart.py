@@ -75,6 +75,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     from .train.finetune import FinetuneConfig, finetune
     from .train.optim import OptimConfig
     from .train.pretrain import PretrainConfig, pretrain
+    from .train.pretrain_stats import format_summary
 
     s = SCALES[cfg.scale]  # a checked name (QuickstartConfig)
     out = Path(cfg.out)
@@ -107,6 +108,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         eval_batches=4, save_every=s.pretrain_steps, log_every=max(s.pretrain_steps // 30, 1),
         optim=OptimConfig(lr=1e-3, warmup_steps=max(s.pretrain_steps // 10, 1)), seed=cfg.seed,
         device=cfg.device, progress=cfg.progress)))
+    print(format_summary(pre))
     ft = stage("finetune", lambda: finetune(FinetuneConfig(
         checkpoint=pre["checkpoint"], train=str(sent["train"]), valid=str(sent["valid"]), out=str(ft_dir),
         max_len=s.max_len, batch_size=32, epochs=s.finetune_epochs,
@@ -127,7 +129,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
                       "pii_masked": stats["pii"]["masked"]},
         "tokens": {"train": stats["train"]["tokens"], "valid": stats["valid"]["tokens"]},
         "pretrain": {"steps": pre["steps"], "eval_losses": pre.get("eval_losses"),
-                     "tokens_per_s": pre.get("tokens_per_s")},
+                     "tokens_per_s": pre.get("tokens_per_s"), "heldout": pre.get("heldout")},
         "finetune": {"steps": ft["steps"], "best_valid_accuracy": ft["best_valid_accuracy"]},
         "test": {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"], "examples": report["examples"]},
         "seconds": {**timings, "total": round(time.time() - t_all, 1)},

@@ -185,9 +185,9 @@ def add_ratios(rows: list[dict]) -> None:
 
 
 def trainer_wait(data: Path, quick: bool) -> list[dict]:
+    from bigmodel_fast.train.metrics_log import read_metrics
     from bigmodel_fast.train.optim import OptimConfig
     from bigmodel_fast.train.pretrain import PretrainConfig, pretrain
-    from bigmodel_fast.train.runtime import read_metrics
 
     out = []
     steps = 20 if quick else 60
@@ -201,7 +201,7 @@ def trainer_wait(data: Path, quick: bool) -> list[dict]:
                 device="auto", optim=OptimConfig(lr=1e-3, warmup_steps=5), progress=False, loader=loader))
             recs = [r for r in read_metrics(run / "metrics.jsonl") if "data_wait_fraction" in r][1:]  # skip warm-up
             frac = float(np.mean([r["data_wait_fraction"] for r in recs]))
-            tps = float(np.mean([r["tokens_per_s"] for r in recs]))
+            tps = float(np.mean([r["window_tokens_per_s"] for r in recs]))
             out.append({"arch": arch, "loader": loader, "data_wait_fraction": round(frac, 5),
                         "tokens_per_s": round(tps), "device": "cuda" if torch.cuda.is_available() else "cpu"})
             print(f"trainer {arch} {loader}: data wait {frac:.3%} of step time, {tps:,.0f} tokens/s", flush=True)

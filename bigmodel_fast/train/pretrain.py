@@ -35,6 +35,7 @@ from .init_from import InitSource, check_data_tokenizer, check_run_fits, init_re
 from .loop_state import LoopState
 from .metrics_log import MetricsLog
 from .optim import OptimConfig, build_optimizer, build_scheduler
+from .pretrain_stats import HeldOut, TrainWindow, heldout_line, step_parts, unigram_log_probs
 from .step import NonFiniteGuard, OptimizerStep, check_finite_weights
 
 LOADERS = ("native", "python")  # the C++ TokenLoader, or the Python reference loaders (same batches, slower)
@@ -130,19 +131,6 @@ def build_model_config(cfg: PretrainConfig, tok: Tokenizer, init: InitSource | N
     return ModelConfig.from_dict(fields)
 
 
-@torch.no_grad()
-def evaluate_loss(model, loader, n_batches: int, device, amp: str) -> float:
-    """Mean loss over batches ``0 .. n_batches-1`` of a fixed held-out loader (same batches every call)."""
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    for i in range(n_batches):
-        with autocast_for(device, amp):
-            total += float(model(**to_device(loader.batch(i), device))["loss"])
-    model.train(was_training)
-    return total / n_batches
-
-
 def config_changes(cfg: PretrainConfig, meta: dict) -> dict:
     """``{setting: [saved, now]}`` for the :data:`RESUME_FIXED` settings that differ from the checkpoint's run."""
     saved = meta.get("train_config")
@@ -217,8 +205,18 @@ def restore(cfg: PretrainConfig, ckpt_dir: Path, model, opt, sched, loader) -> t
 
 
 def pretrain(cfg: PretrainConfig) -> dict:
-    """Run (or resume) pretraining, holding the run directory's lock. Returns a summary: steps, final train/eval
-    loss, tokens/s, checkpoint path, non-finite steps skipped."""
+    """Run (or resume) pretraining, holding the run directory's lock. Returns the summary (also the last record of
+    ``metrics.jsonl``, under ``"summary"``; :func:`~.pretrain_stats.format_summary` prints it):
+
+    - ``arch``, ``target_kind`` ("mlm" or "lm": the held-out fields' prefix), ``start_step``, ``steps``,
+      ``checkpoint``, ``metrics``, ``skipped_nonfinite`` (and ``init``);
+    - ``tokens`` processed by this invocation's steps (batch_size * seq_len * grad_accum per step),
+      ``train_seconds`` they took (evaluation and saving excluded), ``tokens_per_s`` = tokens / train_seconds;
+    - the last log window's ``train_loss`` and, for BERT, ``mlm_loss``, ``nsp_loss`` (with NSP; the two sum to
+      ``train_loss``), ``mlm_ppl`` = exp(mlm_loss), ``mlm_accuracy`` (argmax = original id at masked positions);
+    - with a validation split: ``eval_losses`` [(step, eval_loss)], ``heldout_step`` and ``heldout`` (the fields of
+      :class:`~.pretrain_stats.HeldOut`: held-out loss on the target tokens vs the unigram baseline); without
+      one, ``no_heldout`` says why."""
     data = PreparedData(cfg.data)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,19 +225,6 @@ def pretrain(cfg: PretrainConfig) -> dict:
         fsio.recover_dir(ckpt_dir)
         fsio.clean_stale(ckpt_dir)
         return _Run(cfg, data, out, ckpt_dir).train()
-
-
-class _Window:
-    """Loss and throughput since the last log record: summed loss of the applied steps (a device tensor: no host
-    sync per step), steps taken and applied, seconds spent waiting for data."""
-
-    def __init__(self, device: torch.device):
-        self.loss_sum = torch.zeros((), device=device)
-        self.reset()
-
-    def reset(self) -> None:
-        self.loss_sum.zero_()
-        self.start, self.steps, self.good, self.data_time = time.perf_counter(), 0, 0, 0.0
 
 
 class _Run:
@@ -267,9 +252,16 @@ class _Run:
         self.model.to(self.device)
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, cfg.max_steps)
-        self.loader = make_loader(cfg, data.train_shards(), self.tok, seed=cfg.seed)
+        train_shards = data.train_shards()
+        self.loader = make_loader(cfg, train_shards, self.tok, seed=cfg.seed)
         valid_shards = data.valid_shards()
         self.eval_loader = make_loader(cfg, valid_shards, self.tok, seed=cfg.seed + 1) if valid_shards else None
+        self.target_kind = "mlm" if registry.get(cfg.arch, "pretrain").loader_mode == "mlm" else "lm"
+        self.heldout = None
+        if self.eval_loader is not None and cfg.eval_batches > 0:  # unigram baseline: one bincount over the shards
+            self.heldout = HeldOut(self.eval_loader, cfg.eval_batches,
+                                   unigram_log_probs(train_shards, self.tok.vocab_size, progress=cfg.progress),
+                                   self.target_kind)
 
         loop, changes = LoopState(), {}
         if cfg.resume:
@@ -302,10 +294,12 @@ class _Run:
                              trainer_state)
         self.saved_step = self.step
 
-    def accumulate(self, it, window: _Window) -> torch.Tensor:
-        """Forward and backward over ``grad_accum`` batches of ``it``; returns the step's loss (0-d, detached)."""
+    def accumulate(self, it, window: TrainWindow) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward over ``grad_accum`` batches of ``it``; returns the step's loss (0-d, detached) and
+        its :func:`~.pretrain_stats.step_parts` (5,) summed over the batches."""
         cfg, device = self.cfg, self.device
         step_loss = torch.zeros((), device=device)
+        parts = torch.zeros(5, dtype=torch.float64, device=device)
         for _ in range(cfg.grad_accum):
             t = time.perf_counter()
             batch = to_device(next(it), device)
@@ -315,42 +309,47 @@ class _Run:
                              batch.get("token_type_ids"))
                 self.inputs_checked = True
             with autocast_for(device, cfg.amp):
-                loss = self.model(**batch)["loss"] / cfg.grad_accum
+                out = self.model(**batch)
+                loss = out["loss"] / cfg.grad_accum
             loss.backward()
             step_loss += loss.detach()
-        return step_loss
+            parts += step_parts(out, 1.0 / cfg.grad_accum)
+        return step_loss, parts
 
-    def log_window(self, window: _Window, bar, summary: dict) -> None:
-        elapsed = time.perf_counter() - window.start
-        train_loss = float(window.loss_sum) / window.good if window.good else None
-        tps = self.tokens_per_step * window.steps / elapsed
-        self.log.write(step=self.step, loss=train_loss, lr=self.sched.get_last_lr()[0], tokens_per_s=round(tps, 1),
-                       data_wait_fraction=round(window.data_time / elapsed, 4))
-        bar.set_postfix(loss=f"{train_loss:.3f}" if train_loss is not None else "skipped", tok_s=f"{tps:,.0f}")
-        summary.update(train_loss=train_loss, tokens_per_s=tps)
-        window.reset()
+    def log_window(self, window: TrainWindow, bar, summary: dict) -> None:
+        rec = window.close()
+        self.log.write(step=self.step, **rec, lr=self.sched.get_last_lr()[0])
+        loss, tps = rec["loss"], rec["window_tokens_per_s"]
+        bar.set_postfix(loss=f"{loss:.3f}" if loss is not None else "skipped", tok_s=f"{tps or 0:,.0f}")
+        summary.update(train_loss=loss, **{k: rec[k] for k in ("mlm_loss", "nsp_loss", "mlm_ppl", "mlm_accuracy")
+                                           if k in rec})
 
     def evaluate(self, bar, summary: dict) -> None:
-        eval_loss = evaluate_loss(self.model, self.eval_loader, self.cfg.eval_batches, self.device, self.cfg.amp)
-        self.log.write(step=self.step, eval_loss=eval_loss)
-        summary.setdefault("eval_losses", []).append((self.step, eval_loss))
-        bar.write(f"step {self.step}: held-out loss {eval_loss:.4f}")
+        rec = self.heldout(self.model, self.device, self.cfg.amp)
+        self.log.write(step=self.step, **rec)
+        summary.setdefault("eval_losses", []).append((self.step, rec["eval_loss"]))
+        summary.update(heldout_step=self.step, heldout=rec)
+        bar.write(f"step {self.step}: {heldout_line(rec, self.target_kind)}")
 
     def train(self) -> dict:
         cfg = self.cfg
-        summary: dict = {"start_step": self.step}
+        summary: dict = {"arch": cfg.arch, "target_kind": self.target_kind, "start_step": self.step}
+        if self.heldout is None:
+            summary["no_heldout"] = ("no validation shards in the data directory" if self.eval_loader is None
+                                     else "--eval-batches 0")
         if self.init_record is not None:
             summary["init"] = self.init_record["checkpoint"]
         self.model.train()
         it = iter(self.loader)
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"pretrain {cfg.arch}", disable=not cfg.progress,
                    dynamic_ncols=True)
-        window = _Window(self.device)
+        window = TrainWindow(self.device, self.tokens_per_step, mlm=self.target_kind == "mlm",
+                             nsp=self.target_kind == "mlm" and cfg.nsp)
         end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.max_steps
         while self.step < end:
-            step_loss = self.accumulate(it, window)
+            step_loss, parts = self.accumulate(it, window)
             if self.optimizer_step(self.step + 1, step_loss).applied:
-                window.loss_sum += step_loss
+                window.sums += parts
                 window.good += 1
             else:
                 bar.write(f"step {self.step + 1}: non-finite loss or gradient norm, step skipped "
@@ -358,20 +357,21 @@ class _Run:
             self.step += 1
             window.steps += 1
 
-            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+            if self.step % cfg.log_every == 0 or self.step == end:  # the last window is logged at --stop-at too
                 self.log_window(window, bar, summary)
             paused = time.perf_counter()
-            if self.eval_loader is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
+            if self.heldout is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
                 self.evaluate(bar, summary)
             if self.step % cfg.save_every == 0 or self.step == end:
                 self.save()
-            window.start += time.perf_counter() - paused  # eval and saving do not count against throughput
+            window.pause(time.perf_counter() - paused)  # eval and saving do not count as training time
             bar.update(1)
         bar.close()
-        self.log.close()
         for ld in (self.loader, self.eval_loader):
             if isinstance(ld, TokenLoader):
                 ld.close()  # join the worker threads now rather than at garbage collection
-        summary.update(steps=self.step, checkpoint=str(self.ckpt_dir), metrics=str(self.log.path),
+        summary.update(steps=self.step, **window.totals(), checkpoint=str(self.ckpt_dir), metrics=str(self.log.path),
                        skipped_nonfinite=self.guard.skipped)
+        self.log.write(step=self.step, summary=summary)
+        self.log.close()
         return summary

@@ -22,7 +22,7 @@ def test_tiny_pretrain_held_out_loss_falls(tiny_data, tmp_path, arch):
     assert losses[-1] < losses[0] - 0.3, losses
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 41))
-    assert all(r["tokens_per_s"] > 0 for r in records if "loss" in r)
+    assert all(r["window_tokens_per_s"] > 0 for r in records if "loss" in r)
     assert (tmp_path / "checkpoint" / "model.safetensors").is_file()
 
 
