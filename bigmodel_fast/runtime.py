@@ -25,9 +25,13 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def autocast_for(device: torch.device, amp: str = "auto"):
-    """bf16 autocast on CUDA (``amp=auto|bf16``; fp16 with ``amp=fp16``), nothing on CPU or with ``amp=off``."""
+    """bf16 autocast on CUDA (``amp=auto|bf16``; fp16 with ``amp=fp16``); on CPU bf16 autocast only when asked
+    for (``amp=bf16``: matmuls in bf16, fast on CPUs with AMX / AVX512-BF16), else fp32; nothing with ``amp=off``
+    or on other devices."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be auto, bf16, fp16 or off, got {amp!r}")
+    if device.type == "cpu" and amp == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type != "cuda" or amp == "off":
         return contextlib.nullcontext()
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16

@@ -67,7 +67,8 @@ def build_from_hf(src: str | Path) -> tuple[torch.nn.Module, HFModelSpec, dict, 
     src = check_src(src)
     hf = read_hf_config(src)
     files = find_weight_files(src)
-    shapes = {_normalise(k): v for k, v in read_shapes(files).items()}
+    bins: dict = {}  # pytorch_model.bin files, loaded once for shapes and tensors
+    shapes = {_normalise(k): v for k, v in read_shapes(files, bins).items()}
     has_cls = "classifier.weight" in shapes or "classifier.out_proj.weight" in shapes
     spec = from_hf_config(hf, str(src / "config.json"), has_classifier=has_cls)
     cfg = spec.config
@@ -110,7 +111,7 @@ def build_from_hf(src: str | Path) -> tuple[torch.nn.Module, HFModelSpec, dict, 
     if unused:
         raise ValueError(f"{shapes[unused[0]][1]}: tensor {unused[0]!r} (and {len(unused) - 1} more) has no place "
                          f"in a bmf {cfg.arch} {spec.kind} model of architecture {spec.architecture}")
-    raw = {_normalise(k): v for k, v in load_tensors(files).items()}
+    raw = {_normalise(k): v for k, v in load_tensors(files, bins=bins).items()}
     state = {r.ours: from_hf(r, [raw[h] for h in r.hf]) for r in take}
     del raw
     result = model.load_state_dict(state, strict=False)

@@ -78,14 +78,18 @@ def _load_bin(f: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def read_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
-    """name -> (shape, file) over all weight files; safetensors headers only (no tensor data is read)."""
+def read_shapes(files: list[Path], bins: dict | None = None) -> dict[str, tuple[tuple[int, ...], Path]]:
+    """name -> (shape, file) over all weight files; safetensors headers only (no tensor data is read). A ``.bin``
+    file has to be loaded whole: pass a dict as ``bins`` to keep it there for :func:`load_tensors` (read once)."""
     out: dict[str, tuple[tuple[int, ...], Path]] = {}
     for f in files:
         if f.suffix == ".safetensors":
             shapes = _safetensors_shapes(f)
         else:
-            shapes = {k: tuple(v.shape) for k, v in _load_bin(f).items()}
+            state = _load_bin(f)
+            if bins is not None:
+                bins[f] = state
+            shapes = {k: tuple(v.shape) for k, v in state.items()}
         for k, shape in shapes.items():
             if k in out:
                 raise ValueError(f"{f}: tensor {k!r} is also in {out[k][1]}")
@@ -93,8 +97,10 @@ def read_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
     return out
 
 
-def load_tensors(files: list[Path], names: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of ``files`` (only ``names`` when given), floating point ones as float32, on CPU."""
+def load_tensors(files: list[Path], names: set[str] | None = None, bins: dict | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors of ``files`` (only ``names`` when given), floating point ones as float32, on CPU; ``.bin``
+    files already loaded by :func:`read_shapes` into ``bins`` are taken (and dropped) from there."""
     out: dict[str, torch.Tensor] = {}
     for f in files:
         if f.suffix == ".safetensors":
@@ -105,7 +111,8 @@ def load_tensors(files: list[Path], names: set[str] | None = None) -> dict[str, 
                 raise ValueError(f"{f}: not a readable safetensors file ({type(e).__name__}: "
                                  f"{_first_line(e)})") from None
         else:
-            part = {k: v for k, v in _load_bin(f).items() if names is None or k in names}
+            state = bins.pop(f) if bins is not None and f in bins else _load_bin(f)
+            part = {k: v for k, v in state.items() if names is None or k in names}
         for k, v in part.items():
             out[k] = v.float().contiguous() if v.is_floating_point() else v
     return out

@@ -68,6 +68,19 @@ def key_padding_mask(attention_mask: Optional[Tensor]) -> Optional[Tensor]:
     return mask[:, None, None, :]  # (B, 1, 1, S)
 
 
+UNPAD_MIN_SHARE = 0.1  # unpad a training batch when at least this share of its positions is padding
+
+
+def padded_token_index(mask: Tensor) -> Optional[Tensor]:
+    """(T,) long flat indices of the real tokens of a (B, 1, 1, S) key-padding mask, or None when less than
+    :data:`UNPAD_MIN_SHARE` of the B * S positions is padding (not worth the gathers). One host sync."""
+    flat = mask.reshape(-1)
+    real = int(flat.sum())
+    if real == 0 or real > (1.0 - UNPAD_MIN_SHARE) * flat.numel():
+        return None
+    return flat.nonzero().squeeze(1)
+
+
 def packed_max_seqlen(cu_seqlens: Tensor) -> int:
     """Longest sequence of a packed batch, from ``cu_seqlens`` (N + 1,); one host sync on CUDA."""
     return int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
@@ -130,14 +143,23 @@ class MultiHeadAttention(nn.Module):
         attn_mask: Optional[Tensor] = None,
         cu_seqlens: Optional[Tensor] = None,
         max_seqlen: Optional[int] = None,
+        token_index: Optional[Tensor] = None,
     ) -> Tensor:
         """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) (True = attend) -> (B, S, E).
 
         With ``cu_seqlens`` (packed sequences over the flattened B * S tokens) ``attn_mask`` is ignored and
         attention stays inside each sequence (:func:`~bigmodel_fast.ops.attention.varlen_attention`).
+
+        With ``token_index`` ((T,) long, the flat positions of the real tokens of a padded (B, S) batch whose
+        key-padding mask is ``attn_mask`` (B, 1, 1, S)) x is (1, T, E), only the real tokens: the projections run on
+        those T rows and only attention sees the padded layout (:class:`TransformerStack` unpadding).
         """
-        b, s, e = x.shape
-        qkv = self.qkv(x)  # (B, S, (H + 2 H_kv) D)
+        qkv = self.qkv(x)  # (B, S, (H + 2 H_kv) D), or (1, T, ...) with token_index
+        if token_index is not None and attn_mask is not None:
+            b, s = attn_mask.shape[0], attn_mask.shape[-1]
+            qkv = qkv.new_zeros(b * s, qkv.shape[-1]).index_copy(0, token_index, qkv[0]).view(b, s, -1)
+        b, s, _ = qkv.shape
+        e = self.num_heads * self.head_dim
         if cu_seqlens is not None:
             if torch.jit.is_scripting():  # static under TorchScript: the eager-only branch below is not compiled
                 raise RuntimeError("MultiHeadAttention: packed attention (cu_seqlens) is not supported in TorchScript")
@@ -153,6 +175,8 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout_p if self.training else 0.0
         y = attention(q, k, v, attn_mask, self.causal, None, p)  # (B, H, S, D)
         y = y.transpose(1, 2).reshape(b, s, e)  # (B, S, E)
+        if token_index is not None:
+            y = y.reshape(b * s, e).index_select(0, token_index).unsqueeze(0)  # (1, T, E)
         return self.out(y)
 
 
@@ -216,13 +240,15 @@ class Block(nn.Module):
         attn_mask: Optional[Tensor] = None,
         cu_seqlens: Optional[Tensor] = None,
         max_seqlen: Optional[int] = None,
+        token_index: Optional[Tensor] = None,
     ) -> Tensor:
-        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) -> (B, S, E); ``cu_seqlens``: packed rows."""
+        """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) -> (B, S, E); ``cu_seqlens``: packed rows;
+        ``token_index``: x is (1, T, E), the real tokens of a padded batch (:meth:`MultiHeadAttention.forward`)."""
         if self.pre_ln:
-            x = x + self.dropout(self.attn(self.ln1(x), attn_mask, cu_seqlens, max_seqlen))
+            x = x + self.dropout(self.attn(self.ln1(x), attn_mask, cu_seqlens, max_seqlen, token_index))
             x = x + self.dropout(self.mlp(self.ln2(x)))
         else:
-            x = self.ln1(x + self.dropout(self.attn(x, attn_mask, cu_seqlens, max_seqlen)))
+            x = self.ln1(x + self.dropout(self.attn(x, attn_mask, cu_seqlens, max_seqlen, token_index)))
             x = self.ln2(x + self.dropout(self.mlp(x)))
         return x
 
@@ -266,6 +292,7 @@ class TransformerStack(nn.Module):
             ]
         )
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
+        self.unpad = True  # training: run padded batches on their real tokens only (see forward)
 
     def reset_parameters(self) -> None:
         """(Re-)initialise every submodule with ``init_weights(m, cfg.initializer_range)``."""
@@ -294,15 +321,31 @@ class TransformerStack(nn.Module):
             max_seqlen: longest sequence in ``cu_seqlens`` (computed from it when None).
 
         Returns:
-            (B, S, E) final hidden states.
+            (B, S, E) final hidden states. In training mode a batch with padding (at least
+            :data:`UNPAD_MIN_SHARE` of the positions) runs unpadded: embeddings, projections, MLPs and norms see
+            only its T real tokens (attention alone is computed on the padded layout, with the same dropout), and
+            the padded positions of the result are 0. Same math on every real token, less work; ``self.unpad =
+            False`` turns it off. Eval mode, TorchScript and ``torch.compile`` / export tracing keep the padded path.
         """
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, S, E)
         mask = key_padding_mask(attention_mask) if cu_seqlens is None else None  # (B, 1, 1, S) or None
         if cu_seqlens is not None and max_seqlen is None:
             max_seqlen = packed_max_seqlen(cu_seqlens)  # once here, not one host sync per layer
+        token_index: Optional[Tensor] = None
+        if torch.jit.is_scripting():  # static under TorchScript: the eager-only unpadding below is not compiled
+            pass
+        else:
+            if mask is not None and self.training and self.unpad and not torch.compiler.is_compiling():
+                token_index = padded_token_index(mask)
+        if token_index is not None:
+            b, s, e = x.shape
+            x = x.reshape(b * s, e).index_select(0, token_index).unsqueeze(0)  # (1, T, E): real tokens only
         for layer in self.layers:
-            x = layer(x, mask, cu_seqlens, max_seqlen)
+            x = layer(x, mask, cu_seqlens, max_seqlen, token_index)
         norm = self.final_norm
         if norm is not None:
             x = norm(x)
+        if token_index is not None:
+            b, s = input_ids.shape[0], input_ids.shape[1]
+            x = x.new_zeros(b * s, x.shape[-1]).index_copy(0, token_index, x[0]).view(b, s, -1)
         return x

@@ -27,7 +27,8 @@ def device_field():
 
 
 def amp_field():
-    return setting("auto", choices=AMP_MODES, help="autocast on CUDA")
+    return setting("auto", choices=AMP_MODES,
+                   help="autocast: auto = bf16 on CUDA, fp32 on CPU; bf16 also on CPU (fast with AMX / AVX512-BF16)")
 
 
 def progress_field():

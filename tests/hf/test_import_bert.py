@@ -3,6 +3,8 @@ transformers (fp32 CPU, reference attention), losses within 1e-5; safetensors, p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -45,11 +47,17 @@ def test_bert_for_pretraining_matches(tmp_path, shape):
     assert abs(lossy["loss"].item() - ref.loss.item()) < 1e-5
 
 
-def test_bert_masked_lm_loss_and_fresh_heads(tmp_path):
+def test_bert_masked_lm_loss_and_fresh_heads(tmp_path, monkeypatch):
     hf = _hf(T.BertForMaskedLM, **SHAPES[0])
     src = save_hf(hf, tmp_path / "hf", bin=True)  # pytorch_model.bin, read with weights_only
     assert (src / "pytorch_model.bin").is_file() and not (src / "model.safetensors").exists()
+    from bigmodel_fast import checkpoint
+
+    loads, real_load = [], checkpoint.safe_torch_load
+    monkeypatch.setattr(checkpoint, "safe_torch_load", lambda f, *a, **k: loads.append(Path(f).name) or
+                        real_load(f, *a, **k))
     ours, cfg, summary = import_and_load(src, tmp_path / "ckpt")
+    assert loads.count("pytorch_model.bin") == 1  # shapes and tensors from one read
     assert summary["fresh_heads"] == ["nsp_head", "pooler"]
     ids, mask = batch(cfg.vocab_size, seed=3)
     labels = ids.masked_fill(~mask, -100)
