@@ -5,7 +5,8 @@
     bmf finetune   sequence classification from a pretraining checkpoint
     bmf evaluate   accuracy, P/R/F1, confusion matrix on a labelled file
     bmf export     TorchScript / AOTInductor bundle of a classifier or GPT LM; builds the C++ runner
-    bmf predict    text in, label and probabilities out
+    bmf predict    text in, label and probabilities out (lines, JSONL or CSV)
+    bmf generate   prompt in, GPT continuation out (greedy / top-k / temperature, the C++ runner's sampling)
     bmf quickstart all of the above on the embedded sample data
     bmf import-hf  a local Hugging Face BERT / RoBERTa / GPT-2 directory -> bmf checkpoint
     bmf export-hf  bmf checkpoint -> Hugging Face directory (config.json, model.safetensors, tokenizer)
@@ -21,17 +22,16 @@ from .config_cli import add_dataclass_args, from_args
 
 
 def _add_no_progress(p) -> None:
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or stage lines (default: off)")
 
 
 def cmd_prepare(args) -> int:
     from .data.prepare import PrepareConfig, prepare
-    from .data.quality import QualityConfig
     from .jsonio import read_json
 
     extra = {"progress": not args.no_progress}
-    if args.quality_config:
-        extra["quality_config"] = QualityConfig.from_dict(read_json(args.quality_config, "quality-filter config"))
+    if args.quality_config:  # overrides, merged on top of --quality-preset by PrepareConfig
+        extra["quality_config"] = read_json(args.quality_config, "quality-filter config")
     stats = prepare(from_args(PrepareConfig, args, **extra))
     shown = ("read", "clean", "boilerplate", "quality", "pii", "dedup", "train", "valid", "seconds")
     print(json.dumps({k: stats[k] for k in shown if k in stats}, indent=2, ensure_ascii=False))
@@ -40,11 +40,11 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .jsonio import dumps
     from .train.pretrain import PretrainConfig, pretrain
+    from .train.pretrain_stats import format_summary
 
     summary = pretrain(from_args(PretrainConfig, args, progress=not args.no_progress, nsp=not args.no_nsp))
-    print(dumps(summary, indent=2))
+    print(format_summary(summary))  # the same summary as JSON: the last record of RUN/metrics.jsonl
     return 0
 
 
@@ -58,13 +58,12 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .eval.evaluate import EvaluateConfig, evaluate
-    from .eval.metrics import format_report
+    from .eval.evaluate import EvaluateConfig, evaluate, format_evaluation
 
     cfg = from_args(EvaluateConfig, args)
     report = evaluate(cfg.model, cfg.data, out=cfg.out, text_field=cfg.text_field, label_field=cfg.label_field,
                       batch_size=cfg.batch_size, device=cfg.device)
-    print(format_report(report))
+    print(format_evaluation(report))
     if cfg.out:
         print(f"wrote {cfg.out}")
     return 0
@@ -81,6 +80,13 @@ def cmd_export(args) -> int:
     if cfg.checkpoint and not cfg.out:
         print("bmf export: error: --out DIR is required with --checkpoint", file=sys.stderr)
         return 2
+    from .stages import stage_lines
+
+    with stage_lines(not args.no_progress):  # the AOTInductor and CMake stage lines on stderr
+        return _export_and_build(cfg)
+
+
+def _export_and_build(cfg) -> int:
     from .export.runner import RunnerBuildError, build_runner
     from .export.torchscript import ExportError
 
@@ -103,31 +109,37 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .eval.inputs import InputStats, input_format, output_row, predict_records, show_progress
     from .eval.predict import PredictConfig, Predictor
-    from .eval.stream import BatchWriter, StreamStats, check_input, open_input, predict_stream, silence_stdout
+    from .eval.stream import BatchWriter, StreamStats, check_input, open_input, silence_stdout
 
     cfg = from_args(PredictConfig, args)
     if not cfg.text and not cfg.input:
         print("bmf predict: no text given (use --text TEXT or --input FILE, - for stdin)", file=sys.stderr)
         return 2
     name = "stdin" if cfg.input == "-" else cfg.input
+    fmt = input_format(cfg.input, cfg.format) if cfg.input else "lines"
     if cfg.input:
         check_input(cfg.input)  # before the model is loaded
     predictor = Predictor(cfg.model, device=cfg.device)
-    stats = StreamStats()
+    stats, input_stats = StreamStats(), InputStats()
     try:
-        writer = BatchWriter(predictor, sys.stdout, cfg.batch_size, stats)
+        writer = BatchWriter(predictor, sys.stdout, cfg.batch_size, stats,
+                             row=lambda text, extra, result: output_row(text, extra, result, echo=cfg.echo))
         for text in cfg.text:
             writer.add(text)
         writer.flush()
         if cfg.input:
             with open_input(cfg.input) as stream:
-                predict_stream(predictor, stream, sys.stdout, cfg.batch_size, cfg.max_line_bytes, stats, name)
+                predict_records(predictor, stream, sys.stdout, fmt=fmt, text_field=cfg.text_field, echo=cfg.echo,
+                                batch_size=cfg.batch_size, max_line_bytes=cfg.max_line_bytes, stats=stats,
+                                input_stats=input_stats, name=name, progress=show_progress(args.no_progress))
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         silence_stdout()
         return 1
     if cfg.input:
-        print(f"bmf predict: {stats.lines} lines from {name}, "
+        rows = "" if fmt == "lines" else f"{input_stats.records} {fmt} records ({input_stats.blank} blank skipped) in "
+        print(f"bmf predict: {rows}{stats.lines} lines from {name}, "
               f"{stats.truncated} truncated to --max-line-bytes {cfg.max_line_bytes}", file=sys.stderr)
     if stats.nonfinite:
         print(f"bmf predict: warning: {stats.nonfinite} predictions were not finite (label null); the model's "
@@ -135,10 +147,24 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from .eval.stream import silence_stdout
+    from .generate import GenerateConfig, run_generate
+
+    try:
+        run_generate(from_args(GenerateConfig, args))
+    except BrokenPipeError:
+        silence_stdout()
+        return 1
+    return 0
+
+
 def cmd_quickstart(args) -> int:
     from .quickstart import QuickstartConfig, quickstart
+    from .stages import stage_lines
 
-    quickstart(from_args(QuickstartConfig, args, progress=not args.no_progress))
+    with stage_lines(not args.no_progress):
+        quickstart(from_args(QuickstartConfig, args, progress=not args.no_progress))
     return 0
 
 
@@ -169,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval.evaluate import EvaluateConfig
     from .eval.predict import PredictConfig
     from .export.bundle import ExportConfig
+    from .generate import GenerateConfig
     from .hf.cli_config import ExportHFConfig, ImportHFConfig
     from .quickstart import QuickstartConfig
     from .train.finetune import FinetuneConfig
@@ -179,10 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     extra_flags = {  # the flags that are not config fields, added after the generated ones
         "prepare": lambda p, groups: groups[FILTER_GROUP].add_argument(
-            "--quality-config", help="JSON file of quality-filter settings, e.g. "
-            '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}}'),
+            "--quality-config", help="JSON file of quality-filter settings on top of --quality-preset, e.g. "
+            '{"c4": {"enabled": false}, "gopher_quality": {"min_words": 20}} (default: none)'),
         "pretrain": lambda p, groups: p.add_argument("--no-nsp", action="store_true",
-                                                     help="BERT without next-sentence prediction"),
+                                                     help="BERT without next-sentence prediction (default: off)"),
     }
     commands = [  # name, help, config dataclass (its fields are the flags), handler, takes --no-progress
         ("prepare", "raw text -> clean -> filter -> dedup -> tokenizer -> token shards", PrepareConfig, cmd_prepare,
@@ -191,8 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("finetune", "sequence classification from a pretraining checkpoint", FinetuneConfig, cmd_finetune, True),
         ("evaluate", "metrics of a classifier on a labelled file", EvaluateConfig, cmd_evaluate, False),
         ("export", "export a classifier or GPT LM as a deployment bundle; build the C++ runner", ExportConfig,
-         cmd_export, False),
-        ("predict", "label and probabilities for texts", PredictConfig, cmd_predict, False),
+         cmd_export, True),
+        ("predict", "label and probabilities for texts", PredictConfig, cmd_predict, True),
+        ("generate", "continue prompts with a GPT checkpoint or lm bundle (greedy / top-k, as bmf_runner)",
+         GenerateConfig, cmd_generate, False),
         ("quickstart", "the whole road on the embedded sample data", QuickstartConfig, cmd_quickstart, True),
         ("import-hf", "import a local Hugging Face BERT / RoBERTa / GPT-2 directory", ImportHFConfig, cmd_import_hf,
          False),

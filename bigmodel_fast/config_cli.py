@@ -36,7 +36,7 @@ import types
 import typing
 from typing import Any, Callable, Sequence
 
-__all__ = ["add_dataclass_args", "check_fields", "choices_of", "from_args", "positive_int", "setting"]
+__all__ = ["add_dataclass_args", "check_fields", "choices_of", "default_note", "from_args", "positive_int", "setting"]
 
 _SCALARS = (int, float, str)
 
@@ -101,9 +101,29 @@ def _cli_fields(cls):
             yield f, hints[f.name]
 
 
-def _help(f: dataclasses.Field) -> str | None:
+def _help(f: dataclasses.Field, default: Any = dataclasses.MISSING) -> str | None:
+    """The field's help, ``%``-escaped for argparse, ending in ``(default: X)`` (:func:`default_note`)."""
     text = f.metadata.get("help")
+    note = default_note(default, text, is_bool=isinstance(default, bool), flag_name=f.name.replace("_", "-"))
+    text = " ".join(t for t in (text, note) if t) or None
     return None if text is None else text.replace("%", "%%")
+
+
+def default_note(default: Any, help_text: str | None = None, *, is_bool: bool = False, flag_name: str = "") -> str:
+    """``"(default: X)"`` for an option's help, or "" when there is no default (a required option) or the help
+    already says it (mentions "default"). None and an empty list read "none"; a switch reads "off" (``--x``,
+    False by default) or "FLAG-NAME on" (``--no-x``: on unless given)."""
+    if default is dataclasses.MISSING or (help_text and "default" in help_text.lower()):
+        return ""
+    if is_bool:
+        shown = f"{flag_name} on" if default else "off"
+    elif default is None or default == []:
+        shown = "none"
+    elif isinstance(default, (list, tuple)):
+        shown = " ".join(str(v) for v in default)
+    else:
+        shown = str(default)
+    return f"(default: {shown})"
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, defaults: Any = None, group: str | None = None,
@@ -134,7 +154,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, defaults: Any = 
             add_dataclass_args(parser, base, defaults=default, group=title, groups=groups)
             continue
         where = target(title)
-        kwargs: dict[str, Any] = {"help": _help(f)}
+        kwargs: dict[str, Any] = {"help": _help(f, default)}
         if f.metadata.get("metavar"):
             kwargs["metavar"] = f.metadata["metavar"]
         choices = choices_of(f)

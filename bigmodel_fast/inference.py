@@ -33,3 +33,25 @@ def predict_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, d
     if was_training:
         model.train()
     return torch.stack(out) if out else torch.empty(0, 0)
+
+
+def pool_mean(logits: torch.Tensor, owner: list[int], n: int) -> torch.Tensor:
+    """Mean of the window rows of ``logits`` (W, C) per text: (n, C) float32, row ``i`` the mean over the windows
+    ``w`` with ``owner[w] == i`` (a text without windows gets NaN)."""
+    if n == 0:
+        return torch.empty(0, logits.shape[-1] if logits.dim() == 2 else 0)
+    index = torch.as_tensor(owner, dtype=torch.long)
+    sums = torch.zeros(n, logits.shape[-1], dtype=torch.float64).index_add_(0, index, logits.double())
+    counts = torch.bincount(index, minlength=n).double()
+    return (sums / counts[:, None]).float()
+
+
+def predict_logits_long(model, seqs: list[list[int]], owner: list[int], n: int, pad_id: int, batch_size: int,
+                        device, amp: str = "auto") -> torch.Tensor:
+    """Logits (n, C) float32 of ``n`` texts given as windows (``seqs`` with ``owner`` window -> text, from
+    :func:`bigmodel_fast.data.long_text.encode_long`): each text's row is the mean of its windows' logits. With
+    one window per text this is :func:`predict_logits` in text order."""
+    logits = predict_logits(model, seqs, pad_id, batch_size, device, amp)
+    if len(seqs) == n and list(owner) == list(range(n)):
+        return logits
+    return pool_mean(logits, owner, n)

@@ -31,7 +31,8 @@ def test_quickstart_smoke_end_to_end(tmp_path, capsys):
     texts.write_bytes("很好\r\nbad movie\n\n不好".encode())
     results = {}
     for key in ("classifier_checkpoint", "bundle"):
-        assert main(["predict", "--model", summary["artefacts"][key], "--input", str(texts), "--device", "cpu"]) == 0
+        assert main(["predict", "--model", summary["artefacts"][key], "--input", str(texts), "--device", "cpu",
+                     "--echo"]) == 0
         results[key] = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     ck, bd = results["classifier_checkpoint"], results["bundle"]
     assert [r["text"] for r in ck] == [r["text"] for r in bd] == ["很好", "bad movie", "", "不好"]
@@ -72,3 +73,33 @@ def test_module_entry_point_help():
     assert r.returncode == 0
     for cmd in ("prepare", "pretrain", "finetune", "evaluate", "export", "predict", "quickstart"):
         assert cmd in r.stdout
+
+
+def test_every_subcommand_help_shows_every_default():
+    """For each subcommand of the table, each option that has a default says it in --help: "(default: X)" from
+    the config field (config_cli), or the field's own help naming the default."""
+    import argparse
+
+    from bigmodel_fast.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"prepare", "pretrain", "finetune", "evaluate", "export", "predict", "generate", "quickstart",
+            "import-hf", "export-hf"} <= set(sub.choices)
+    checked = 0
+    for name, p in sub.choices.items():
+        shown = "".join(p.format_help().split())  # no whitespace: argparse wraps lines, also at hyphens
+        for a in p._actions:
+            if isinstance(a, argparse._HelpAction) or a.required or a.default is argparse.SUPPRESS:
+                continue
+            if not a.option_strings and a.default is None:  # a positional without a default
+                continue
+            text = " ".join((a.help or "").split()).replace("%%", "%")
+            assert "default" in text.lower(), f"bmf {name} {a.option_strings}: no default in {a.help!r}"
+            assert "".join(text.split()) in shown, f"bmf {name} {a.option_strings}: help not shown"
+            checked += 1
+    assert checked > 60
+    predict = " ".join(sub.choices["predict"].format_help().split())
+    assert "--format {auto,lines,jsonl,csv}" in predict and "(default: auto)" in predict
+    assert "(default: text)" in predict
+    assert "--echo write the text into each output record too (default: off)" in predict

@@ -54,13 +54,14 @@ def test_default_type_choices_and_help_come_from_the_field():
     p, groups = _parser()
     steps = _action(p, "steps")
     assert steps.option_strings == ["--steps"] and steps.default == 3 and steps.type is int
-    assert steps.help == "how many; 100%% of them"  # plain text in metadata, escaped for argparse
-    assert "100% of them" in p.format_help()
+    assert steps.help == "how many; 100%% of them (default: 3)"  # plain text in metadata, escaped for argparse
+    assert "100% of them (default: 3)" in p.format_help()
     mode = _action(p, "mode")
     assert tuple(mode.choices) == MODES and mode.default == "fast" and mode.type is None
     assert tuple(_action(p, "late").choices) == ("a", "b")  # a callable is evaluated when the parser is built
     name = _action(p, "name")
     assert name.default is None and name.metavar == "NAME" and name in groups["naming"]._group_actions
+    assert name.help.endswith("(default: none)")
     src = _action(p, "src")
     assert src.option_strings == [] and src.nargs == "+"
     out = _action(p, "out")
@@ -73,7 +74,8 @@ def test_bool_fields_give_store_true_and_no_switches():
     resume, check = _action(p, "resume"), _action(p, "check")
     assert resume.option_strings == ["--resume"] and isinstance(resume, argparse._StoreTrueAction)
     assert check.option_strings == ["--no-check"] and isinstance(check, argparse._StoreFalseAction)
-    assert check.default is True and check.help == "do not check"
+    assert check.default is True and check.help == "do not check (default: check on)"
+    assert resume.help == "continue (default: off)"
     args = p.parse_args(["x", "--out", "o", "--resume", "--no-check"])
     assert args.resume is True and args.check is False
 
@@ -137,7 +139,7 @@ def test_the_trainer_configs_are_the_source_of_the_cli_defaults():
     ft = from_args(FinetuneConfig, sub.choices["finetune"].parse_args(["--checkpoint", "c", "--train", "t",
                                                                        "--out", "o"]))
     assert ft == FinetuneConfig(checkpoint="c", train="t", out="o")
-    assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.weight_decay) == (1e-4, -1, 0.01)
+    assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.weight_decay, ft.epochs) == (None, None, 0.01, None)  # auto
     assert pre.optim.lr == 5e-4
 
 
@@ -204,3 +206,12 @@ def test_evaluate_export_predict_configs_are_the_source_of_the_cli_defaults(caps
             with pytest.raises(SystemExit) as e:
                 sub.choices[cmd].parse_args([*argv, flag, "0"])
             assert e.value.code == 2 and "expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_help_shows_every_default_nested_ones_from_the_outer_field():
+    p, _ = _parser()
+    assert _action(p, "lr").help == "step size (default: 0.25)"  # the outer field's default_factory(), not 0.5
+    assert _action(p, "mode").help == "(default: fast)"  # no help text: the note alone
+    assert _action(p, "src").help == "inputs" and _action(p, "out").help == "output"  # required: no default to show
+    text = " ".join(p.format_help().split())
+    assert "continue (default: off)" in text and "do not check (default: check on)" in text

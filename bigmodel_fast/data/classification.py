@@ -1,5 +1,8 @@
 """Labelled text for sequence classification: reading (CSV/JSONL with ``text`` and ``label``) and encoding.
 
+A label is a class name (single-label), a list of names (multi-label: a JSON list, or in CSV a string split on
+``|``) or a number (regression): :func:`read_labelled`.
+
 Every model input is ``cls + tokens[: max_len - 2] + sep`` when the tokenizer has cls and sep roles (BERT
 ``[CLS]``/``[SEP]``, RoBERTa ``<s>``/``</s>``, bmf's SentencePiece ``[CLS]``/``[SEP]``), else ``tokens[: max_len]``
 (GPT-2); truncated, never dropped, so the Python side, TorchScript bundles and the C++ runner tokenize the same way
@@ -8,7 +11,9 @@ Every model input is ``cls + tokens[: max_len - 2] + sep`` when the tokenizer ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -16,35 +21,104 @@ import torch
 
 from .sources import ReadStats, iter_documents
 
+TASKS = ("auto", "single-label", "multi-label", "regression")
+DEFAULT_LABEL_SEP = "|"
+
 
 @dataclass
 class LabelledTexts:
+    """Texts and their labels: ``str`` per row (single-label), ``list[str]`` (multi-label) or ``float``
+    (regression); ``lines`` are the rows' line numbers in ``source`` and ``task`` the resolved task."""
+
     texts: list[str]
-    labels: list[str]
+    labels: list
     source: str
+    lines: list[int] = field(default_factory=list)
+    task: str = "single-label"
 
     def __len__(self) -> int:
         return len(self.texts)
 
 
-def read_labelled(path: str | Path, text_field: str = "text", label_field: str = "label") -> LabelledTexts:
+def _json_list(raw: str) -> list | None:
+    """The list that ``raw`` spells as JSON (``'["a", "b"]'``), else None."""
+    if not raw.startswith("["):
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def infer_task(labels: Sequence[str]) -> str:
+    """``--task auto``: ``"multi-label"`` when any raw label is a JSON list, else ``"single-label"``."""
+    return "multi-label" if any(_json_list(raw) is not None for raw in labels) else "single-label"
+
+
+def parse_label(raw: str, task: str, label_sep: str, where: str, label_field: str = "label"):
+    """One raw label (a stripped, non-empty string as the reader gives it) as the task's value: the string
+    (single-label), a sorted list of distinct label names (multi-label: a JSON list such as ``["a", "b"]``, ``[]``
+    for none, or a string split on ``label_sep``, e.g. ``a|b``) or a finite float (regression). ValueError naming
+    ``where`` (file:line) for a label the task cannot read."""
+    if task == "single-label":
+        return raw
+    if task == "multi-label":
+        items = _json_list(raw)
+        if items is None:
+            if raw.startswith("["):
+                raise ValueError(f"{where}: {label_field!r} {raw!r} is not a valid JSON list of labels")
+            items = raw.split(label_sep) if label_sep else [raw]
+        names = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise ValueError(f"{where}: {label_field!r} holds {item!r}; expected a list of label strings")
+            name = str(item).strip()
+            if not name:
+                raise ValueError(f"{where}: {label_field!r} {raw!r} holds an empty label name")
+            names.append(name)
+        return sorted(set(names))
+    if task == "regression":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{where}: {label_field!r} {raw!r} is not a number (--task regression)") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {label_field!r} {raw!r} is not a finite number (--task regression)")
+        return value
+    raise ValueError(f"task must be one of {', '.join(TASKS[1:])}, got {task!r}")
+
+
+def read_labelled(path: str | Path, text_field: str = "text", label_field: str = "label",
+                  task: str = "single-label", label_sep: str = DEFAULT_LABEL_SEP) -> LabelledTexts:
     """Read a CSV or JSONL file of labelled texts; a row without a label is an error naming file and line.
 
     Labels are stripped of leading and trailing whitespace, so ``" business"`` and ``"business"`` are one class
-    (a label that is only whitespace counts as missing)."""
+    (a label that is only whitespace counts as missing). ``task``: ``"single-label"`` (the label string),
+    ``"multi-label"`` (a JSON list, ``{"label": ["sport", "politics"]}``, or in CSV either ``["sport",
+    "politics"]`` or ``sport|politics`` split on ``label_sep``), ``"regression"`` (a number), or ``"auto"``
+    (multi-label when some label is a JSON list, else single-label); see :func:`parse_label`. A label the task
+    cannot read is a one-line ValueError naming ``file:line``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     stats = ReadStats()
-    texts, labels = [], []
+    texts, raws, lines, where = [], [], [], []
     for doc in iter_documents([path], text_field=text_field, label_field=label_field, stats=stats, strict=True):
         label = "" if doc.label is None else str(doc.label).strip()
         if not label:
             raise ValueError(f"{doc.source}:{doc.line}: missing {label_field!r} field; expected rows with "
                              f"{text_field!r} and {label_field!r}")
         texts.append(doc.text)
-        labels.append(label)
+        raws.append(label)
+        lines.append(doc.line)
+        where.append(f"{doc.source}:{doc.line}")
     if not texts:
         raise ValueError(f"{path}: no labelled rows found (expected a .csv or .jsonl with {text_field!r} and "
                          f"{label_field!r})")
-    return LabelledTexts(texts, labels, str(path))
+    if task == "auto":
+        task = infer_task(raws)
+    labels = [parse_label(raw, task, label_sep, w, label_field) for raw, w in zip(raws, where)]
+    return LabelledTexts(texts, labels, str(path), lines, task)
 
 
 PREFIX_BYTES_PER_ID = 8  # a long text is tokenized from a prefix of 8 x max_len bytes, doubled while needed

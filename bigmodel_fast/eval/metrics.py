@@ -1,4 +1,6 @@
-"""Classification metrics: accuracy, per-class and macro precision / recall / F1, confusion matrix, ROC AUC."""
+"""Metrics: single-label classification (accuracy, per-class and macro precision / recall / F1, confusion matrix,
+ROC AUC), multi-label classification (micro / macro F1, per-label P/R/F1, subset accuracy) and regression (MSE,
+MAE, Pearson, Spearman)."""
 
 from __future__ import annotations
 
@@ -28,14 +30,19 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     pos, neg = int(y_true.sum()), int((~y_true).sum())
     if pos == 0 or neg == 0:
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score), dtype=np.float64)
-    sorted_scores = score[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    avg = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
+    ranks = average_ranks(score)
     return float((ranks[y_true].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks (N,) float64 of ``x`` (N,); tied values share the mean of their ranks (``[3, 1, 3]`` ->
+    ``[2.5, 1, 2.5]``)."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    _, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return ranks
 
 
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str],
@@ -80,3 +87,65 @@ def format_report(report: dict) -> str:
     for name, row in zip(names, report["confusion_matrix"]):
         lines.append(f"{name:<{w}}  " + " ".join(f"{v:8d}" for v in row))
     return "\n".join(lines)
+
+
+
+def _indicator(name: str, y: np.ndarray, num_labels: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 2 or y.shape[1] != num_labels:
+        raise ValueError(f"{name} must be an (N, {num_labels}) 0/1 array, got shape {y.shape}")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return y.astype(bool)
+
+
+def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequence[str]) -> dict:
+    """Multi-label metrics as a JSON-ready dict; ``y_true`` / ``y_pred`` are (N, L) 0/1 arrays, L =
+    ``len(label_names)``.
+
+    Keys: ``examples``, ``micro_f1`` (from the counts summed over labels), ``macro_f1`` (mean of the per-label F1),
+    ``per_label`` (``{name: {"precision", "recall", "f1", "support"}}``, support = true positives + false
+    negatives) and ``subset_accuracy`` (share of rows whose whole label set is right). A ratio with a zero
+    denominator is 0 (scikit-learn's ``zero_division=0``)."""
+    L = len(label_names)
+    yt, yp = _indicator("y_true", y_true, L), _indicator("y_pred", y_pred, L)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true {yt.shape} and y_pred {yp.shape} differ in shape")
+    tp = (yt & yp).sum(axis=0).astype(np.float64)  # (L,)
+    fp = (~yt & yp).sum(axis=0).astype(np.float64)
+    fn = (yt & ~yp).sum(axis=0).astype(np.float64)
+    precision, recall = _safe_div(tp, tp + fp), _safe_div(tp, tp + fn)
+    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)
+    micro = _safe_div(np.array([2 * tp.sum()]), np.array([2 * tp.sum() + fp.sum() + fn.sum()]))[0]
+    n = yt.shape[0]
+    return {
+        "examples": int(n),
+        "micro_f1": float(micro),
+        "macro_f1": float(f1.mean()) if L else float("nan"),
+        "per_label": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                             "support": int(tp[i] + fn[i])} for i, name in enumerate(label_names)},
+        "subset_accuracy": float((yt == yp).all(axis=1).mean()) if n else float("nan"),
+        "labels": list(label_names),
+    }
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Regression metrics of ``y_pred`` against ``y_true`` (both (N,) or (N, 1) floats) as a JSON-ready dict:
+    ``examples``, ``mse``, ``mae``, ``pearson`` and ``spearman`` (Pearson of the average ranks, ties sharing their
+    mean rank). A correlation with a constant side is NaN."""
+    yt = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    yp = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true ({yt.size} values) and y_pred ({yp.size} values) differ in length")
+    if yt.size == 0:
+        nan = float("nan")
+        return {"examples": 0, "mse": nan, "mae": nan, "pearson": nan, "spearman": nan}
+    err = yp - yt
+    return {"examples": int(yt.size), "mse": float((err * err).mean()), "mae": float(np.abs(err).mean()),
+            "pearson": _pearson(yt, yp), "spearman": _pearson(average_ranks(yt), average_ranks(yp))}

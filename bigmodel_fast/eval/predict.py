@@ -10,14 +10,16 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..config_cli import check_fields, positive_int, setting
-from ..data.classification import encode_for_classifier
 from ..data.lines import DEFAULT_MAX_LINE_BYTES
+from ..data.long_text import LongTextEncoding, encode_long, long_text_settings
 from ..data.tokenizer_base import load_tokenizer
 from ..export.bundle import BUNDLE_JSON, load_bundle_model
-from ..inference import predict_logits
+from ..inference import predict_logits_long
 from ..runtime import pick_device
+from .outputs import OutputSpec, output_records, scores
 
 DEFAULT_BATCH_SIZE = 64  # texts per model call: bmf predict / bmf evaluate --batch-size, Predictor, predict_stream
+INPUT_FORMATS = ("auto", "lines", "jsonl", "csv")  # bmf predict --format (bigmodel_fast.eval.inputs)
 DEFAULT_DEVICE = "auto"  # bmf predict / bmf evaluate --device, Predictor (:func:`bigmodel_fast.runtime.pick_device`)
 
 
@@ -36,8 +38,14 @@ class PredictConfig:
 
     model: str = setting(help="classifier checkpoint or exported bundle directory")
     text: list[str] = setting(default_factory=list, append=True, help="a text (repeatable)")
-    input: str | None = setting(None, help="a file with one text per line, - for stdin; read and answered in "
+    input: str | None = setting(None, help="a file of texts (see --format), - for stdin; read and answered in "
                                 "batches (a batch is answered when full, or at once when the input pauses)")
+    format: str = setting("auto", choices=INPUT_FORMATS,
+                          help="--input format: lines (one text per line), jsonl (one JSON object per line), csv "
+                               "(header row); auto: .jsonl/.ndjson -> jsonl, .csv -> csv, else lines")
+    text_field: str = setting("text", help="jsonl / csv: the field holding the text; the other fields (e.g. an id) "
+                                           "are copied to the output record")
+    echo: bool = setting(False, help="write the text into each output record too")
     batch_size: int = batch_size_field()
     max_line_bytes: int = setting(
         DEFAULT_MAX_LINE_BYTES, type=positive_int, min=1,
@@ -79,39 +87,59 @@ class Predictor:
             raise ValueError(f"{path}: a {info['task']!r} bundle has no labels to predict; "
                              f"expected a classifier bundle (`bmf export` of a fine-tuned checkpoint)")
         self.labels, self.max_len = info["labels"], int(info["max_len"])
+        self.spec = OutputSpec.from_meta(info.get("problem_type"), self.labels, info, str(path / BUNDLE_JSON))
+        self.long_text = long_text_settings(info, str(path / BUNDLE_JSON))
         self.kind = f"bundle:{info['format']}"
 
     def _load_checkpoint(self, path: Path) -> None:
         self.model, cfg, meta = ckpt.load_model(path, "classifier")
         self.model.to(self.device).eval()
-        self.labels, self.max_len = list(cfg.label_names), int(meta.get("max_len", 128))
+        self.labels = list(cfg.label_names) or [str(i) for i in range(cfg.num_labels)]
+        self.max_len = int(meta.get("max_len", 128))
+        self.spec = OutputSpec.from_meta(cfg.problem_type, self.labels, meta, str(path / "meta.json"))
+        self.long_text = long_text_settings(meta, str(path / "meta.json"))
         self.kind = "checkpoint"
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """``[CLS] ids [SEP]`` of each text, at most ``max_len`` ids. Texts are tokenized in groups of at most
-        :data:`ENCODE_GROUP_CHARS` characters (a long text alone), each group truncated before the next is
+    def encode_windows(self, texts: Sequence[str]) -> LongTextEncoding:
+        """Model inputs of ``texts`` under the model's ``long_text`` setting (meta.json / bundle.json; truncate when
+        absent): ``[CLS] ids [SEP]`` windows of at most ``max_len`` ids and their owner text
+        (:func:`~bigmodel_fast.data.long_text.encode_long`). Texts are tokenized in groups of at most
+        :data:`ENCODE_GROUP_CHARS` characters (a long text alone), each group cut to windows before the next is
         tokenized, so a batch of long lines never holds all their ids at once."""
+        mode, stride = self.long_text
         seqs: list[list[int]] = []
+        owner: list[int] = []
+        done = 0  # texts of the groups before
         for group in _groups(texts, ENCODE_GROUP_CHARS):
-            seqs += encode_for_classifier(self.tokenizer, group, self.max_len)
-        return seqs
+            enc = encode_long(self.tokenizer, group, self.max_len, mode, stride, count=False)
+            owner += [done + o for o in enc.owner]
+            seqs += enc.seqs
+            done += len(group)
+        return LongTextEncoding(seqs, owner)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The model inputs of :meth:`encode_windows` (one per text unless long_text is chunks)."""
+        return self.encode_windows(texts).seqs
+
+    def predict_logits(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+        """Logits (N, C) float32, one row per text: with long_text chunks the mean of its windows' logits."""
+        enc = self.encode_windows(texts)
+        if not enc.seqs:
+            return torch.empty(0, len(self.labels))
+        return predict_logits_long(self.model, enc.seqs, enc.owner, len(texts), self.tokenizer.pad_id, batch_size,
+                                   self.device, amp="off")
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
-        """Class probabilities (N, C) float32, in the order of ``self.labels``."""
-        seqs = self.encode(texts)
-        if not seqs:
-            return torch.empty(0, len(self.labels))
-        logits = predict_logits(self.model, seqs, self.tokenizer.pad_id, batch_size, self.device, amp="off")
-        return logits.float().softmax(-1)
+        """(N, C) float32 in the order of ``self.labels``: class probabilities (single_label: softmax), per-label
+        probabilities (multi_label: sigmoid) or the predicted values (regression)."""
+        return scores(self.predict_logits(texts, batch_size), self.spec.problem_type)
 
     def predict(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict]:
-        """One ``{"label", "probabilities": {label: p}}`` per text. When the model's output is not finite (NaN or
-        inf logits, e.g. non-finite weights) the label is None and the probabilities are NaN (null in JSON)."""
-        probs = self.predict_proba(texts, batch_size)
-        finite = torch.isfinite(probs).all(dim=-1)
-        return [{"label": self.labels[int(p.argmax())] if ok else None,
-                 "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p)}}
-                for p, ok in zip(probs, finite.tolist())]
+        """One record per text (:mod:`bigmodel_fast.eval.outputs`): ``{"label", "probabilities": {label: p}}`` for
+        single_label, ``{"labels", "probabilities"}`` for multi_label, ``{"value"}`` for regression. When the
+        model's output is not finite (NaN or inf logits, e.g. non-finite weights) the label (labels, value) is None
+        and the probabilities are NaN (null in JSON)."""
+        return output_records(self.predict_logits(texts, batch_size), self.spec)
 
 
 ENCODE_GROUP_CHARS = 1 << 18  # 256 Ki characters: at most ~1 Mi token ids alive while a batch is tokenized

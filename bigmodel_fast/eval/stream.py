@@ -18,6 +18,7 @@ from typing import BinaryIO, Callable, Iterator, TextIO
 
 from ..data.lines import DEFAULT_MAX_LINE_BYTES, LineStats, iter_lines
 from ..jsonio import dumps
+from .outputs import record_finite
 from .predict import DEFAULT_BATCH_SIZE
 
 STDIN = "-"
@@ -112,16 +113,21 @@ class BatchWriter:
     when :meth:`flush` is called: the input would block, or ended), predicts them in length-sorted batches of
     ``batch_size`` and writes one strict-JSON line per text, in input order."""
 
-    def __init__(self, predictor, out: TextIO, batch_size: int, stats: StreamStats):
+    def __init__(self, predictor, out: TextIO, batch_size: int, stats: StreamStats,
+                 row: Callable[[str, dict | None, dict], dict] | None = None):
         if batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
         self.predictor, self.out, self.batch_size, self.stats = predictor, out, batch_size, stats
+        # the output record of (text, the input row's other fields, prediction): eval/inputs.py output_row
+        self.row = row or (lambda text, extra, result: {"text": text, **result})
         self.window = batch_size * SORT_WINDOW_BATCHES
         self.pending: list[str] = []
+        self.pending_extra: list[dict | None] = []
         self.pending_chars = 0
 
-    def add(self, text: str) -> None:
+    def add(self, text: str, extra: dict | None = None) -> None:
         self.pending.append(text)
+        self.pending_extra.append(extra)
         self.pending_chars += len(text)
         if len(self.pending) >= self.window or self.pending_chars >= SORT_WINDOW_CHARS:
             self.flush()
@@ -129,10 +135,11 @@ class BatchWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        texts, self.pending, self.pending_chars = self.pending, [], 0
-        for text, result in zip(texts, self.predictor.predict(texts, self.batch_size)):
-            self.stats.nonfinite += result["label"] is None
-            self.out.write(dumps({"text": text, **result}) + "\n")
+        texts, extras = self.pending, self.pending_extra
+        self.pending, self.pending_extra, self.pending_chars = [], [], 0
+        for text, extra, result in zip(texts, extras, self.predictor.predict(texts, self.batch_size)):
+            self.stats.nonfinite += not record_finite(result)
+            self.out.write(dumps(self.row(text, extra, result)) + "\n")
         self.out.flush()
 
 

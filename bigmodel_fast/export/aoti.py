@@ -21,6 +21,7 @@ from pathlib import Path
 from torch import nn
 
 from bigmodel_fast.models.config import ModelConfig
+from bigmodel_fast.stages import stage
 
 from .targets import reference_ops
 from .torchscript import ExportError, parity_batches
@@ -37,7 +38,8 @@ def load_aoti(path: str | Path):
     return torch._inductor.aoti_load_package(str(path))
 
 
-def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, atol: float = 1e-5) -> Path:
+def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, atol: float = 1e-5,
+                progress: bool | None = None) -> Path:
     """Export ``model`` (bundle signature ``forward(input_ids, attention_mask) -> logits``) to an AOTInductor
     package at ``path`` (conventionally ``model.pt2``) and check parity with eager PyTorch.
 
@@ -47,6 +49,8 @@ def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, at
         path: output ``.pt2`` file (parents created).
         example_len: sequence length of the example inputs used for tracing and of the first parity batch.
         atol: maximum allowed absolute difference of the reloaded package's logits.
+        progress: stage lines with elapsed seconds on stderr (``[aoti] compiling ...``); None: as
+            :func:`bigmodel_fast.stages.stage_lines` set it (on by default, off under ``--no-progress``).
 
     Returns:
         The path written.
@@ -78,8 +82,9 @@ def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, at
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.script_method` is deprecated",
                                     category=DeprecationWarning)
             try:
-                program = torch.export.export(model, (ids, mask),
-                                              dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}), strict=False)
+                with stage("aoti", f"torch.export of {type(model).__name__}", enabled=progress):
+                    program = torch.export.export(model, (ids, mask), dynamic_shapes=({0: batch, 1: seq},
+                                                                                      {0: batch, 1: seq}), strict=False)
             except Exception as e:
                 hint = ""
                 if "Constraints violated" in str(e):
@@ -89,13 +94,14 @@ def export_aoti(model: nn.Module, path: str | Path, *, example_len: int = 16, at
                 raise ExportError(f"torch.export.export failed for {type(model).__name__}: {e}{hint}") from e
             t1 = time.perf_counter()
             try:
-                torch._inductor.aoti_compile_and_package(program, package_path=str(out))
+                with stage("aoti", "compiling with AOTInductor (C++; ~1 min on 2 busy cores)", enabled=progress):
+                    torch._inductor.aoti_compile_and_package(program, package_path=str(out))
             except Exception as e:
                 raise ExportError(f"AOTInductor compile failed for {type(model).__name__}: {e}") from e
         log.info("torch.export %.1fs, AOTInductor compile %.1fs; wrote %s", t1 - t0, time.perf_counter() - t1, out)
         loaded = load_aoti(out)
         worst = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), stage("aoti", "parity check of the reloaded package", enabled=progress):
             checks = parity_batches(cfg, example_len, device) + [(ids[:1, :1], mask[:1, :1])]  # also (1, 1)
             for b_ids, b_mask in checks:
                 ref = model(b_ids, b_mask)

@@ -146,8 +146,7 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
         raise ValueError(f"{tokenizer_file}: tokenizer has {tok.vocab_size} pieces but the model config says "
                          f"vocab_size {cfg.vocab_size}")
     if target.task == "classify":
-        inputs = ("[CLS] ids[:max_len-2] [SEP]" if classifier_wrap(tok)[0] else "ids[:max_len]") + \
-            ", right-padded with pad_id; attention_mask True on real tokens"
+        inputs = classify_inputs(bool(classifier_wrap(tok)[0]), target.inference.get("long_text", {}))
     else:
         inputs = "prompt ids (no special tokens; empty prompt -> [<s>]), last max_len ids; attention_mask all True"
     write_json(out / BUNDLE_JSON, {
@@ -157,7 +156,18 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
         "input": inputs, "output": "logits (B, num_labels)" if target.task == "classify" else "logits (B, S, V)",
         "text_policy": INPUT_POLICY,
         "special_ids": tok.special_ids(),  # {"pad", "unk", "cls", "sep", "mask", "bos", "eos"}: id or null
+        **target.inference,  # classify: problem_type, long_text {mode, stride}, thresholds (multi_label)
     })
+
+
+def classify_inputs(wrap: bool, long_text: dict) -> str:
+    """bundle.json's "input" description of a classifier bundle (``wrap``: the tokenizer has cls and sep)."""
+    body = {"truncate": "ids[:budget]", "head-tail": "ids[:budget//4] + ids[-(budget - budget//4):]",
+            "chunks": "each window ids[k*stride : k*stride + budget] (last window ends at the text's end; logits "
+                      "of a text's windows are averaged)"}[long_text.get("mode", "truncate")]
+    budget = "max_len-2" if wrap else "max_len"
+    seq = f"[CLS] {body} [SEP]" if wrap else body
+    return f"{seq} with budget = {budget}, right-padded with pad_id; attention_mask True on real tokens"
 
 
 def read_bundle(path: str | Path) -> dict:

@@ -44,6 +44,9 @@ class ExportTarget:
     task: str  # a key of TASKS
     max_len: int  # classify: longest input incl. [CLS]/[SEP]; lm: context window (max_position)
     labels: list[str] = field(default_factory=list)
+    # classify: what the logits mean and how long texts are fed, written to bundle.json as they are:
+    # {"problem_type", "long_text": {"mode", "stride"}, "thresholds" (multi_label only)}
+    inference: dict = field(default_factory=dict)
 
 
 Builder = Callable[[nn.Module, ModelConfig, dict], ExportTarget]
@@ -66,8 +69,16 @@ def register_target(target: str, arch: str = "*") -> Callable[[Builder], Builder
 
 @register_target("classify")
 def _classifier(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
+    from ..data.long_text import long_text_settings
+    from ..eval.outputs import OutputSpec
+
     labels = list(cfg.label_names) or [str(i) for i in range(cfg.num_labels)]
-    return ExportTarget(model.eval(), cfg, "classify", int(meta.get("max_len", 128)), labels)
+    spec = OutputSpec.from_meta(cfg.problem_type, labels, meta)
+    mode, stride = long_text_settings(meta)
+    inference = {"problem_type": spec.problem_type, "long_text": {"mode": mode, "stride": stride}}
+    if spec.problem_type == "multi_label":
+        inference["thresholds"] = spec.thresholds
+    return ExportTarget(model.eval(), cfg, "classify", int(meta.get("max_len", 128)), labels, inference)
 
 
 @register_target("lm")

@@ -87,6 +87,48 @@ void check_listed_file(const std::string& dir, const std::string& manifest, cons
     throw BundleError(path + ": SHA-256 does not match manifest.json (the file is corrupted or was replaced)" + kHint);
 }
 
+// problem_type, long_text {mode, stride} and thresholds of a classify bundle.json (`field` names what is read, for
+// the caller's JsonError message); absent fields keep the defaults of Bundle.
+void read_inference(const Json& j, const std::string& json_path, std::string& field, Bundle& b) {
+  field = "problem_type";
+  if (const Json* pt = json_find(j, field)) b.problem_type = json_string(*pt);
+  if (b.problem_type != "single_label" && b.problem_type != "multi_label" && b.problem_type != "regression")
+    throw BundleError(json_path + ": problem_type '" + b.problem_type +
+                      "' is not supported (expected single_label, multi_label or regression)" + kHint);
+  const size_t least = b.problem_type == "single_label" ? 2 : 1;
+  if (b.labels.size() < least)
+    throw BundleError(json_path + ": 'labels' needs at least " + std::to_string(least) + " name(s) for " +
+                      b.problem_type + kHint);
+  field = "long_text";
+  if (const Json* lt = json_find(j, field)) {
+    json_object(*lt);
+    field = "long_text.mode";
+    if (const Json* m = json_find(*lt, "mode")) b.long_text_mode = json_string(*m);
+    field = "long_text.stride";
+    if (const Json* st = json_find(*lt, "stride")) b.long_text_stride = json_int(*st);
+  }
+  if (b.long_text_mode != "truncate" && b.long_text_mode != "head-tail" && b.long_text_mode != "chunks")
+    throw BundleError(json_path + ": long_text.mode '" + b.long_text_mode +
+                      "' is not supported (expected truncate, head-tail or chunks)" + kHint);
+  const int64_t budget = b.max_len - (b.cls_id >= 0 && b.sep_id >= 0 ? 2 : 0);
+  if (b.long_text_stride < 0 || b.long_text_stride > budget)
+    throw BundleError(json_path + ": long_text.stride " + std::to_string(b.long_text_stride) + " is not in [0, " +
+                      std::to_string(budget) + "] (the text tokens of a window)" + kHint);
+  field = "thresholds";
+  b.thresholds.assign(b.labels.size(), 0.5);
+  if (const Json* th = json_find(j, field); th && b.problem_type == "multi_label") {
+    const Json::array_t& a = json_array(*th);
+    if (a.size() != b.labels.size())
+      throw BundleError(json_path + ": 'thresholds' has " + std::to_string(a.size()) + " values for " +
+                        std::to_string(b.labels.size()) + " labels" + kHint);
+    for (size_t k = 0; k < a.size(); ++k) {
+      b.thresholds[k] = json_number(a[k]);
+      if (!(b.thresholds[k] >= 0 && b.thresholds[k] <= 1))
+        throw BundleError(json_path + ": thresholds[" + std::to_string(k) + "] is not in [0, 1]" + kHint);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> verify_manifest(const std::string& dir) {
@@ -180,7 +222,6 @@ Bundle load_bundle(const std::string& dir) {
       const Json* labels = json_find(j, field);
       if (!labels) throw BundleError(json_path + ": missing field 'labels'" + kHint);
       for (const Json& l : json_array(*labels)) b.labels.push_back(json_string(l));  // UTF-8 checked by the parser
-      if (b.labels.size() < 2) throw BundleError(json_path + ": 'labels' needs at least two names" + kHint);
     }
     // special_ids: {role: id or null}; null (-1 here) when the tokenizer has no such role (GPT-2: no cls/sep).
     // Absent (bundles before imported checkpoints): the fixed ids of bmf's SentencePiece tokenizer.
@@ -205,6 +246,7 @@ Bundle load_bundle(const std::string& dir) {
       id("bos", b.bos_id, false);
       id("eos", b.eos_id, false);
     }
+    if (b.task == "classify") read_inference(j, json_path, field, b);  // after special_ids: the window budget
   } catch (const JsonError& e) {
     throw BundleError(json_path + ": field '" + field + "': " + e.what() + kHint);
   }

@@ -25,9 +25,17 @@ struct Bundle {
   std::string arch;
   std::string model_name, tokenizer_name;  // as bundle.json names them (relative to dir, listed in manifest.json)
   std::string model_path, tokenizer_path;
-  std::vector<std::string> labels;  // classify only
-  int64_t max_len = 0;              // classify: longest input incl. [CLS]/[SEP]; lm: context window
-  int64_t vocab_size = -1;          // -1 when bundle.json does not say
+  std::vector<std::string> labels;  // classify only: one name per logit
+  // classify: what the logits mean ("single_label" softmax + argmax, "multi_label" sigmoid + thresholds,
+  // "regression" raw values) and how a text longer than max_len is fed ("truncate", "head-tail" or "chunks" with
+  // long_text_stride, 0 = half a window): bundle.json "problem_type", "long_text", "thresholds" (absent: the old
+  // behaviour, single_label / truncate / 0.5 per label).
+  std::string problem_type = "single_label";
+  std::string long_text_mode = "truncate";
+  int64_t long_text_stride = 0;
+  std::vector<double> thresholds;  // multi_label: one per label
+  int64_t max_len = 0;             // classify: longest input incl. [CLS]/[SEP]; lm: context window
+  int64_t vocab_size = -1;         // -1 when bundle.json does not say
   // special_ids of bundle.json; -1 where it says null (no such role). Defaults: bmf's SentencePiece ids.
   int64_t pad_id = 0, unk_id = 1, cls_id = 2, sep_id = 3, mask_id = 4, bos_id = 5, eos_id = 6;
 };

@@ -18,6 +18,36 @@ std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, co
   return seq;
 }
 
+std::vector<std::vector<int64_t>> classify_windows(const Tokenizer& tok, const Bundle& bundle,
+                                                   const std::string& text) {
+  if (bundle.long_text_mode == "truncate") return {classify_ids(tok, bundle, text)};
+  const bool wrap = bundle.cls_id >= 0 && bundle.sep_id >= 0;
+  const size_t budget = (size_t)(bundle.max_len - (wrap ? 2 : 0));
+  const std::vector<int> ids = tok.encode(text);
+  auto window = [&](const std::vector<int>& part) {
+    std::vector<int64_t> seq;
+    seq.reserve(part.size() + 2);
+    if (wrap) seq.push_back(bundle.cls_id);
+    seq.insert(seq.end(), part.begin(), part.end());
+    if (wrap) seq.push_back(bundle.sep_id);
+    return seq;
+  };
+  const size_t n = ids.size();
+  if (n <= budget) return {window(ids)};
+  if (bundle.long_text_mode == "head-tail") {
+    const size_t head = budget / 4;
+    std::vector<int> part(ids.begin(), ids.begin() + head);
+    part.insert(part.end(), ids.end() - (budget - head), ids.end());
+    return {window(part)};
+  }
+  const size_t step = bundle.long_text_stride > 0 ? (size_t)bundle.long_text_stride : std::max<size_t>(1, budget / 2);
+  std::vector<std::vector<int64_t>> out;
+  auto add = [&](size_t s) { out.push_back(window(std::vector<int>(ids.begin() + s, ids.begin() + s + budget))); };
+  for (size_t s = 0; s < n - budget; s += step) add(s);
+  add(n - budget);
+  return out;
+}
+
 std::vector<int> head_ids(const Tokenizer& tok, const std::string& text, size_t need, size_t start) {
   size_t size = start;
   if (text.size() <= size) {

@@ -71,16 +71,53 @@ class Object {
 
 }  // namespace
 
-void write_classify_line(std::string& out, const Options& opt, const std::vector<std::string>& labels,
-                         const ClassifyRow& row) {
+void write_classify_line(std::string& out, const Options& opt, const Bundle& bundle, const ClassifyRow& row) {
+  const std::vector<std::string>& labels = bundle.labels;
+  const size_t c = labels.size();
+  bool finite = true;
+  for (size_t k = 0; k < c; ++k) finite = finite && std::isfinite(row.probabilities[k]);
   Object o(out);
   if (opt.echo) put_string(o.key("text"), row.text);
-  put_string(o.key("label"), labels[row.label]);
-  Object p(o.key("probabilities"));
-  for (size_t k = 0; k < labels.size(); ++k) put_number(p.key(labels[k]), row.probabilities[k]);
-  p.close();
-  if (opt.print_ids) put_ints(o.key("ids"), row.ids);
-  if (opt.print_logits) put_floats(o.key("logits"), row.logits, labels.size());
+  if (bundle.problem_type == "regression") {
+    if (c == 1) {
+      put_number(o.key("value"), row.probabilities[0]);
+    } else {
+      Object v(o.key("values"));
+      for (size_t k = 0; k < c; ++k) put_number(v.key(labels[k]), row.probabilities[k]);
+      v.close();
+    }
+  } else {
+    if (bundle.problem_type == "multi_label") {
+      std::string& on = o.key("labels");
+      if (!finite) {
+        on += "null";
+      } else {
+        on += '[';
+        for (size_t k = 0, n = 0; k < c; ++k) {
+          if (!(row.probabilities[k] >= bundle.thresholds[k])) continue;
+          if (n++) on += ", ";
+          put_string(on, labels[k]);
+        }
+        on += ']';
+      }
+    } else {
+      put_string(o.key("label"), labels[row.label]);
+    }
+    Object p(o.key("probabilities"));
+    for (size_t k = 0; k < c; ++k) put_number(p.key(labels[k]), row.probabilities[k]);
+    p.close();
+  }
+  if (opt.print_ids && row.windows == 0) put_ints(o.key("ids"), *row.ids);
+  if (opt.print_ids && row.windows > 0) {
+    std::string& w = o.key("windows");
+    w += '[';
+    for (size_t i = 0; i < row.windows; ++i) {
+      if (i) w += ", ";
+      put_ints(w, row.ids[i]);
+    }
+    w += ']';
+  }
+  if (opt.print_logits) put_floats(o.key("logits"), row.logits, c);
   o.close();
   out += '\n';
 }
@@ -120,6 +157,13 @@ std::string describe_line(const Bundle& b, int vocab_size, int threads) {
     put_string(labels, b.labels[i]);
   }
   labels += ']';
+  if (b.task == "classify") {
+    put_string(o.key("problem_type"), b.problem_type);
+    Object lt(o.key("long_text"));
+    put_string(lt.key("mode"), b.long_text_mode);
+    lt.key("stride") += std::to_string(b.long_text_stride);
+    lt.close();
+  }
   o.key("threads") += std::to_string(threads);
   o.close();
   return out + '\n';

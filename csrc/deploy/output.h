@@ -24,13 +24,19 @@ inline double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-// One classified text. Fields: [text] label probabilities [ids] [logits] (the bracketed ones by Options).
+// One classified text. Fields by the bundle's problem_type (Python's bigmodel_fast/eval/outputs.py), the bracketed
+// ones by Options:
+//   single_label: [text] label probabilities [ids] [logits]
+//   multi_label:  [text] labels (those with probability >= their threshold) probabilities [ids] [logits]
+//   regression:   [text] value (one target) or values {name: v} [ids] [logits]
+// With long_text chunks, "windows" (every window's ids) replaces "ids".
 struct ClassifyRow {
   const std::string& text;                   // the text after the input policy (valid UTF-8)
-  int64_t label;                             // index of the most likely label
-  const std::vector<double>& probabilities;  // (C,) softmax of the logits
-  const std::vector<int64_t>& ids;           // model input ids, [CLS] ... [SEP]
-  const float* logits;                       // (C,)
+  int64_t label;                             // index of the largest logit
+  const std::vector<double>& probabilities;  // (C,) softmax (single_label) / sigmoid (multi_label) / raw values
+  const std::vector<int64_t>* ids;           // the model input ids, [CLS] ... [SEP] (the first window)
+  size_t windows;                            // chunks: the text's windows, ids[0 .. windows); 0 otherwise
+  const float* logits;                       // (C,), the mean over the windows
 };
 
 // One generation. Fields: [prompt] generated_ids text [prompt_ids] [logits].
@@ -42,12 +48,11 @@ struct Generation {
   std::vector<float> first_logits;  // (V,) next-token logits after the prompt, with --print-logits
 };
 
-void write_classify_line(std::string& out, const Options& opt, const std::vector<std::string>& labels,
-                         const ClassifyRow& row);
+void write_classify_line(std::string& out, const Options& opt, const Bundle& bundle, const ClassifyRow& row);
 void write_lm_line(std::string& out, const Options& opt, const Generation& g);
 // --tokenize: [text] ids.
 void write_tokenize_line(std::string& out, const Options& opt, const std::string& text, const std::vector<int>& ids);
-// --check: bundle format task arch max_len vocab_size labels threads.
+// --check: bundle format task arch max_len vocab_size labels [problem_type long_text] threads (classify).
 std::string describe_line(const Bundle& b, int vocab_size, int threads);
 
 // --timing lines (milliseconds): one per classify batch / per generated prompt.

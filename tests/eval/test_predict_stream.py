@@ -70,7 +70,8 @@ def test_input_is_consumed_lazily_one_window_at_a_time(tiny_bundle, monkeypatch,
     lazy = LazyLines(2000, out)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(lazy)))
     monkeypatch.setattr(sys, "stdout", out)
-    assert main(["predict", "--model", str(tiny_bundle), "--input", "-", "--batch-size", "8", "--device", "cpu"]) == 0
+    assert main(["predict", "--model", str(tiny_bundle), "--input", "-", "--batch-size", "8", "--device", "cpu",
+                 "--echo"]) == 0
     rows = [strict_json(line) for line in out.getvalue().splitlines()]
     assert [r["text"] for r in rows] == [f"line {i}" for i in range(2000)]
     window = 8 * SORT_WINDOW_BATCHES
@@ -99,7 +100,7 @@ def _take(q: queue.Queue, n: int) -> list[str]:
 def test_first_results_arrive_while_the_input_is_still_open(tiny_bundle):
     """An interactive producer gets answers for the lines it wrote, without closing the pipe or filling a batch."""
     proc = subprocess.Popen([sys.executable, "-m", "bigmodel_fast.cli", "predict", "--model", str(tiny_bundle),
-                             "--input", "/dev/stdin", "--device", "cpu"], stdin=subprocess.PIPE,
+                             "--input", "/dev/stdin", "--device", "cpu", "--echo"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
     q: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
@@ -123,7 +124,7 @@ def test_long_lines_are_cut_like_the_runner(tiny_bundle, tmp_path, capsys):
     f = tmp_path / "in.txt"
     f.write_bytes("短".encode() * 5000 + b"\n" + b"ok\n" + b"x" * 11)  # a 15000-byte line, a short one, 11 bytes
     assert main(["predict", "--model", str(tiny_bundle), "--input", str(f), "--max-line-bytes", "10",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--echo"]) == 0
     out, err = capsys.readouterr()
     texts = [strict_json(l)["text"] for l in out.splitlines()]
     assert texts == ["短" * 3, "ok", "x" * 10]  # 10 bytes cut back to whole characters (9 bytes)
@@ -179,7 +180,7 @@ def test_a_fifo_is_read_as_a_stream(tiny_bundle, tmp_path, capsys):
 
     writer = threading.Thread(target=produce, daemon=True)
     writer.start()
-    assert main(["predict", "--model", str(tiny_bundle), "--input", str(fifo), "--device", "cpu"]) == 0
+    assert main(["predict", "--model", str(tiny_bundle), "--input", str(fifo), "--device", "cpu", "--echo"]) == 0
     writer.join(HANG_GUARD_S)
     assert [strict_json(l)["text"] for l in capsys.readouterr().out.splitlines()] == ["good", "bad"]
 
@@ -213,7 +214,7 @@ def test_nan_model_gives_strict_json_and_null_labels(nan_classifier, tmp_path, c
     f = tmp_path / "in.txt"
     f.write_text("good\nbad\n", encoding="utf-8")
     assert main(["predict", "--model", str(nan_classifier), "--text", "fine", "--input", str(f),
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--echo"]) == 0
     out, err = capsys.readouterr()
     rows = [strict_json(l) for l in out.splitlines()]
     assert [r["text"] for r in rows] == ["fine", "good", "bad"]
@@ -227,7 +228,8 @@ def test_a_closed_output_pipe_stops_quietly(tiny_bundle, tmp_path):
     f = tmp_path / "in.txt"
     f.write_text("".join(f"line {i}\n" for i in range(5000)), encoding="utf-8")  # far more than a pipe buffer
     proc = subprocess.Popen([sys.executable, "-m", "bigmodel_fast.cli", "predict", "--model", str(tiny_bundle),
-                             "--input", str(f), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--input", str(f), "--device", "cpu", "--echo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         assert strict_json(proc.stdout.readline().decode())["text"] == "line 0"
         proc.stdout.close()

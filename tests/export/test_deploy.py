@@ -133,7 +133,8 @@ def test_output_lines_have_python_json_layout(runner, ts_bundle):
     data = '中文 "q" \\ tab\t del\x7f ctl\x01 😀\n'.encode() + b"\xff\n"
     cases = {("--echo", "--print-ids", "--print-logits"): ["text", "label", "probabilities", "ids", "logits"],
              ("--tokenize", "--echo"): ["text", "ids"], ("--check",): ["bundle", "format", "task", "arch", "max_len",
-                                                                        "vocab_size", "labels", "threads"]}
+                                                                        "vocab_size", "labels", "problem_type",
+                                                                        "long_text", "threads"]}
     for args, keys in cases.items():
         r = run_runner(runner, ts_bundle, b"" if "--check" in args else data, *args)
         assert r.returncode == 0, r.stderr.decode(errors="replace")
