@@ -234,3 +234,37 @@ def check_fields(obj) -> None:
         low = f.metadata.get("min")
         if low is not None and value < low:
             raise ValueError(f"{f.name} must be >= {low}, got {value}")
+
+
+def command_line(prog: str, cfg: Any, defaults: Any = None) -> list[str]:
+    """The argument list that makes ``prog``'s parser build ``cfg``: positionals, then a flag for every field whose
+    value differs from its default (nested configs flattened like their flags). Fields without a flag
+    (``cli=False``) are left out; a value the flags cannot express (a None where the default is not None) raises
+    ValueError naming the field. ``shlex.join`` of the result is a shell command line."""
+    out: list[str] = prog.split()
+    flags: list[str] = []
+    for f, tp in _cli_fields(type(cfg)):
+        value = getattr(cfg, f.name)
+        default = getattr(defaults, f.name) if defaults is not None else _default(f)
+        base, _ = _unwrap_optional(tp)
+        if dataclasses.is_dataclass(base):
+            flags += command_line("", value, default)
+            continue
+        dashed = f.name.replace("_", "-")
+        if f.metadata.get("positional"):
+            out += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            continue
+        if value == default:
+            continue
+        if base is bool:
+            flags.append(f.metadata.get("flag") or (f"--no-{dashed}" if default else f"--{dashed}"))
+            continue
+        if value is None:
+            raise ValueError(f"{type(cfg).__name__}.{f.name}: None has no command-line form (default {default!r})")
+        flag = f.metadata.get("flag") or f"--{dashed}"
+        if isinstance(value, list):
+            repeated = f.metadata.get("append")
+            flags += [x for v in value for x in (flag, str(v))] if repeated else [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return out + flags

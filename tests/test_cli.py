@@ -12,6 +12,9 @@ def test_quickstart_smoke_end_to_end(tmp_path, capsys):
     out = tmp_path / "qs"
     assert main(["quickstart", "--scale", "smoke", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     summary = json.loads((out / "quickstart.json").read_text(encoding="utf-8"))
+    assert [c.split()[1] for c in summary["commands"]] == ["prepare", "pretrain", "finetune", "evaluate", "export",
+                                                           "predict"]
+    assert (out / "commands.sh").read_text(encoding="utf-8").count("\nbmf ") == 6
     assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["test"]["examples"] > 0
     assert summary["documents"]["train"] > 0 and summary["tokens"]["train"] > 0
     for key in ("pretrain_checkpoint", "classifier_checkpoint", "bundle"):

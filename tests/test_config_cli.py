@@ -215,3 +215,38 @@ def test_help_shows_every_default_nested_ones_from_the_outer_field():
     assert _action(p, "src").help == "inputs" and _action(p, "out").help == "output"  # required: no default to show
     text = " ".join(p.format_help().split())
     assert "continue (default: off)" in text and "do not check (default: check on)" in text
+
+
+def test_command_line_round_trips_through_the_real_parser(tmp_path):
+    """What bmf quickstart prints as 'the equivalent command' parses back into the very config it ran."""
+    import dataclasses
+    import shlex
+
+    from bigmodel_fast.cli import build_parser
+    from bigmodel_fast.config_cli import command_line
+    from bigmodel_fast.data.prepare import PrepareConfig
+    from bigmodel_fast.train.finetune import FinetuneConfig
+    from bigmodel_fast.train.optim import OptimConfig
+    from bigmodel_fast.train.pretrain import PretrainConfig
+
+    cases = [
+        ("prepare", PrepareConfig(inputs=["a b.txt", "c.jsonl"], out=str(tmp_path / "d"), vocab_size=900,
+                                  quality=False, seed=3), {}),
+        ("pretrain", PretrainConfig(data="d", out="o", arch="bert", preset="tiny", seq_len=64, max_steps=7,
+                                    optim=OptimConfig(lr=1e-3, warmup_steps=2)), {"nsp": True, "progress": True}),
+        ("finetune", FinetuneConfig(checkpoint="c", train="t.csv", out="o", max_len=96, patience=0,
+                                    optim=OptimConfig(lr=5e-4, warmup_steps=-1)), {"progress": True}),
+    ]
+    parser = build_parser()
+    for name, cfg, extra in cases:
+        argv = command_line(f"bmf {name}", cfg)
+        assert argv[:2] == ["bmf", name]
+        args = parser.parse_args(shlex.split(shlex.join(argv))[1:])
+        cls = type(cfg)
+        back = from_args(cls, args, **{k: v for k, v in extra.items() if any(f.name == k
+                                                                              for f in dataclasses.fields(cls))})
+        assert dataclasses.asdict(back) == dataclasses.asdict(cfg), name
+    odd = dataclasses.replace(cases[2][1])
+    odd.max_len = None  # set after validation: a value no flag can express
+    with pytest.raises(ValueError, match="FinetuneConfig.max_len: None has no command-line form"):
+        command_line("bmf finetune", odd)

@@ -152,6 +152,29 @@ def classifier_wrap(tok) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def empty_input(tok) -> list[int]:
+    """The ids that stand for a text with no tokens (an empty line): nothing extra with cls/sep roles (the
+    input is ``[cls] [sep]``); without them (GPT-2) ``[bos]``, else ``[eos]`` (GPT-2's ``<|endoftext|>`` is both),
+    so the model never sees a zero-length row. ValueError when the tokenizer has none of these roles."""
+    head, tail = classifier_wrap(tok)
+    if head or tail:
+        return []
+    for role in ("bos", "eos"):
+        if getattr(tok, f"{role}_id", None) is not None:
+            return [getattr(tok, f"{role}_id")]
+    raise ValueError("an empty text has no ids and the tokenizer has no cls/sep, bos or eos token to stand for it")
+
+
+def fill_empty(tok, seqs: list[list[int]]) -> list[list[int]]:
+    """``seqs`` with every empty sequence replaced by :func:`empty_input` (in place; returned)."""
+    if any(not s for s in seqs):
+        filler = empty_input(tok)
+        for i, s in enumerate(seqs):
+            if not s:
+                seqs[i] = list(filler)
+    return seqs
+
+
 def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
     """Classifier input ids per text, at most ``max_len`` ids.
 
@@ -163,7 +186,7 @@ def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[
     A long text is never tokenized whole: its first ``need`` ids come from a prefix of ``8 * max_len`` UTF-8
     bytes (cut back to a character boundary), doubled until that prefix yields more than ``need`` ids whose first
     ``need`` equal those of the doubled prefix (or the text is covered). ``bmf_runner`` applies the identical rule,
-    so both give the same ids at bounded cost."""
+    so both give the same ids at bounded cost. An empty text without cls/sep roles becomes :func:`empty_input`."""
     head_ids, tail_ids = classifier_wrap(tok)
     low = 1 + len(head_ids) + len(tail_ids)
     if max_len < low:
@@ -182,7 +205,7 @@ def encode_for_classifier(tok, texts: Sequence[str], max_len: int) -> list[list[
     for ids, data in zip(tok.encode_batch(heads), longs):
         ids = ids[:need] if data is None else _stable_head(tok, data, ids, start, need)
         out.append([*head_ids, *ids, *tail_ids])
-    return out
+    return fill_empty(tok, out)
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .classification import classifier_wrap, encode_for_classifier
+from .classification import classifier_wrap, encode_for_classifier, fill_empty
 
 LONG_TEXT_MODES = ("truncate", "head-tail", "chunks")
 DEFAULT_LONG_TEXT = {"mode": "truncate", "stride": 0}  # what a meta.json / bundle.json without "long_text" means
@@ -136,7 +136,7 @@ def encode_long(tok, texts: Sequence[str], max_len: int, mode: str = "truncate",
         for start in window_starts(len(ids), budget, step):
             seqs.append([*head_ids, *ids[start : start + budget], *tail_ids])
             owner.append(i)
-    return LongTextEncoding(seqs, owner, length_report(lengths, budget))
+    return LongTextEncoding(fill_empty(tok, seqs), owner, length_report(lengths, budget))
 
 
 def max_len_limit(model_cfg) -> int | None:

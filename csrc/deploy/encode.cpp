@@ -1,10 +1,24 @@
 #include "encode.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "text.h"
 
 namespace bmf {
+
+namespace {
+
+// A text with no ids and no cls/sep wrap (GPT-2) stands as [bos], else [eos], as data/classification.py's
+// empty_input does: the model never sees a zero-length row.
+void fill_empty(const Bundle& bundle, std::vector<int64_t>& seq) {
+  if (!seq.empty()) return;
+  const int64_t id = bundle.bos_id >= 0 ? bundle.bos_id : bundle.eos_id;
+  if (id < 0) throw std::runtime_error("an empty text has no ids and the bundle has no cls/sep, bos or eos id");
+  seq.push_back(id);
+}
+
+}  // namespace
 
 std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, const std::string& text) {
   const bool wrap = bundle.cls_id >= 0 && bundle.sep_id >= 0;
@@ -15,6 +29,7 @@ std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, co
   if (wrap) seq.push_back(bundle.cls_id);
   seq.insert(seq.end(), ids.begin(), ids.end());
   if (wrap) seq.push_back(bundle.sep_id);
+  fill_empty(bundle, seq);
   return seq;
 }
 
@@ -30,6 +45,7 @@ std::vector<std::vector<int64_t>> classify_windows(const Tokenizer& tok, const B
     if (wrap) seq.push_back(bundle.cls_id);
     seq.insert(seq.end(), part.begin(), part.end());
     if (wrap) seq.push_back(bundle.sep_id);
+    fill_empty(bundle, seq);
     return seq;
   };
   const size_t n = ids.size();

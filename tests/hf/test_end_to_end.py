@@ -189,3 +189,42 @@ def test_hf_tokenizer_parity_on_corpus(tokenizer_files, kind):
     assert not bad, f"{len(bad)} of {len(lines)} lines differ, first {lines[bad[0]][:80]!r}"
     assert sum(map(len, want)) > 100_000
     assert [tok.encode(t) for t in lines[::97]] == want[::97]
+
+
+def test_gpt2_classifier_empty_lines_predict_and_runner(runner, texts, tmp_path, capsys):  # noqa: F811
+    """GPT-2 has no cls/sep: a classifier input is the bare ids, and an empty line (no ids) stands as [eos]
+    (``<|endoftext|>``) in bmf predict and in the runner alike (an imported GPT-2, fine-tuned for 2 steps)."""
+    bpe = train_bpe(tmp_path, add_prefix_space=False, specials=["<|endoftext|>"])
+    tok = Tokenizer.from_file(str(bpe))
+    eos = tok.token_to_id("<|endoftext|>")
+    torch.manual_seed(2)
+    cfg = T.GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POS,
+                       bos_token_id=eos, eos_token_id=eos)
+    src = tmp_path / "hf"
+    T.GPT2LMHeadModel(cfg).eval().save_pretrained(str(src))
+    tok.save(str(src / "tokenizer.json"))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 3]}) + "\n" for i, t in enumerate(texts[:24])),
+                     encoding="utf-8")
+    lines = ["", *texts[:20], "", "   ", "hello world", ""]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    lines = read_lines(data)
+    (tmp_path / "in.txt").write_bytes(data)
+    capsys.readouterr()
+    assert main(["import-hf", str(src), "--out", str(tmp_path / "ckpt")]) == 0
+    assert main(["finetune", "--checkpoint", str(tmp_path / "ckpt"), "--train", str(train), "--out",
+                 str(tmp_path / "ft"), "--max-len", "32", "--max-steps", "2", "--valid-fraction", "0",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    clf = tmp_path / "ft" / "checkpoint"
+    seqs = encode_for_classifier(HFTokenizer(clf / "tokenizer.json"), lines, 32)
+    assert seqs[0] == [eos] and seqs[-1] == [eos] and all(seqs)
+    assert main(["predict", "--model", str(clf), "--input", str(tmp_path / "in.txt"), "--device", "cpu"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.split("\n") if line]
+    assert len(rows) == len(lines)
+    predicted = torch.tensor([[r["probabilities"][n] for n in LABELS] for r in rows])
+    assert main(["export", "--checkpoint", str(clf), "--out", str(tmp_path / "bundle")]) == 0
+    out = run_json(runner, tmp_path / "bundle", data, "--print-ids", "--batch-size", "8")
+    assert [o["ids"] for o in out] == seqs
+    got = torch.tensor([[o["probabilities"][n] for n in LABELS] for o in out])
+    torch.testing.assert_close(got, predicted, atol=1e-5, rtol=0)
