@@ -65,6 +65,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def auto_or(kind: Callable[[str], Any], ok: Callable[[Any], bool], expect: str) -> Callable[[str], Any]:
+    """An argparse ``type``: the word ``auto`` (-> None, "decide for me"), or ``kind(text)`` when ``ok`` accepts it;
+    anything else an ``ArgumentTypeError`` "expected 'auto' or <expect>, got ..."."""
+
+    def parse(text: str) -> Any:
+        if text.strip().lower() == "auto":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'auto' or {expect}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected 'auto' or {expect}, got {text.strip()}")
+        return value
+
+    return parse
+
+
 def choices_of(f: dataclasses.Field) -> tuple | None:
     """The field's allowed values (its metadata ``choices``, called when it is a callable), or None."""
     choices = f.metadata.get("choices")

@@ -18,10 +18,10 @@ with a note. Values given on the command line are kept as they are.
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import asdict, dataclass
 
+from ..config_cli import auto_or
 from ..models.config import ModelConfig
 from .optim import clamp_warmup
 
@@ -99,14 +99,4 @@ def resolve_schedule(kind: str, train_examples: int, batch_size: int, lr: float 
     return Schedule(kind, lr, epochs, warmup, steps_per_epoch, total, auto, [note] if note else [])
 
 
-def auto_epochs(text: str) -> int | None:
-    """argparse type of ``--epochs``: ``auto`` (None) or an integer >= 1."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {value}")
-    return value
+auto_epochs = auto_or(int, lambda v: v >= 1, "an integer >= 1")  # --epochs

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from ..config_cli import check_fields, setting
+from ..config_cli import auto_or, check_fields, setting
 
 SCHEDULES = ("linear", "cosine", "constant")
 
@@ -42,30 +41,8 @@ class OptimConfig:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
-def auto_lr(text: str) -> float | None:
-    """argparse type of ``--lr``: ``auto`` (None) or a float > 0."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number > 0, got {text!r}")
-    return value
-
-
-def auto_steps(text: str) -> int | None:
-    """argparse type of ``--warmup-steps``: ``auto`` (None), -1 (6% of the run) or an integer >= 0."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto', -1 or an integer >= 0, got {text!r}") from None
-    if value < -1:
-        raise argparse.ArgumentTypeError(f"expected 'auto', -1 or an integer >= 0, got {value}")
-    return value
+auto_lr = auto_or(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")  # --lr
+auto_steps = auto_or(int, lambda v: v >= -1, "an integer >= -1 (-1: 6% of the run)")  # --warmup-steps
 
 
 @dataclass

@@ -146,7 +146,8 @@ BAD_FLAGS = [
     (["--epochs", "many"], "argument --epochs: expected 'auto' or an integer >= 1"),
     (["--lr", "0"], "argument --lr: expected 'auto' or a number > 0"),
     (["--lr", "fast"], "argument --lr: expected 'auto' or a number > 0"),
-    (["--warmup-steps", "-2"], "argument --warmup-steps: expected 'auto', -1 or an integer >= 0, got -2"),
+    (["--warmup-steps", "-2"],
+     "argument --warmup-steps: expected 'auto' or an integer >= -1 (-1: 6% of the run), got -2"),
 ]
 
 
