@@ -228,3 +228,37 @@ def test_gpt2_classifier_empty_lines_predict_and_runner(runner, texts, tmp_path,
     assert [o["ids"] for o in out] == seqs
     got = torch.tensor([[o["probabilities"][n] for n in LABELS] for o in out])
     torch.testing.assert_close(got, predicted, atol=1e-5, rtol=0)
+
+
+def test_imported_gpt2_lm_bundle_generates_like_transformers(runner, tmp_path, capsys):  # noqa: F811
+    """An imported GPT-2 LM exported as a bundle: `bmf_runner` decodes through the bundle's tokenizer.json (byte-level
+    BPE) and its greedy continuation is token for token `bmf generate`'s and `transformers.generate`'s."""
+    bpe = train_bpe(tmp_path, add_prefix_space=False, specials=["<|endoftext|>"])
+    tok = Tokenizer.from_file(str(bpe))
+    eos = tok.token_to_id("<|endoftext|>")
+    torch.manual_seed(3)
+    cfg = T.GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POS,
+                       bos_token_id=eos, eos_token_id=eos)
+    hf = T.GPT2LMHeadModel(cfg).eval()
+    src = tmp_path / "hf"
+    hf.save_pretrained(str(src))
+    tok.save(str(src / "tokenizer.json"))
+    prompts = ["The Python", "hello wörld 你好 🙂", "def f(x):"]
+    capsys.readouterr()
+    assert main(["import-hf", str(src), "--out", str(tmp_path / "ckpt")]) == 0
+    assert main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "lm")]) == 0
+    capsys.readouterr()
+    data = ("\n".join(prompts) + "\n").encode("utf-8")
+    ran = run_json(runner, tmp_path / "lm", data, "--max-new-tokens", "12", "--print-ids")
+    argv = ["generate", "--model", str(tmp_path / "lm"), *sum((["--prompt", p] for p in prompts), []),
+            "--max-new-tokens", "12", "--print-ids"]
+    assert main(argv) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == ran
+    for prompt, row in zip(prompts, ran):
+        ids = tok.encode(prompt, add_special_tokens=False).ids
+        assert row["prompt_ids"] == ids
+        with torch.no_grad():
+            want = hf.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, pad_token_id=eos)[0, len(ids):]
+        got = row["generated_ids"]
+        assert got and (len(got) == 12 or got[-1] == eos)  # full length unless it stopped at <|endoftext|>
+        assert got == want.tolist()[: len(got)]
