@@ -60,7 +60,13 @@ def test_classifier_inputs_follow_the_roles():
     bert, gpt = _FakeTok(101, 102), _FakeTok(None, None)
     assert encode_for_classifier(bert, ["a bb ccc dddd"], 5) == [[101, 11, 12, 13, 102]]
     assert encode_for_classifier(gpt, ["a bb ccc dddd"], 3) == [[11, 12, 13]]
-    assert encode_for_classifier(gpt, [""], 3) == [[]]
+    with pytest.raises(ValueError, match="no cls/sep, bos or eos"):  # an empty row would reach the model
+        encode_for_classifier(gpt, [""], 3)
+    gpt.eos_id = 7  # GPT-2: <|endoftext|> stands for an empty text; bos first when there is one
+    assert encode_for_classifier(gpt, ["", "a"], 3) == [[7], [11]]
+    gpt.bos_id = 5
+    assert encode_for_classifier(gpt, [""], 3) == [[5]]
+    assert encode_for_classifier(bert, [""], 3) == [[101, 102]]
     long = " ".join(["word"] * 5000)  # longer than the 8 * max_len byte prefix: the doubling rule
     assert encode_for_classifier(bert, [long], 16) == [[101, *[14] * 14, 102]]
     assert encode_for_classifier(gpt, [long], 16) == [[14] * 16]
