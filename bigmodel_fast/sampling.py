@@ -75,7 +75,12 @@ def choose(logits: np.ndarray, top_k: int, temperature: float, rng: MT19937_64) 
     if k < 2:  # libstdc++: a distribution of one weight returns 0 without drawing
         return int(order[0])
     top = float(z[order[0]])
-    weights = [math.exp((float(z[i]) - top) / temperature) for i in order]
+    return int(order[discrete_draw([math.exp((float(z[i]) - top) / temperature) for i in order], rng)])
+
+
+def discrete_draw(weights: list[float], rng: MT19937_64) -> int:
+    """``std::discrete_distribution<int>(weights)(rng)`` of libstdc++: the index whose cumulative share (summed in
+    order, divided by the total, the last forced to 1) is the first >= one ``canonical`` draw."""
     total = 0.0
     for w in weights:
         total += w
@@ -84,4 +89,4 @@ def choose(logits: np.ndarray, top_k: int, temperature: float, rng: MT19937_64) 
         acc += w / total
         running.append(acc)
     running[-1] = 1.0
-    return int(order[bisect.bisect_left(running, canonical(rng))])
+    return bisect.bisect_left(running, canonical(rng))

@@ -75,10 +75,10 @@ def padded_token_index(mask: Tensor) -> Optional[Tensor]:
     """(T,) long flat indices of the real tokens of a (B, 1, 1, S) key-padding mask, or None when less than
     :data:`UNPAD_MIN_SHARE` of the B * S positions is padding (not worth the gathers). One host sync."""
     flat = mask.reshape(-1)
-    real = int(flat.sum())
-    if real == 0 or real > (1.0 - UNPAD_MIN_SHARE) * flat.numel():
+    index = flat.nonzero().squeeze(1)  # the one host sync: its length is the real-token count
+    if index.numel() == 0 or index.numel() > (1.0 - UNPAD_MIN_SHARE) * flat.numel():
         return None
-    return flat.nonzero().squeeze(1)
+    return index
 
 
 def packed_max_seqlen(cu_seqlens: Tensor) -> int:

@@ -79,8 +79,9 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Ada
         seen.add(id(p))
         (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # the fused kernel: one pass over each tensor (on a 2-core CPU ~4x faster than foreach=True and ~3x faster
-    # than the default for MiniLM's 22 M parameters); foreach elsewhere (other devices, non-float parameters)
+    # the fused kernel: one pass over each tensor (MiniLM-sized step alone, 2-core CPU under load: 0.2-0.4 s vs
+    # 1.3-2.1 s foreach; within a whole fine-tuning step the gain was ~1%, benchmarks/results/finetune_step_cpu.md);
+    # foreach elsewhere (other devices, non-float parameters)
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                              **({"fused": True} if fused else {"foreach": True}))

@@ -18,19 +18,25 @@ void fill_empty(const Bundle& bundle, std::vector<int64_t>& seq) {
   seq.push_back(id);
 }
 
+// [cls] part [sep] (bare part without cls/sep roles), an empty one filled as fill_empty says.
+std::vector<int64_t> wrap_window(const Bundle& bundle, const int* begin, const int* end) {
+  const bool wrap = bundle.cls_id >= 0 && bundle.sep_id >= 0;
+  std::vector<int64_t> seq;
+  seq.reserve((size_t)(end - begin) + 2);
+  if (wrap) seq.push_back(bundle.cls_id);
+  seq.insert(seq.end(), begin, end);
+  if (wrap) seq.push_back(bundle.sep_id);
+  fill_empty(bundle, seq);
+  return seq;
+}
+
 }  // namespace
 
 std::vector<int64_t> classify_ids(const Tokenizer& tok, const Bundle& bundle, const std::string& text) {
   const bool wrap = bundle.cls_id >= 0 && bundle.sep_id >= 0;
   const size_t need = (size_t)(bundle.max_len - (wrap ? 2 : 0));
   const std::vector<int> ids = head_ids(tok, text, need, 8 * (size_t)bundle.max_len);
-  std::vector<int64_t> seq;
-  seq.reserve(ids.size() + 2);
-  if (wrap) seq.push_back(bundle.cls_id);
-  seq.insert(seq.end(), ids.begin(), ids.end());
-  if (wrap) seq.push_back(bundle.sep_id);
-  fill_empty(bundle, seq);
-  return seq;
+  return wrap_window(bundle, ids.data(), ids.data() + ids.size());
 }
 
 std::vector<std::vector<int64_t>> classify_windows(const Tokenizer& tok, const Bundle& bundle,
@@ -40,13 +46,7 @@ std::vector<std::vector<int64_t>> classify_windows(const Tokenizer& tok, const B
   const size_t budget = (size_t)(bundle.max_len - (wrap ? 2 : 0));
   const std::vector<int> ids = tok.encode(text);
   auto window = [&](const std::vector<int>& part) {
-    std::vector<int64_t> seq;
-    seq.reserve(part.size() + 2);
-    if (wrap) seq.push_back(bundle.cls_id);
-    seq.insert(seq.end(), part.begin(), part.end());
-    if (wrap) seq.push_back(bundle.sep_id);
-    fill_empty(bundle, seq);
-    return seq;
+    return wrap_window(bundle, part.data(), part.data() + part.size());
   };
   const size_t n = ids.size();
   if (n <= budget) return {window(ids)};
@@ -58,7 +58,7 @@ std::vector<std::vector<int64_t>> classify_windows(const Tokenizer& tok, const B
   }
   const size_t step = bundle.long_text_stride > 0 ? (size_t)bundle.long_text_stride : std::max<size_t>(1, budget / 2);
   std::vector<std::vector<int64_t>> out;
-  auto add = [&](size_t s) { out.push_back(window(std::vector<int>(ids.begin() + s, ids.begin() + s + budget))); };
+  auto add = [&](size_t s) { out.push_back(wrap_window(bundle, ids.data() + s, ids.data() + s + budget)); };
   for (size_t s = 0; s < n - budget; s += step) add(s);
   add(n - budget);
   return out;

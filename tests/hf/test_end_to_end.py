@@ -191,18 +191,26 @@ def test_hf_tokenizer_parity_on_corpus(tokenizer_files, kind):
     assert [tok.encode(t) for t in lines[::97]] == want[::97]
 
 
+def gpt2_dir(tmp_path: Path, seed: int):
+    """``(dir, tokenizer, model)``: a small random GPT2LMHeadModel saved with a byte-level BPE tokenizer.json whose
+    only special token is ``<|endoftext|>`` (bos = eos, as GPT-2)."""
+    tok = Tokenizer.from_file(str(train_bpe(tmp_path, add_prefix_space=False, specials=["<|endoftext|>"])))
+    eos = tok.token_to_id("<|endoftext|>")
+    torch.manual_seed(seed)
+    cfg = T.GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POS,
+                       bos_token_id=eos, eos_token_id=eos)
+    hf = T.GPT2LMHeadModel(cfg).eval()
+    src = tmp_path / "hf"
+    hf.save_pretrained(str(src))
+    tok.save(str(src / "tokenizer.json"))
+    return src, tok, hf
+
+
 def test_gpt2_classifier_empty_lines_predict_and_runner(runner, texts, tmp_path, capsys):  # noqa: F811
     """GPT-2 has no cls/sep: a classifier input is the bare ids, and an empty line (no ids) stands as [eos]
     (``<|endoftext|>``) in bmf predict and in the runner alike (an imported GPT-2, fine-tuned for 2 steps)."""
-    bpe = train_bpe(tmp_path, add_prefix_space=False, specials=["<|endoftext|>"])
-    tok = Tokenizer.from_file(str(bpe))
+    src, tok, _ = gpt2_dir(tmp_path, seed=2)
     eos = tok.token_to_id("<|endoftext|>")
-    torch.manual_seed(2)
-    cfg = T.GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POS,
-                       bos_token_id=eos, eos_token_id=eos)
-    src = tmp_path / "hf"
-    T.GPT2LMHeadModel(cfg).eval().save_pretrained(str(src))
-    tok.save(str(src / "tokenizer.json"))
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"text": t, "label": LABELS[i % 3]}) + "\n" for i, t in enumerate(texts[:24])),
                      encoding="utf-8")
@@ -233,16 +241,8 @@ def test_gpt2_classifier_empty_lines_predict_and_runner(runner, texts, tmp_path,
 def test_imported_gpt2_lm_bundle_generates_like_transformers(runner, tmp_path, capsys):  # noqa: F811
     """An imported GPT-2 LM exported as a bundle: `bmf_runner` decodes through the bundle's tokenizer.json (byte-level
     BPE) and its greedy continuation is token for token `bmf generate`'s and `transformers.generate`'s."""
-    bpe = train_bpe(tmp_path, add_prefix_space=False, specials=["<|endoftext|>"])
-    tok = Tokenizer.from_file(str(bpe))
+    src, tok, hf = gpt2_dir(tmp_path, seed=3)
     eos = tok.token_to_id("<|endoftext|>")
-    torch.manual_seed(3)
-    cfg = T.GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POS,
-                       bos_token_id=eos, eos_token_id=eos)
-    hf = T.GPT2LMHeadModel(cfg).eval()
-    src = tmp_path / "hf"
-    hf.save_pretrained(str(src))
-    tok.save(str(src / "tokenizer.json"))
     prompts = ["The Python", "hello wörld 你好 🙂", "def f(x):"]
     capsys.readouterr()
     assert main(["import-hf", str(src), "--out", str(tmp_path / "ckpt")]) == 0
