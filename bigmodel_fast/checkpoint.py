@@ -60,16 +60,22 @@ def tokenizer_path(path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------- writing
-def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict, tokenizer_file: str | Path,
+def save_checkpoint(path: str | Path, model: torch.nn.Module | dict, model_config: dict, tokenizer_file: str | Path,
                     meta: dict, trainer_state: dict | None = None) -> Path:
     """Write a checkpoint directory durably; an existing one at ``path`` is replaced. Call it holding the run's lock:
-    it first repairs an interrupted earlier save and removes temporaries of dead processes."""
+    it first repairs an interrupted earlier save and removes temporaries of dead processes.
+
+    ``model`` is the module, or its full state dict (what data-parallel runs gather to rank 0; its tensors must
+    not share memory with each other)."""
     path = Path(path)
     fsio.recover_dir(path)
     fsio.clean_stale(path)
     tmp = fsio.staging_dir(path)
     write_json(tmp / CONFIG, model_config)
-    save_safetensors(model, str(tmp / WEIGHTS))
+    if isinstance(model, dict):
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.items()}, str(tmp / WEIGHTS))
+    else:
+        save_safetensors(model, str(tmp / WEIGHTS))
     shutil.copyfile(tokenizer_file, tmp / tokenizer_name(tokenizer_file))
     write_json(tmp / META, {"bmf_version": __version__, **meta})
     if trainer_state is not None:
@@ -93,16 +99,37 @@ def split_trainer_state(state: dict) -> tuple[dict, dict[str, torch.Tensor]]:
             else:
                 plain[name] = value
         opt_state[str(pid)] = plain
-    rng = dict(state["rng"])
-    tensors["rng.torch"] = rng.pop("torch").clone()
-    for i, s in enumerate(rng.pop("cuda", [])):
-        tensors[f"rng.cuda.{i}"] = s.clone()
-    kind, keys, pos, has_gauss, gauss = rng.pop("numpy")
-    doc = {k: v for k, v in state.items() if k not in ("optimizer", "rng")}
+    doc = {k: v for k, v in state.items() if k not in ("optimizer", "rng", "rank_rng")}
     doc.update(format=TRAINER_FORMAT, version=1,
                optimizer={"param_groups": opt["param_groups"], "state": opt_state},
-               rng={"python": rng["python"], "numpy": [kind, [int(k) for k in keys], pos, has_gauss, gauss]})
+               rng=_split_rng(state["rng"], "rng", tensors))
+    if "rank_rng" in state:  # data-parallel runs: the RNG states of ranks 1, 2, ... (rank 0's is "rng")
+        doc["rank_rng"] = [_split_rng(r, f"rank_rng.{i}", tensors) for i, r in enumerate(state["rank_rng"])]
     return doc, tensors
+
+
+def _split_rng(rng: dict, prefix: str, tensors: dict[str, torch.Tensor]) -> dict:
+    """One process's :func:`rng_state` -> its JSON part; the torch/CUDA states go into ``tensors`` under ``prefix``."""
+    rng = dict(rng)
+    tensors[f"{prefix}.torch"] = rng.pop("torch").clone()
+    for i, s in enumerate(rng.pop("cuda", [])):
+        tensors[f"{prefix}.cuda.{i}"] = s.clone()
+    kind, keys, pos, has_gauss, gauss = rng.pop("numpy")
+    return {"python": rng["python"], "numpy": [kind, [int(k) for k in keys], pos, has_gauss, gauss]}
+
+
+def _join_rng(doc: dict, prefix: str, tensors: dict[str, torch.Tensor]) -> dict:
+    """The inverse of :func:`_split_rng`."""
+    version, internal, gauss = doc["python"]
+    kind, keys, pos, has_gauss, cached = doc["numpy"]
+    rng = {"python": (int(version), tuple(int(x) for x in internal), gauss),
+           "numpy": (str(kind), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)),
+           "torch": tensors[f"{prefix}.torch"]}
+    head = f"{prefix}.cuda."
+    cuda = sorted((k for k in tensors if k.startswith(head)), key=lambda k: int(k[len(head):]))
+    if cuda:
+        rng["cuda"] = [tensors[k] for k in cuda]
+    return rng
 
 
 def join_trainer_state(doc: dict, tensors: dict[str, torch.Tensor]) -> dict:
@@ -112,16 +139,12 @@ def join_trainer_state(doc: dict, tensors: dict[str, torch.Tensor]) -> dict:
         if key.startswith("optimizer."):
             _, pid, name = key.split(".", 2)
             opt_state.setdefault(int(pid), {})[name] = value
-    version, internal, gauss = doc["rng"]["python"]
-    kind, keys, pos, has_gauss, cached = doc["rng"]["numpy"]
-    rng = {"python": (int(version), tuple(int(x) for x in internal), gauss),
-           "numpy": (str(kind), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)),
-           "torch": tensors["rng.torch"]}
-    cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-    if cuda:
-        rng["cuda"] = [tensors[k] for k in cuda]
-    rest = {k: v for k, v in doc.items() if k not in ("optimizer", "rng", "format", "version")}
-    return {**rest, "optimizer": {"state": opt_state, "param_groups": doc["optimizer"]["param_groups"]}, "rng": rng}
+    rest = {k: v for k, v in doc.items() if k not in ("optimizer", "rng", "rank_rng", "format", "version")}
+    out = {**rest, "optimizer": {"state": opt_state, "param_groups": doc["optimizer"]["param_groups"]},
+           "rng": _join_rng(doc["rng"], "rng", tensors)}
+    if "rank_rng" in doc:
+        out["rank_rng"] = [_join_rng(r, f"rank_rng.{i}", tensors) for i, r in enumerate(doc["rank_rng"])]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------- reading

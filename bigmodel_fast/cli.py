@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config_cli import add_dataclass_args, from_args
@@ -44,8 +45,13 @@ def cmd_pretrain(args) -> int:
     from .train.pretrain_stats import format_summary
 
     summary = pretrain(from_args(PretrainConfig, args, progress=not args.no_progress, nsp=not args.no_nsp))
-    print(format_summary(summary))  # the same summary as JSON: the last record of RUN/metrics.jsonl
+    if _is_rank0():  # under torchrun the other ranks print nothing
+        print(format_summary(summary))  # the same summary as JSON: the last record of RUN/metrics.jsonl
     return 0
+
+
+def _is_rank0() -> bool:
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def cmd_finetune(args) -> int:
@@ -53,7 +59,8 @@ def cmd_finetune(args) -> int:
     from .train.finetune import FinetuneConfig, finetune
 
     summary = finetune(from_args(FinetuneConfig, args, progress=not args.no_progress))
-    print(dumps(summary, indent=2))
+    if _is_rank0():
+        print(dumps(summary, indent=2))
     return 0
 
 

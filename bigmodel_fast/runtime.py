@@ -24,18 +24,27 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def autocast_for(device: torch.device, amp: str = "auto"):
-    """bf16 autocast on CUDA (``amp=auto|bf16``; fp16 with ``amp=fp16``); on CPU bf16 autocast only when asked
-    for (``amp=bf16``: matmuls in bf16, fast on CPUs with AMX / AVX512-BF16), else fp32; nothing with ``amp=off``
-    or on other devices."""
+def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``: bf16 on CUDA for ``auto`` / ``bf16``, fp16 for ``fp16`` (CUDA
+    or CPU; the trainers pair it with a ``GradScaler``), bf16 on CPU only when asked for (``bf16``: fast on CPUs
+    with AMX / AVX512-BF16); None (fp32) for ``off``, ``auto`` on CPU, and other devices."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be auto, bf16, fp16 or off, got {amp!r}")
-    if device.type == "cpu" and amp == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    if device.type != "cuda" or amp == "off":
+    if amp == "off" or device.type not in ("cpu", "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or device.type == "cuda":
+        return torch.bfloat16
+    return None
+
+
+def autocast_for(device: torch.device, amp: str = "auto"):
+    """The autocast context of :func:`amp_dtype` (a no-op context when that is fp32)."""
+    dtype = amp_dtype(device, amp)
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,6 +1,8 @@
 """Low-level ops, one submodule per op: :mod:`~bigmodel_fast.ops.attention` (the single attention dispatch point,
-:func:`bigmodel_fast.ops.attention.attention`), :mod:`~bigmodel_fast.ops.lstm` (the LSTM recurrence) and
-:mod:`~bigmodel_fast.ops.backend` (how both pick their backend).
+:func:`bigmodel_fast.ops.attention.attention`; :func:`~bigmodel_fast.ops.attention.attention_choice` says what a
+call runs and why), :mod:`~bigmodel_fast.ops.lstm` (the LSTM recurrence), :mod:`~bigmodel_fast.ops.backend` (how
+both pick their backend) and :mod:`~bigmodel_fast.ops.attention_dispatch` (the measured SDPA-or-Triton table that
+``auto`` on CUDA reads for dense attention).
 
 ``bigmodel_fast.ops.attention`` is the submodule, never the function: import the function with
 ``from bigmodel_fast.ops.attention import attention``. The other public names of the attention module and the

@@ -2,21 +2,28 @@
 
 Every attention computation in bigmodel_fast goes through :func:`attention` (dense, padded batches) or
 :func:`varlen_attention` (packed batches described by ``cu_seqlens``). The backend is chosen at the start of each
-call by :func:`attention_backend` (:func:`bigmodel_fast.ops.backend.resolve_backend`, shared with the LSTM): the
+call: :func:`attention_backend` (:func:`bigmodel_fast.ops.backend.resolve_backend`, shared with the LSTM) takes the
 ``backend=`` argument, else the innermost :func:`~bigmodel_fast.ops.backend.use_backends` block, else the
-environment variable ``BMF_ATTENTION``, else the device (unset or ``auto``):
+environment variable ``BMF_ATTENTION``, else the device default (unset or ``auto``). :func:`attention_choice` /
+:func:`varlen_attention_choice` say what a call would run and why, in one line.
 
-* ``triton`` (default on CUDA when Triton is installed): the fused FlashAttention-2 style kernels in
+* ``auto`` (the default): off CUDA (or without Triton installed) ``sdpa``. On CUDA the choice is per call: a dense
+  call runs the backend measured faster for it on this GPU (:mod:`bigmodel_fast.ops.attention_dispatch`, a
+  committed table generated from ``benchmarks/results/attention_<gpu>.csv``): ``triton`` only where the table says
+  our kernel won that key (dtype, head-dim bucket, causal, sequence bucket, ``fwd+bwd`` for calls that need grad,
+  ``fwd`` for the others), ``sdpa`` for a GPU or key not measured, for ``S_q != S_k`` (not measured), and for calls
+  the kernel cannot run (:func:`triton_fallback_reason`). On the committed H100 measurement SDPA (cuDNN) wins every
+  key. A packed call runs the Triton varlen kernel (SDPA cannot run one without padding).
+* ``triton`` (forced by name at any level): the fused FlashAttention-2 style kernels in
   :mod:`bigmodel_fast.ops.attention_triton`, registered as the custom ops ``bmf::flash_attn_fwd`` /
   ``bmf::flash_attn_bwd`` by :mod:`bigmodel_fast.ops.attention_op` (so ``torch.compile`` traces through them; eager
-  calls skip the custom-op dispatch through an ``autograd.Function`` over the same launchers). They take no mask
-  other than a key-padding
-  mask (shape (B or 1, 1, 1, S_k), handled in-kernel, any padding side) and no dropout; calls with a general
-  ``attn_mask``, ``dropout_p > 0``, head dim > 128 or a dtype other than fp16/bf16/fp32 fall back to ``sdpa``
-  (see :func:`triton_fallback_reason`). On CPU, ``triton`` runs the kernels through the Triton interpreter and needs
-  ``TRITON_INTERPRET=1`` set before Triton is first imported; without it the call raises
-  :class:`TritonUnavailableError` when the backend is resolved.
-* ``sdpa`` (default elsewhere): ``torch.nn.functional.scaled_dot_product_attention``; PyTorch picks the kernel.
+  calls skip the custom-op dispatch through an ``autograd.Function`` over the same launchers), for every call they
+  support. They take no mask other than a key-padding mask (shape (B or 1, 1, 1, S_k), handled in-kernel, any
+  padding side) and no dropout; calls with a general ``attn_mask``, ``dropout_p > 0``, head dim > 128 or a dtype
+  other than fp16/bf16/fp32 fall back to ``sdpa`` (see :func:`triton_fallback_reason`). On CPU, ``triton`` runs the
+  kernels through the Triton interpreter and needs ``TRITON_INTERPRET=1`` set before Triton is first imported;
+  without it the call raises :class:`TritonUnavailableError` when the backend is resolved.
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention``; PyTorch picks the kernel.
 * ``reference``: explicit ``softmax(Q K^T * scale) V`` computed in fp32 and cast back; slow, exact, the oracle
   for tests and the path used inside TorchScript.
 
@@ -39,17 +46,19 @@ TorchScript: :func:`attention` is scriptable. Under ``torch.jit.is_scripting()``
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bigmodel_fast.ops.attention_dispatch import dense_backend, dense_choice
 from bigmodel_fast.ops.attention_op import _flash_attn
 from bigmodel_fast.ops.backend import (
     OPS,
     AttentionBackendError,
     TritonUnavailableError,
+    requested_backend,
     require_triton,
     resolve_backend,
 )
@@ -62,11 +71,13 @@ __all__ = [
     "TritonUnavailableError",
     "attention",
     "attention_backend",
+    "attention_choice",
     "attention_reference",
     "attention_sdpa",
     "triton_attention",
     "triton_fallback_reason",
     "varlen_attention",
+    "varlen_attention_choice",
     "varlen_attention_reference",
     "triton_varlen_attention",
 ]
@@ -78,19 +89,23 @@ TRITON_MAX_HEAD_DIM = 128
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def attention_backend(device: Optional[torch.device] = None, backend: Optional[str] = None) -> str:
-    """Return the attention backend for tensors on ``device`` (None: CPU).
+def attention_backend(device: Optional[torch.device] = None, backend: Optional[str] = None,
+                      keep_auto: bool = False) -> str:
+    """Return the attention backend for tensors on ``device`` (None: CPU), before seeing a call.
 
     ``backend`` (if given) wins over :func:`~bigmodel_fast.ops.backend.use_backends` and the ``BMF_ATTENTION``
-    environment variable; case and surrounding whitespace are ignored. Unset, empty or ``auto`` means
-    ``"triton"`` for a CUDA ``device`` when Triton is installed, else ``"sdpa"`` (so ``attention_backend()`` with
-    no device reports the CPU default). See :mod:`bigmodel_fast.ops.backend` for the full rules.
+    environment variable; case and surrounding whitespace are ignored. Unset, empty or ``auto`` means ``"sdpa"``
+    off CUDA or without Triton installed (so ``attention_backend()`` with no device reports the CPU default). On a
+    CUDA device with Triton, ``auto`` is decided per call (see the module docstring; :func:`attention_choice` says
+    what a given call runs): this returns ``"auto"`` with ``keep_auto=True`` (what :func:`attention` asks) and
+    ``"triton"`` without, the kernels ``auto`` may run there (always, for packed calls). See
+    :mod:`bigmodel_fast.ops.backend` for the full rules.
 
     Raises:
         AttentionBackendError: the name is outside :data:`VALID_BACKENDS`.
         TritonUnavailableError: ``triton`` chosen where it cannot run (see :func:`_require_triton`).
     """
-    return resolve_backend("attention", device, backend)
+    return resolve_backend("attention", device, backend, keep_auto)
 
 
 def _require_triton(device: torch.device) -> None:
@@ -290,20 +305,87 @@ def attention(
     Returns:
         (B, H, S_q, D) in ``q.dtype``.
 
-    With the ``triton`` backend, calls the kernel does not support go to SDPA (:func:`triton_fallback_reason`).
-    Under TorchScript this always runs :func:`attention_reference`.
+    With the ``triton`` backend, calls the kernel does not support go to SDPA (:func:`triton_fallback_reason`);
+    ``auto`` on CUDA runs the backend measured faster for the call (module docstring); :func:`attention_choice`
+    says which and why. Under TorchScript this always runs :func:`attention_reference`.
     """
     if torch.jit.is_scripting():
         return attention_reference(q, k, v, attn_mask, causal, scale, dropout_p)
-    name = attention_backend(q.device, backend)
+    name = attention_backend(q.device, backend, keep_auto=True)
     if name == "sdpa":
         return attention_sdpa(q, k, v, attn_mask, causal, scale, dropout_p)
     if name == "reference":
         return attention_reference(q, k, v, attn_mask, causal, scale, dropout_p)
     _check_qkv(q, k, v)
-    if triton_fallback_reason(q, k, v, attn_mask, dropout_p) is not None:
+    if name == "auto":  # CUDA, nothing forced: the measured choice for this call
+        name = _auto_dense(q, k, v, attn_mask, causal, dropout_p, False)[0]
+    elif triton_fallback_reason(q, k, v, attn_mask, dropout_p) is not None:
+        name = "sdpa"
+    if name == "sdpa":
         return attention_sdpa(q, k, v, attn_mask, causal, scale, dropout_p)
     return _triton_dense(q, k, v, attn_mask, causal, scale)
+
+
+def _auto_dense(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], causal: bool, dropout_p: float,
+                explain: bool) -> Tuple[str, Optional[str]]:
+    """``auto`` on CUDA for a dense call (shapes checked): ("triton" | "sdpa", the reason when ``explain``)."""
+    why = triton_fallback_reason(q, k, v, attn_mask, dropout_p)
+    if why is not None:
+        return "sdpa", ("auto: the Triton kernel cannot run this call (" + why + "): sdpa") if explain else None
+    s_q, s_k = q.shape[2], k.shape[2]
+    if s_q != s_k:
+        reason = f"auto: no committed measurement for S_q={s_q} != S_k={s_k} (the table holds S_q == S_k): sdpa"
+        return "sdpa", reason if explain else None
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if not explain:
+        return dense_backend(q.device, q.dtype, q.shape[3], causal, s_k, needs_grad), None
+    name, reason = dense_choice(q.device, q.dtype, q.shape[3], causal, s_k, needs_grad)
+    notes = (["measured without attn_mask"] if attn_mask is not None else []) + (
+        ["measured with H == H_kv"] if q.shape[1] != k.shape[1] else [])
+    return name, reason + (" [" + "; ".join(notes) + "]" if notes else "")
+
+
+def _named_choice(name: str, requested: str, source: str, device: torch.device, what: str) -> str:
+    """Reason of a ``sdpa`` / ``reference`` that was named (``what``: what that name runs), or the device default."""
+    if requested != "auto":
+        return f"{name}{what}: set by {source}"
+    if device.type == "cuda":
+        return f"auto on cuda without Triton installed: {name}{what}"
+    return f"auto on {device.type}: {name}{what} (the device default)"
+
+
+def attention_choice(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Optional[Tensor] = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    backend: Optional[str] = None,
+) -> Tuple[str, str]:
+    """What :func:`attention` runs for this call and why: (``"triton"`` | ``"sdpa"`` | ``"reference"``, a one-line
+    reason). Arguments as in :func:`attention`; nothing is computed (gradient mode and ``requires_grad`` are read,
+    as the call would).
+
+    Example (``auto`` on an H100, bf16, q (8, 16, 2048, 128) requiring grad): ``("sdpa", "NVIDIA H100 80GB HBM3
+    bf16 d128 causal seq 2048 fwd+bwd: sdpa measured 1.61x faster than triton
+    (benchmarks/results/attention_h100.csv, 2026-11-22)")``.
+
+    Raises:
+        BackendError: as :func:`attention` (unknown name, ``triton`` where it cannot run).
+        ValueError: q/k/v shapes :func:`attention` rejects.
+    """
+    name = attention_backend(q.device, backend, keep_auto=True)
+    _check_qkv(q, k, v)
+    if name == "auto":
+        return _auto_dense(q, k, v, attn_mask, causal, dropout_p, True)  # type: ignore[return-value]
+    requested, source = requested_backend("attention", backend)
+    if name != "triton":
+        return name, _named_choice(name, requested, source, q.device, "")
+    why = triton_fallback_reason(q, k, v, attn_mask, dropout_p)
+    if why is not None:
+        return "sdpa", f"triton set by {source}, but the kernel cannot run this call ({why}): sdpa"
+    return "triton", f"triton: set by {source}"
 
 
 def _check_varlen_shapes(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor) -> None:
@@ -417,17 +499,43 @@ def varlen_attention(
         max_seqlen: longest sequence in the pack (checked against ``cu_seqlens`` except on the CUDA Triton path).
         causal: causal masking within each sequence.
         scale: softmax scale, default ``1 / sqrt(D)``.
-        backend: overrides ``use_backends``, ``BMF_ATTENTION`` and the device default, as in :func:`attention`.
+        backend: overrides ``use_backends``, ``BMF_ATTENTION`` and the device default, as in :func:`attention`
+            (``auto`` on CUDA: the Triton varlen kernel; :func:`varlen_attention_choice` says what runs and why).
 
     Returns:
         (T, H, D). The ``triton`` backend runs one fused kernel over the whole pack (no host sync on CUDA);
         ``sdpa``/``reference`` (and calls the kernel does not support) run the per-sequence reference (one host
         sync on ``cu_seqlens`` and a Python loop over sequences).
     """
-    name = attention_backend(q.device, backend)
-    if name == "triton":
+    name = attention_backend(q.device, backend, keep_auto=True)
+    if name in ("triton", "auto"):  # auto on CUDA: packed calls run our varlen kernel
         _check_varlen_shapes(q, k, v, cu_seqlens)
         if triton_fallback_reason(q, k, v) is None:
             return triton_varlen_attention(q, k, v, cu_seqlens, max_seqlen, causal, scale)
         name = "sdpa"
     return varlen_attention_reference(q, k, v, cu_seqlens, max_seqlen, causal, scale, dense_backend=name)
+
+
+def varlen_attention_choice(q: Tensor, k: Tensor, v: Tensor, backend: Optional[str] = None) -> Tuple[str, str]:
+    """What :func:`varlen_attention` runs for packed q (T, H, D), k/v (T, H_kv, D) and why: (``"triton"`` (one fused
+    kernel over the pack) | ``"sdpa"`` | ``"reference"`` (the per-sequence loop over that dense backend), a
+    one-line reason).
+
+    Raises:
+        BackendError: as :func:`varlen_attention`.
+        ValueError: q/k/v shapes it rejects.
+    """
+    name = attention_backend(q.device, backend, keep_auto=True)
+    if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+        raise ValueError(f"varlen_attention_choice: q, k, v must be packed 3-D (total_tokens, H, D); got shapes "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    requested, source = requested_backend("attention", backend)
+    if name in ("triton", "auto"):
+        who = "auto on cuda" if name == "auto" else f"triton set by {source}"
+        why = triton_fallback_reason(q, k, v)
+        if why is not None:
+            return "sdpa", f"{who}, but the kernel cannot run this call ({why}): per-sequence sdpa loop"
+        if name == "auto":
+            return "triton", "auto on cuda: packed calls run the Triton varlen kernel (SDPA needs padding)"
+        return "triton", f"triton: set by {source} (the varlen kernel)"
+    return name, _named_choice(name, requested, source, q.device, " per-sequence loop")

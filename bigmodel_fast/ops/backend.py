@@ -9,12 +9,18 @@ Precedence (the first level that names a backend wins):
 2. the innermost :func:`use_backends` block of the current thread, e.g. the export
    path's ``use_backends(attention="reference", lstm="reference")``;
 3. the environment variable of the op (``BMF_ATTENTION``, ``BMF_LSTM``);
-4. the device default: ``triton`` for a CUDA device when Triton is installed, else ``sdpa`` (attention) or
-   ``reference`` (LSTM).
+4. the device default (``auto``): off CUDA, or on CUDA without Triton, ``sdpa`` (attention) / ``reference``
+   (LSTM). On CUDA with Triton the LSTM runs ``triton``; attention decides per call
+   (:func:`bigmodel_fast.ops.attention.attention_choice`): dense calls run the backend measured faster for the
+   call on that GPU (:mod:`bigmodel_fast.ops.attention_dispatch`, SDPA unless a committed measurement says ours
+   wins), packed calls the Triton varlen kernel. The ops get that ``"auto"`` through ``keep_auto=True``; a caller
+   that needs one concrete name before seeing a call (``resolve_backend("attention", cuda)``) gets ``"triton"``,
+   the kernels ``auto`` may run there.
 
 Names are case- and whitespace-insensitive. ``auto`` (or an empty string) at any level means the device default;
 ``None`` (an unset variable) means "not given here", so the next level decides. Every op accepts ``auto``,
-``reference`` and ``triton``; attention also ``sdpa``.
+``reference`` and ``triton``; attention also ``sdpa``. An explicit ``triton`` (at any level) forces the Triton
+kernels for every call they support, as before.
 
 Errors, raised at resolution (so before any work, and at the same point for both ops), all :class:`BackendError`
 (a ``ValueError``):
@@ -47,6 +53,7 @@ __all__ = [
     "OpBackends",
     "TritonUnavailableError",
     "require_triton",
+    "requested_backend",
     "resolve_backend",
     "triton_unavailable_reason",
     "use_backends",
@@ -122,7 +129,7 @@ def _checked(spec: OpBackends, raw: str, source: str) -> str:
     if name not in spec.names:
         raise spec.error(
             f"{source}={raw!r} is not a valid {spec.op} backend; expected one of {', '.join(spec.names)} "
-            f"(auto or unset: triton on CUDA, {spec.cpu_default} elsewhere)"
+            f"(auto or unset: the device default, {spec.cpu_default} off CUDA)"
         )
     return name
 
@@ -146,26 +153,46 @@ def require_triton(op: str, device: torch.device) -> None:
         raise spec.unavailable_error(f"{op} backend 'triton' {why}. Use {spec.env_var}={alt} on this device.")
 
 
-def resolve_backend(op: str, device: Optional[torch.device] = None, backend: Optional[str] = None) -> str:
+def requested_backend(op: str, backend: Optional[str] = None) -> Tuple[str, str]:
+    """(name, where it came from) before the device decides: the name may be ``"auto"``; the source is
+    ``"argument backend"``, ``"use_backends(<op>)"``, ``"environment variable <VAR>"`` or ``"default"`` (nothing
+    set). Precedence as in :func:`resolve_backend`, which is what to call for the backend that runs.
+
+    Raises:
+        BackendError: the op's unknown-name error.
+    """
+    spec = _spec(op)
+    if backend is not None:
+        return _checked(spec, backend, "argument backend"), "argument backend"
+    name = _overrides().get(op)  # checked when its block was entered
+    if name is not None:
+        return name, f"use_backends({op})"
+    raw = os.environ.get(spec.env_var)
+    if raw is None:
+        return "auto", "default"
+    source = "environment variable " + spec.env_var
+    return _checked(spec, raw, source), source
+
+
+def resolve_backend(op: str, device: Optional[torch.device] = None, backend: Optional[str] = None,
+                    keep_auto: bool = False) -> str:
     """The backend that runs ``op`` (``"attention"`` or ``"lstm"``) on tensors of ``device`` (None: CPU).
 
     Precedence and names as in the module docstring: ``backend`` > :func:`use_backends` > environment variable >
-    device default. Returns a concrete name (never ``"auto"``).
+    device default. Returns a concrete name, except that with ``keep_auto=True`` an ``auto`` on a CUDA device with
+    Triton installed comes back as ``"auto"`` for the op to decide per call (attention's measured dispatch);
+    without it that case is ``"triton"``.
 
     Raises:
         BackendError: the op's unknown-name error, or its :class:`TritonUnavailableError` (``triton`` chosen
             where it cannot run).
     """
-    spec = _spec(op)
-    if backend is not None:
-        name = _checked(spec, backend, "argument backend")
-    else:
-        name = _overrides().get(op)  # checked when its block was entered
-        if name is None:
-            name = _checked(spec, os.environ.get(spec.env_var, ""), "environment variable " + spec.env_var)
+    name = requested_backend(op, backend)[0]
     dev = torch.device("cpu") if device is None else device
     if name == "auto":
-        return "triton" if dev.type == "cuda" and HAS_TRITON else spec.cpu_default
+        if dev.type == "cuda" and HAS_TRITON:
+            return "auto" if keep_auto else "triton"
+        return _spec(op).cpu_default
     if name == "triton":
         require_triton(op, dev)
     return name

@@ -27,6 +27,18 @@ class MetricsLog:
         self._f.close()
 
 
+class NullLog:
+    """The metrics log of a rank other than 0 in a data-parallel run: takes records and writes nothing."""
+
+    path = None
+
+    def write(self, **record) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     """All records of a metrics JSONL file."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

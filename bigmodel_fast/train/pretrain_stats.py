@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..nn import IGNORE_INDEX
 from ..runtime import autocast_for, to_device
+from .flops import throughput
 
 # Layout of the per-step / per-window sums (a (5,) float64 device tensor).
 LOSS, MLM, NSP, CORRECT, COUNT = range(5)
@@ -44,17 +45,21 @@ def target_view(out: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor, tor
     return out["logits"][sel], labels[sel], out["loss"]
 
 
-def step_parts(out: dict, scale: float) -> torch.Tensor:
-    """(5,) float64 device tensor of one micro-batch: ``[loss, mlm_loss, nsp_loss] * scale`` (``1 / grad_accum``)
-    and, for MLM, the masked-token ``[correct, count]`` (0 for a causal LM: no argmax over (B, S, V) per step)."""
-    zero = out["loss"].new_zeros(())
-    mlm, nsp = out.get("mlm_loss", zero), out.get("nsp_loss", zero)
+def step_parts(out: dict, loss: torch.Tensor, parts, weights: torch.Tensor) -> torch.Tensor:
+    """(5,) float64 device tensor of one micro-batch: ``[loss, mlm_loss, nsp_loss]`` as this micro-batch's
+    contributions to the step's means (``loss`` from :func:`~.loss_parts.weighted_loss`, the parts times their
+    ``weights``, aligned with ``parts``) and, for MLM, the masked-token ``[correct, count]`` (0 for a causal LM: no
+    argmax over (B, S, V) per step)."""
+    zero = loss.new_zeros(())
+    weight = {key: weights[i] for i, (_, key) in enumerate(parts)}
+    mlm = out["mlm_loss"] * weight["mlm_loss"] if "mlm_loss" in weight else zero
+    nsp = out["nsp_loss"] * weight["nsp_loss"] if "nsp_loss" in weight else zero
     if "mlm_targets" in out:
         correct = (out["mlm_logits"].argmax(-1) == out["mlm_targets"]).sum()
         count = out["mlm_targets"].new_tensor(out["mlm_targets"].numel())
     else:
         correct = count = zero
-    losses = torch.stack([out["loss"].detach(), mlm.detach(), nsp.detach()]).double() * scale
+    losses = torch.stack([loss.detach().float(), mlm.detach().float(), nsp.detach().float()]).double()
     return torch.cat([losses, torch.stack([correct, count]).double()])
 
 
@@ -78,11 +83,13 @@ class TrainWindow:
     def pause(self, seconds: float) -> None:
         self.start += seconds
 
-    def close(self) -> dict:
+    def close(self, flops_per_token: float | None = None, peak: float | None = None) -> dict:
         """The window's record fields (one host sync), added to the run's totals; then starts a new window.
 
         ``loss`` (and for BERT ``mlm_loss``, ``nsp_loss`` (with NSP), ``mlm_ppl``, ``mlm_accuracy``) are the means
-        over the window's applied steps (None when all were skipped); ``window_tokens_per_s`` is this window's rate."""
+        over the window's applied steps (None when all were skipped); ``window_tokens_per_s`` is this window's rate;
+        with ``flops_per_token``, ``tflops`` (achieved model TFLOP/s) and ``mfu`` (over ``peak`` TFLOP/s; None
+        without one)."""
         sums = self.sums.tolist()  # waits for the device: the window's time includes its queued work
         seconds = time.perf_counter() - self.start
         tokens = self.tokens_per_step * self.steps
@@ -98,14 +105,22 @@ class TrainWindow:
         rec.update(window_tokens=tokens, window_seconds=seconds,
                    window_tokens_per_s=round(tokens / seconds, 1) if seconds > 0 else None,
                    data_wait_fraction=round(self.data_time / seconds, 4) if seconds > 0 else None)
+        if flops_per_token is not None:
+            speed = throughput(tokens, seconds, flops_per_token, peak)
+            rec.update(tflops=speed["tflops"], mfu=speed["mfu"])
         self.reset()
         return rec
 
-    def totals(self) -> dict:
+    def totals(self, flops_per_token: float | None = None, peak: float | None = None) -> dict:
         """``tokens`` processed by this invocation's steps, ``train_seconds`` they took (eval and saving excluded)
-        and ``tokens_per_s`` = tokens / train_seconds, the run's average."""
+        and ``tokens_per_s`` = tokens / train_seconds, the run's average; with ``flops_per_token`` also its
+        ``tflops`` and ``mfu`` (None without a ``peak``)."""
         tps = self.total_tokens / self.total_seconds if self.total_seconds > 0 else None
-        return {"tokens": self.total_tokens, "train_seconds": self.total_seconds, "tokens_per_s": tps}
+        rec = {"tokens": self.total_tokens, "train_seconds": self.total_seconds, "tokens_per_s": tps}
+        if flops_per_token is not None:
+            speed = throughput(self.total_tokens, self.total_seconds, flops_per_token, peak)
+            rec.update(tflops=speed["tflops"], mfu=speed["mfu"])
+        return rec
 
 
 def unigram_log_probs(shards, vocab_size: int, chunk: int = 1 << 24, progress: bool = False) -> np.ndarray:
@@ -137,10 +152,13 @@ class HeldOut:
     """Held-out evaluation over batches ``0 .. n_batches-1`` of a fixed loader (the same batches every call).
 
     ``kind`` names the target loss in the fields: ``"mlm"`` (BERT) or ``"lm"`` (causal). ``unigram`` is the
-    (V,) log-probability table of :func:`unigram_log_probs` over the training shards."""
+    (V,) log-probability table of :func:`unigram_log_probs` over the training shards. In a data-parallel run each
+    rank evaluates its share of those batches (its loader's rank) and ``reduce`` (an in-place sum over the ranks)
+    adds the ranks' sums, so every rank gets the fields of all ``n_batches * world_size`` rank-batches."""
 
-    def __init__(self, loader, n_batches: int, unigram: np.ndarray, kind: str):
+    def __init__(self, loader, n_batches: int, unigram: np.ndarray, kind: str, reduce=None, world_size: int = 1):
         self.loader, self.n_batches, self.kind = loader, n_batches, kind
+        self.reduce, self.world_size = reduce, world_size  # data-parallel: sum over the ranks' shares
         self.unigram = torch.from_numpy(unigram)
         self.table = None  # the unigram table on the model's device, made at the first call
 
@@ -168,14 +186,17 @@ class HeldOut:
                                  lm_loss.double() * n, (logits.argmax(-1) == targets).sum().double(),
                                  lm_loss.new_tensor(float(n)).double(), -self.table[targets].sum()])
         model.train(was_training)
+        if self.reduce is not None:
+            self.reduce(sums)
         loss, nsp, nll, correct, count, uni = sums.tolist()
         k = self.kind
-        rec = {"eval_loss": loss / self.n_batches}
+        batches = self.n_batches * self.world_size
+        rec = {"eval_loss": loss / batches}
         if count:
             rec.update({f"eval_{k}_loss": nll / count, f"eval_{k}_ppl": _ppl(nll / count),
                         f"eval_{k}_accuracy": correct / count})
         if has_nsp:
-            rec["eval_nsp_loss"] = nsp / self.n_batches
+            rec["eval_nsp_loss"] = nsp / batches
         if count:
             rec.update(unigram_loss=uni / count, unigram_ppl=_ppl(uni / count))
         rec["eval_targets"] = int(count)

@@ -67,6 +67,31 @@ def test_both_ops_share_names_and_defaults():
         B.resolve_backend("conv", CPU)
 
 
+def test_keep_auto_leaves_the_attention_choice_on_cuda_to_the_call(monkeypatch):
+    """``keep_auto=True`` (what the ops ask) returns "auto" only where the op decides per call: CUDA with Triton."""
+    assert B.resolve_backend("attention", CUDA, keep_auto=True) == "auto"
+    assert B.resolve_backend("attention", CUDA) == "triton"  # a caller that sees no call: the kernels auto may run
+    assert B.resolve_backend("attention", CPU, keep_auto=True) == "sdpa"
+    assert B.resolve_backend("attention", CUDA, "triton", keep_auto=True) == "triton"  # forced stays forced
+    monkeypatch.setenv("BMF_ATTENTION", "sdpa")
+    assert B.resolve_backend("attention", CUDA, keep_auto=True) == "sdpa"
+    assert B.resolve_backend("attention", CUDA, "auto", keep_auto=True) == "auto"
+    monkeypatch.setattr(B, "HAS_TRITON", False)
+    assert B.resolve_backend("attention", CUDA, "auto", keep_auto=True) == "sdpa"
+
+
+def test_requested_backend_names_where_the_name_came_from(monkeypatch):
+    assert B.requested_backend("attention") == ("auto", "default")
+    monkeypatch.setenv("BMF_ATTENTION", " SDPA ")
+    assert B.requested_backend("attention") == ("sdpa", "environment variable BMF_ATTENTION")
+    with B.use_backends(attention="reference"):
+        assert B.requested_backend("attention") == ("reference", "use_backends(attention)")
+        assert B.requested_backend("attention", "") == ("auto", "argument backend")
+    monkeypatch.setenv("BMF_LSTM", "cudnn")
+    with pytest.raises(L.LSTMBackendError, match="environment variable BMF_LSTM='cudnn'"):
+        B.requested_backend("lstm")
+
+
 def test_error_hierarchy():
     for err in (A.AttentionBackendError, L.LSTMBackendError, A.TritonUnavailableError):
         assert issubclass(err, B.BackendError) and issubclass(err, ValueError)

@@ -187,8 +187,10 @@ def _nan_at(monkeypatch, bad_calls):
         def forward(*a, **kw):
             out = real_forward(*a, **kw)
             calls[0] += 1
-            if calls[0] in bad_calls:
-                out["loss"] = out["loss"] * float("nan")
+            if calls[0] in bad_calls:  # every loss key: the trainer sums the parts (mlm_loss, nsp_loss)
+                for key in ("loss", "mlm_loss", "nsp_loss"):
+                    if key in out:
+                        out[key] = out[key] * float("nan")
             return out
 
         model.forward = forward

@@ -64,10 +64,10 @@ def test_a_skipped_step_leaves_the_weights_and_still_advances(tmp_path):
 
 
 def test_loop_state_round_trip_and_old_trainer_states():
-    state = LoopState(step=12, skipped_nonfinite=2)
-    assert state.state_dict() == {"step": 12, "skipped_nonfinite": 2}
+    state = LoopState(step=12, skipped_nonfinite=2, grad_scaler_skipped=3)
+    assert state.state_dict() == {"step": 12, "skipped_nonfinite": 2, "grad_scaler_skipped": 3}
     assert LoopState.from_state_dict(state.state_dict()) == state
-    assert LoopState.from_state_dict({"step": 5, "optimizer": {}}) == LoopState(5, 0)  # before skipped_nonfinite
+    assert LoopState.from_state_dict({"step": 5, "optimizer": {}}) == LoopState(5, 0, 0)  # before skipped_nonfinite
     with pytest.raises(KeyError, match="step"):
         LoopState.from_state_dict({"skipped_nonfinite": 1})
     with pytest.raises(ValueError, match=">= 0"):
