@@ -19,7 +19,9 @@ sets named, unless ``--new-head`` asks for a fresh head on its backbone.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,15 +39,29 @@ from ..data.tokenizer_base import load_tokenizer
 from ..inference import predict_logits_long
 from ..models import build_classifier
 from ..models.config import ModelConfig
-from ..runtime import autocast_for, pick_device, seed_everything
+from ..runtime import amp_dtype, autocast_for, pick_device, seed_everything
+from . import speed
 from .baselines import majority_score, run_checks
-from .config_fields import amp_field, arch_choices, device_field, progress_field, seed_field, skip_nonfinite_field
+from .config_fields import (
+    activation_checkpointing_field,
+    amp_field,
+    arch_choices,
+    compile_field,
+    device_field,
+    parallel_field,
+    progress_field,
+    seed_field,
+    skip_nonfinite_field,
+    tf32_field,
+)
+from .errors import NonFiniteError
 from .finetune_defaults import auto_epochs, backbone_kind, resolve_schedule
-from .metrics_log import MetricsLog
+from .metrics_log import MetricsLog, NullLog
 from .objectives import CLASS_WEIGHTS, PROBLEM_OF_TASK, TASK_OF_PROBLEM, make_objective
 from .optim import FinetuneOptimConfig, OptimConfig, build_optimizer, build_scheduler
+from .parallel import Parallel
 from .selection import EarlyStopping, hold_out
-from .step import NonFiniteGuard, OptimizerStep, check_finite_weights
+from .step import NonFiniteGuard, OptimizerStep
 
 
 def _finetune_optim() -> FinetuneOptimConfig:
@@ -103,6 +119,10 @@ class FinetuneConfig:
     log_every: int = setting(20, min=1, help="optimizer steps between training-loss records in metrics.jsonl")
     new_head: bool = setting(False, help="a classifier --checkpoint: put a fresh head on its backbone instead of "
                                          "keeping its head (needed when its labels are not the training data's)")
+    parallel: str = parallel_field()
+    compile: str = compile_field()
+    activation_checkpointing: bool = activation_checkpointing_field()
+    tf32: bool = tf32_field()
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -112,6 +132,9 @@ class FinetuneConfig:
             raise ValueError(f"valid_fraction must be in [0, 0.5], got {self.valid_fraction}")
         if not self.label_sep:
             raise ValueError("label_sep must be a non-empty string, got ''")
+        if self.amp == "fp16" and self.parallel == "fsdp":
+            raise ValueError("amp fp16 with parallel fsdp is not supported (sharded gradients would need a sharded "
+                             "GradScaler); use --amp bf16, which needs no loss scaling")
 
 
 def load_source(path: str | Path) -> tuple[str, ModelConfig, dict[str, torch.Tensor]]:
@@ -158,17 +181,31 @@ def data_labels(task: str, data, cfg: FinetuneConfig) -> list[str]:
 
 def finetune(cfg: FinetuneConfig) -> dict:
     """Train the model, holding the lock of ``cfg.out``; returns a summary (the best validation scores, the
-    resolved schedule, steps, checkpoint path, the baseline checks and their warnings, non-finite steps skipped)."""
+    resolved schedule, steps, checkpoint path, the baseline checks and their warnings, non-finite steps skipped).
+
+    Under torchrun each optimizer step takes ``world_size x --batch-size`` rows of the epoch's permutation, rank r
+    the r-th share of them (as even as the rows allow), data-parallel (DDP or FSDP2, :class:`~.parallel.Parallel`);
+    validation scores are rank 0's (every rank runs the forward passes), and rank 0 alone logs and writes."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with fsio.DirLock(out / ".lock", "fine-tuning output directory"):
-        fsio.recover_dir(out / "checkpoint")
-        fsio.clean_stale(out / "checkpoint")
-        return _finetune(cfg, out)
+    parallel = Parallel(cfg.parallel, pick_device(cfg.device))
+    try:
+        if parallel.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        lock = (fsio.DirLock(out / ".lock", "fine-tuning output directory") if parallel.is_main
+                else contextlib.nullcontext())
+        with lock:
+            if parallel.is_main:
+                fsio.recover_dir(out / "checkpoint")
+                fsio.clean_stale(out / "checkpoint")
+            parallel.barrier()
+            return _finetune(cfg, out, parallel)
+    finally:
+        parallel.close()
 
 
 def _say(text: str) -> None:
-    print(f"bmf finetune: {text}", file=sys.stderr, flush=True)
+    if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun: rank 0 speaks for all
+        print(f"bmf finetune: {text}", file=sys.stderr, flush=True)
 
 
 def _read_data(cfg: FinetuneConfig, source_kind: str, base_cfg: ModelConfig):
@@ -185,8 +222,16 @@ def _read_data(cfg: FinetuneConfig, source_kind: str, base_cfg: ModelConfig):
     return task, train, valid
 
 
-def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
-    device = pick_device(cfg.device)
+def _rank_rows(idx: np.ndarray, parallel: Parallel) -> np.ndarray | None:
+    """This rank's rows of one global batch ``idx`` (None when the batch has fewer rows than ranks: skipped by
+    all ranks alike)."""
+    if len(idx) < parallel.world_size:
+        return None
+    return np.array_split(idx, parallel.world_size)[parallel.rank]
+
+
+def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
+    device = parallel.device
     seed_everything(cfg.seed)
     source_kind, base_cfg, pretrained = load_source(cfg.checkpoint)
     _, source_meta = ckpt.read_meta(cfg.checkpoint)
@@ -223,6 +268,14 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
             raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
     model.to(device)
     head = f"kept from {cfg.checkpoint}" if keep_head else "new"
+    speed.set_tf32(device, cfg.tf32)
+    if cfg.activation_checkpointing:
+        speed.apply_activation_checkpointing(model)
+    if speed.compile_enabled(cfg.compile, device):
+        speed.compile_model(model, per_block=parallel.enabled and parallel.mode == "fsdp")
+    module = model
+    model = parallel.wrap(module, amp_dtype(device, cfg.amp) if parallel.mode == "fsdp" else None)
+    world = parallel.world_size
 
     check_max_len(cfg.max_len, model_cfg)
     train_enc = encode_long(tok, train.texts, cfg.max_len, cfg.long_text, cfg.long_text_stride)
@@ -236,26 +289,30 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
     valid_y = objective.targets(valid.labels) if valid else None
 
     kind = backbone_kind(base_cfg, source_meta)
-    schedule = resolve_schedule(kind, len(seqs), cfg.batch_size, cfg.optim.lr, cfg.epochs, cfg.optim.warmup_steps,
+    global_batch = cfg.batch_size * world
+    schedule = resolve_schedule(kind, len(seqs), global_batch, cfg.optim.lr, cfg.epochs, cfg.optim.warmup_steps,
                                 cfg.max_steps)
-    _say(schedule.describe(len(seqs), cfg.batch_size) + f"; patience {cfg.patience}, class weights "
+    _say(schedule.describe(len(seqs), global_batch) + f"; patience {cfg.patience}, class weights "
          f"{cfg.class_weights}, task {task}")
+    if parallel.enabled:
+        _say(f"{parallel.describe()}; global batch {world} x {cfg.batch_size} = {global_batch}")
     for note in schedule.notes:
         _say(f"note: {note}")
     if objective.weights is not None:
         _say("class weights (auto): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(label_names, objective.weights)))
     optim_cfg = OptimConfig(**{**asdict(cfg.optim), "lr": schedule.lr, "warmup_steps": schedule.warmup_steps})
-    opt = build_optimizer(model, optim_cfg)
+    opt = build_optimizer(module, optim_cfg)
     sched = build_scheduler(opt, optim_cfg, schedule.total_steps)
+    scaler = speed.grad_scaler(device, amp_dtype(device, cfg.amp), 2.0 ** 16)
     total = schedule.total_steps
 
-    log = MetricsLog(out / "metrics.jsonl")
+    log = MetricsLog(out / "metrics.jsonl") if parallel.is_main else NullLog()
     rng = np.random.default_rng(cfg.seed)
     step = 0
     saved: dict = {"step": None}
     guard = NonFiniteGuard(cfg.skip_nonfinite, lambda: (f"{out / 'checkpoint'} (step {saved['step']})"
                                                         if saved["step"] is not None else "none saved by this run"))
-    optimizer_step = OptimizerStep(model, opt, sched, optim_cfg.clip_grad, guard, log)
+    optimizer_step = OptimizerStep(model, opt, sched, optim_cfg.clip_grad, guard, log, scaler)
     floor = majority_score(objective, train_y, valid_y) if valid_y is not None else None
     stopper = EarlyStopping(cfg.patience, objective.higher_is_better, math.ceil(schedule.epochs / 3), floor)
     best = {"scores": None, "logits": None, "state": None, "epoch": None, "step": None}
@@ -264,26 +321,39 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
                  "backbone_kind": kind, "schedule": schedule.to_dict(), "finetune_config": asdict(cfg)}
 
     def save(meta: dict) -> None:
-        check_finite_weights(model, step, guard.last_good)
-        with objective.fold_head(model):  # regression: the saved head outputs values on the data's scale
-            ckpt.save_checkpoint(out / "checkpoint", model, model_cfg.to_dict(), tok.model_file,
-                                 {**base_meta, **meta, **objective.meta()})
+        """Every rank takes part (FSDP2 gathers the weights); rank 0 writes."""
+        weights = parallel.model_state()
+        bad = parallel.broadcast([n for n, t in weights.items() if t.is_floating_point()
+                                  and not bool(torch.isfinite(t).all())] if parallel.is_main else None)
+        if bad:
+            raise NonFiniteError(f"step {step}: the weights hold non-finite values ({', '.join(bad[:3])}); not saved; "
+                                 f"last good checkpoint: {guard.last_good()}")
+        if parallel.is_main:  # regression: the saved head outputs values on the data's scale
+            ckpt.save_checkpoint(out / "checkpoint", objective.fold_state(weights), model_cfg.to_dict(),
+                                 tok.model_file, {**base_meta, **meta, **objective.meta()})
+        parallel.barrier()
         saved["step"] = step
 
-    bar = tqdm(total=total, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(total=total, desc="finetune", disable=not (cfg.progress and parallel.is_main), dynamic_ncols=True)
     model.train()
     epoch = 0
     for epoch in range(schedule.epochs):
         perm = rng.permutation(len(seqs))
-        for start in range(0, len(perm), cfg.batch_size):
+        for start in range(0, len(perm), global_batch):
             if step >= total:
                 break
-            idx = perm[start : start + cfg.batch_size]
+            rows = perm[start : start + global_batch]
+            idx = _rank_rows(rows, parallel)
+            if idx is None:
+                continue
             ids, mask = pad_batch([seqs[i] for i in idx], tok.pad_id)
             with autocast_for(device, cfg.amp):
                 logits = model(ids.to(device), mask.to(device))
             loss = objective.loss(logits, y[idx].to(device))
-            loss.backward()
+            if parallel.enabled:  # this rank's share of the global batch's mean; gradients average over ranks
+                loss = loss * (len(idx) / len(rows))
+            (scaler.scale(loss * world) if scaler is not None else loss * world).backward()
+            loss = parallel.all_reduce_sum(loss.detach())
             optimizer_step(step + 1, loss)
             step += 1
             bar.update(1)
@@ -295,15 +365,16 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
         if valid_seqs is None:
             save({"step": step, "epoch": epoch + 1, "valid_accuracy": None})
         else:
-            logits = predict_logits_long(model, valid_seqs, valid_enc.owner, len(valid), tok.pad_id,
+            logits = predict_logits_long(module, valid_seqs, valid_enc.owner, len(valid), tok.pad_id,
                                          2 * cfg.batch_size, device, cfg.amp)
+            logits = parallel.broadcast(logits.cpu() if parallel.is_main else None)  # one decision for all ranks
             scores = objective.evaluate(logits, valid_y)
             log.write(step=step, epoch=epoch, **{f"valid_{k}": v for k, v in scores.items()})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
             bar.write(f"epoch {epoch + 1}: validation {shown}", file=sys.stderr)
             if stopper.update(epoch + 1, scores[objective.metric]) or best["scores"] is None:
                 best.update(scores=scores, logits=logits, epoch=epoch + 1, step=step,
-                            state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+                            state={k: v.clone() for k, v in parallel.model_state(every_rank=True).items()})
                 save({"step": step, "epoch": epoch + 1, "valid_accuracy": scores.get("accuracy"),
                       "valid_scores": scores})
             if stopper.stop:
@@ -321,19 +392,20 @@ def _finetune(cfg: FinetuneConfig, out: Path) -> dict:
                "class_weights": objective.meta().get("class_weights", objective.meta().get("pos_weights")),
                "stopped_early": stopper.stop, "skipped_nonfinite": guard.skipped, "warnings": []}
     if best["scores"] is not None:
-        summary.update(_finish(cfg, model, objective, best, save, valid_y, train, train_y, valid, where))
+        summary.update(_finish(cfg, parallel, objective, best, save, valid_y, train, train_y, valid, where))
     else:
         summary.update(best_valid_accuracy=None, selection=None)
     return summary
 
 
-def _finish(cfg, model, objective, best, save, valid_y, train, train_y, valid, where) -> dict:
+def _finish(cfg, parallel, objective, best, save, valid_y, train, train_y, valid, where) -> dict:
     """After the loop: the best state back in the model, thresholds tuned (multi-label), the baseline checks, the
     warnings printed, and the checkpoint rewritten with them in its meta.json. Returns the summary's part."""
-    model.load_state_dict(best["state"])
+    parallel.load_model_state(best["state"])
     tuned = objective.tune(best["logits"], valid_y)
     scores = objective.evaluate(best["logits"], valid_y) if tuned else best["scores"]
-    checks = run_checks(objective, best["logits"], valid_y, train.texts, train_y, valid.texts, where)
+    checks = parallel.broadcast(run_checks(objective, best["logits"], valid_y, train.texts, train_y, valid.texts, where)
+                                if parallel.is_main else None)  # the baselines are fitted once, on rank 0
     if checks["tfidf_note"]:
         _say(f"note: {checks['tfidf_note']}")
     for warning in checks["warnings"]:

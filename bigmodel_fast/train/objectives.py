@@ -9,7 +9,7 @@ problem type       targets                           loss                       
 ``regression``     (N, 1) float, (y - mean) / std    MSE on the normalised targets   validation MSE (lower wins)
 =================  ================================  ==============================  ===================================
 
-Regression trains on targets normalised by the training set's mean and std; :meth:`Regression.fold_head` folds
+Regression trains on targets normalised by the training set's mean and std; :meth:`Regression.fold_state` folds
 ``y = mean + std * output`` into the head's weights before a checkpoint is written, so the saved model outputs
 values on the data's own scale and inference (evaluate, predict, export, the runner) needs nothing extra. Accuracy
 never selects: a collapsed model that predicts the majority class cannot win on macro-F1.
@@ -17,7 +17,6 @@ never selects: a collapsed model that predicts the majority class cannot win on 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -88,9 +87,8 @@ class SingleLabel:
     def meta(self) -> dict:
         return {} if self.weights is None else {"class_weights": dict(zip(self.label_names, self.weights.tolist()))}
 
-    @contextmanager
-    def fold_head(self, model):
-        yield
+    def fold_state(self, state: dict) -> dict:
+        return state
 
 
 class MultiLabel:
@@ -175,9 +173,8 @@ class MultiLabel:
             out["pos_weights"] = dict(zip(self.label_names, self.weights.tolist()))
         return out
 
-    @contextmanager
-    def fold_head(self, model):
-        yield
+    def fold_state(self, state: dict) -> dict:
+        return state
 
 
 class Regression:
@@ -224,20 +221,11 @@ class Regression:
     def meta(self) -> dict:
         return {"target_mean": self.mean, "target_std": self.std, "targets_folded_into_head": True}
 
-    @contextmanager
-    def fold_head(self, model):
-        """While inside: the head outputs ``mean + std * output`` (the data's scale); restored exactly after."""
-        head = model.classifier
-        w, b = head.weight.data.clone(), head.bias.data.clone()
-        with torch.no_grad():
-            head.weight.mul_(self.std)
-            head.bias.mul_(self.std).add_(self.mean)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                head.weight.copy_(w)
-                head.bias.copy_(b)
+    def fold_state(self, state: dict) -> dict:
+        """The model's state dict with the head folded to output ``mean + std * output`` (the data's scale): what the
+        checkpoint holds."""
+        return {**state, "classifier.weight": state["classifier.weight"] * self.std,
+                "classifier.bias": state["classifier.bias"] * self.std + self.mean}
 
 
 def make_objective(task: str, label_names: Sequence[str], train_labels: Sequence, class_weights: str = "none",

@@ -183,21 +183,31 @@ class Parallel:
             self._owns_group = False
 
     # ------------------------------------------------------------------------------------------------ state
-    def model_state(self) -> dict[str, torch.Tensor]:
-        """The full model state dict (CPU tensors, one-process names) on rank 0; every rank must call it (FSDP2
-        gathers the shards). Other ranks get ``{}`` under FSDP2."""
+    def model_state(self, every_rank: bool = False) -> dict[str, torch.Tensor]:
+        """The full model state dict (CPU tensors, one-process names) on rank 0, and on every rank with
+        ``every_rank``; every rank must call it (FSDP2 gathers the shards). Without ``every_rank`` the other ranks
+        get ``{}`` under FSDP2."""
         if self.enabled and self.mode == "fsdp":
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-            return get_model_state_dict(self.module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            options = StateDictOptions(full_state_dict=True, cpu_offload=not every_rank)
+            state = get_model_state_dict(self.module, options=options)
+            return {k: v.cpu() for k, v in state.items()} if every_rank else state
         return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
 
     def load_model_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a full state dict (every rank passes the same one) into the possibly sharded model."""
+        """Load a full state dict (every rank passes the same one: :meth:`model_state` with ``every_rank``) into the
+        possibly sharded model."""
         if self.enabled and self.mode == "fsdp":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+            from torch.distributed.tensor import DTensor, distribute_tensor
 
-            set_model_state_dict(self.module, state, options=StateDictOptions(full_state_dict=True))
+            shards = {}
+            for name, local in self.module.state_dict().items():
+                full = state[name].to(local.device, local.dtype)
+                if isinstance(local, DTensor):  # each rank keeps its own shard of the full tensor (no communication)
+                    full = distribute_tensor(full, local.device_mesh, local.placements, src_data_rank=None)
+                shards[name] = full
+            self.module.load_state_dict(shards)
         else:
             self.module.load_state_dict(state)
 

@@ -172,3 +172,34 @@ def test_loader_position_across_world_sizes():
     assert pos == 6 and "16 samples before it are seen again" in note
     with pytest.raises(ValueError, match="next_batch"):
         loader_position({"next_batch": -1}, 1, 8, 1, 8)
+
+
+FINETUNE_SCRIPT = """
+import json, sys
+from bigmodel_fast.train.finetune import FinetuneConfig, finetune
+summary = finetune(FinetuneConfig(**json.loads(sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_rank_finetune_takes_the_steps_of_one_process(tiny_pretrained, sentiment_small, tmp_path, mode):
+    """2 ranks x 8 rows = one process x 16 rows (dropout 0: the ranks draw their own masks), the same validation
+    scores, and one checkpoint written by rank 0."""
+    base = dict(checkpoint=str(tiny_pretrained), train=str(sentiment_small["train"]),
+                valid=str(sentiment_small["valid"]), max_len=32, epochs=2, device="cpu", progress=False,
+                classifier_dropout=0.0, log_every=1, optim={"lr": 5e-4, "warmup_steps": 2})
+    from bigmodel_fast.train.finetune import FinetuneConfig, finetune
+
+    one = finetune(FinetuneConfig(**base, out=str(tmp_path / "one"), batch_size=16))
+    script = tmp_path / "ft.py"
+    script.write_text(FINETUNE_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           json.dumps({**base, "out": str(tmp_path / "two"), "batch_size": 8, "parallel": mode})]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert proc.stderr.count("global batch 2 x 8 = 16") == 1  # rank 0 alone speaks
+    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(a) == one["steps"] and _close(a, b), list(zip(a, b))
+    two = ckpt.read_meta(tmp_path / "two" / "checkpoint")[1]
+    assert two["valid_scores"]["accuracy"] == one["best_valid"]["accuracy"]
+    assert abs(two["valid_scores"]["macro_f1"] - one["best_valid"]["macro_f1"]) < 1e-6
