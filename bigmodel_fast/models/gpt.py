@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
-from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, last_token, lm_outputs
+from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, last_token
+from bigmodel_fast.nn.heads import lm_head_outputs
 
 __all__ = ["GPTModel", "GPTForCausalLM", "causal_lm_labels"]
 
@@ -62,9 +63,19 @@ class GPTForCausalLM(nn.Module):
     """GPT with a language-modelling head (``lm_head``, a :class:`~bigmodel_fast.nn.heads.TiedLMHead`) tied to the
     word embeddings unless ``cfg.tie_embeddings`` is false.
 
+    ``lm_loss`` (attribute, not a config field; default ``"chunked"``): in training mode with grad enabled and
+    ``labels`` given, ``"chunked"`` computes the loss with
+    :func:`~bigmodel_fast.ops.linear_cross_entropy.linear_cross_entropy` (the (B, S, V) logits are never
+    materialised) and returns no ``logits``; ``"plain"`` always projects to logits first. Set it on the instance,
+    ``model.lm_loss = "plain"``. ``lm_loss_chunk_size`` (default None: about 32 MB of fp32 logits per chunk)
+    overrides the tokens per chunk.
+
     Args:
         cfg: model config with ``arch == "gpt"``.
     """
+
+    lm_loss: str = "chunked"
+    lm_loss_chunk_size: Optional[int] = None
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -101,11 +112,14 @@ class GPTForCausalLM(nn.Module):
             max_seqlen: longest document in ``cu_seqlens`` (computed when None).
 
         Returns:
-            dict with ``logits`` (B, S, V) and, when ``labels`` is given, ``loss`` (mean over counted tokens).
+            dict with ``logits`` (B, S, V) and, when ``labels`` is given, ``loss`` (mean over counted tokens);
+            ``loss`` ONLY (no ``logits``) when training with grad enabled, ``labels`` given and ``lm_loss`` is
+            ``"chunked"`` (the default), see the class docstring. Evaluation (``model.eval()`` or ``no_grad``)
+            always gets ``logits``.
         """
         hidden = self.backbone(input_ids, attention_mask, None, position_ids, cu_seqlens, max_seqlen)  # (B, S, E)
-        logits = self.lm_head(hidden, self.backbone.embeddings.word_embeddings.weight)  # (B, S, V)
-        return lm_outputs(logits, labels)
+        return lm_head_outputs(self.lm_head, hidden, self.backbone.embeddings.word_embeddings.weight, labels,
+                               self.lm_loss, self.training, self.lm_loss_chunk_size)
 
 
 register("gpt", "pretrain", GPTForCausalLM, loader_mode="causal", pack=True, export_target="lm")

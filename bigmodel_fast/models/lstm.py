@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
-from bigmodel_fast.nn import TiedLMHead, init_weights, last_token, lm_outputs
+from bigmodel_fast.nn import TiedLMHead, init_weights, last_token
+from bigmodel_fast.nn.heads import lm_head_outputs
 from bigmodel_fast.nn.lstm import LSTM
 
 __all__ = ["LSTMModel", "LSTMForCausalLM", "LSTMClassifier"]
@@ -83,9 +84,16 @@ class LSTMForCausalLM(nn.Module):
     :class:`~bigmodel_fast.models.gpt.GPTForCausalLM` (``labels`` already shifted, -100 ignored), so the causal
     loader and the pretraining loop drive it unchanged; ``position_ids`` is accepted and ignored.
 
+    ``lm_loss`` / ``lm_loss_chunk_size`` (attributes, default ``"chunked"`` / None) as in ``GPTForCausalLM``:
+    training with grad and labels returns only the chunked ``loss`` (no (B, S, V) logits) unless
+    ``model.lm_loss = "plain"``.
+
     Args:
         cfg: model config with ``arch == "lstm"`` and ``bidirectional`` False.
     """
+
+    lm_loss: str = "chunked"
+    lm_loss_chunk_size: Optional[int] = None
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -110,10 +118,11 @@ class LSTMForCausalLM(nn.Module):
         position_ids: Optional[Tensor] = None,
         attention_mask: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
-        """Next-token logits (B, S, V) and, with ``labels`` (B, S), the mean ``loss`` over counted tokens."""
+        """Next-token logits (B, S, V) and, with ``labels`` (B, S), the mean ``loss`` over counted tokens; only
+        ``loss`` (no logits) when training with grad, labels and ``lm_loss == "chunked"`` (the default)."""
         hidden = self.dropout(self.backbone(input_ids, attention_mask))  # (B, S, E)
-        logits = self.lm_head(hidden, self.backbone.embeddings.weight)  # (B, S, V)
-        return lm_outputs(logits, labels)
+        return lm_head_outputs(self.lm_head, hidden, self.backbone.embeddings.weight, labels, self.lm_loss,
+                               self.training, self.lm_loss_chunk_size)
 
 
 class LSTMClassifier(SequenceClassifier):

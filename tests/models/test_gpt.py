@@ -15,8 +15,15 @@ def test_shapes_tied_head_and_loss(tiny_config):
     ids = torch.randint(0, 64, (2, 10))
     labels = causal_lm_labels(ids)
     assert torch.equal(labels[:, :-1], ids[:, 1:]) and (labels[:, -1] == -100).all()
+    assert model.training and model.lm_loss == "chunked"
+    chunked = model(ids, labels)
+    assert set(chunked) == {"loss"}  # training + grad + labels: the chunked loss, no (B, S, V) logits
+    with torch.no_grad():
+        assert set(model(ids, labels)) == {"logits", "loss"}  # no grad: logits, as in held-out evaluation
+    model.eval()
     out = model(ids, labels)
     assert set(out) == {"logits", "loss"} and out["logits"].shape == (2, 10, 64)
+    torch.testing.assert_close(chunked["loss"], out["loss"])  # no dropout: the same model function
     # labels are pre-shifted: position t is scored against the token after it
     expect = F.cross_entropy(out["logits"][:, :-1].reshape(-1, 64), ids[:, 1:].reshape(-1))
     torch.testing.assert_close(out["loss"], expect)
@@ -126,3 +133,77 @@ def test_packed_max_seqlen_is_computed_once_per_forward(tiny_config, monkeypatch
     assert len(calls) == 1
     torch.testing.assert_close(got, model(ids, cu_seqlens=cu, max_seqlen=5))
     assert real(cu) == 5
+
+
+def _loss_and_grads(model, **batch):
+    """(loss, {name: grad}) of one training-mode forward + backward (names without torch.compile's prefix)."""
+    model.zero_grad(set_to_none=True)
+    loss = model(**batch)["loss"]
+    loss.backward()
+    return loss.detach(), {n.removeprefix("_orig_mod."): p.grad.clone() for n, p in model.named_parameters()
+                           if p.grad is not None}
+
+
+def _assert_chunked_matches_plain(model, **batch):
+    """The chunked loss (chunks of 5 tokens, not dividing B * S) and every parameter gradient equal the plain
+    path's; fp32 and only the summation order differs, so 1e-5 relative (observed ~1e-7)."""
+    model.train()
+    model.lm_loss, model.lm_loss_chunk_size = "chunked", 5
+    assert set(model(**batch)) == {"loss"}
+    got_loss, got = _loss_and_grads(model, **batch)
+    model.lm_loss = "plain"
+    assert set(model(**batch)) == {"logits", "loss"}
+    want_loss, want = _loss_and_grads(model, **batch)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+    assert got.keys() == want.keys() and len(got) == len(list(model.parameters()))
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_chunked_lm_loss_equals_plain_loss_and_grads(tiny_config, tie):
+    torch.manual_seed(6)
+    model = GPTForCausalLM(tiny_config("gpt", tie_embeddings=tie))
+    ids = torch.randint(1, 64, (3, 9))
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[2, 6:] = False
+    _assert_chunked_matches_plain(model, input_ids=ids, labels=causal_lm_labels(ids, mask), attention_mask=mask)
+
+
+def test_chunked_lm_loss_equals_plain_on_a_packed_batch(tiny_config):
+    torch.manual_seed(7)
+    model = GPTForCausalLM(tiny_config("gpt"))
+    ids = torch.randint(1, 64, (2, 6))
+    cu = torch.tensor([0, 4, 6, 11, 12], dtype=torch.int32)  # documents of 4, 2, 5, 1 tokens over the 12
+    pos = torch.tensor([[0, 1, 2, 3, 0, 1], [0, 1, 2, 3, 4, 0]])
+    labels = torch.roll(ids.reshape(-1), -1).reshape(2, 6)
+    labels.reshape(-1)[cu[1:].long() - 1] = -100  # no target across a document end
+    _assert_chunked_matches_plain(model, input_ids=ids, labels=labels, position_ids=pos, cu_seqlens=cu,
+                                  max_seqlen=5)
+
+
+def test_lm_loss_switch_is_checked(tiny_config):
+    model = GPTForCausalLM(tiny_config("gpt"))
+    model.lm_loss = "fused"
+    ids = torch.randint(0, 64, (1, 4))
+    with pytest.raises(ValueError, match="lm_loss must be 'chunked' or 'plain'"):
+        model(ids, ids)
+    model.lm_loss = "chunked"
+    with pytest.raises(ValueError, match="labels must have the shape"):
+        model(ids, ids[:, :3])
+
+
+def test_compiled_training_step_with_chunked_loss_equals_eager(tiny_config):
+    """torch.compile of the training forward + backward through the chunked loss (one compile, on CPU)."""
+    torch.manual_seed(8)
+    model = GPTForCausalLM(tiny_config("gpt", num_layers=1))
+    model.lm_loss_chunk_size = 7
+    ids = torch.randint(1, 64, (2, 8))
+    labels = causal_lm_labels(ids)
+    want_loss, want = _loss_and_grads(model, input_ids=ids, labels=labels)
+    compiled = torch.compile(model)
+    got_loss, got = _loss_and_grads(compiled, input_ids=ids, labels=labels)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)

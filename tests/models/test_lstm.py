@@ -95,6 +95,37 @@ def test_lm_overfits():
     assert losses[-1] < 0.6 * losses[0], losses[::10]
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_chunked_lm_loss_equals_plain_loss_and_grads(tie):
+    """Training mode: the chunked loss (chunks of 4 tokens, not dividing B * S = 30) and every parameter gradient
+    equal the plain path's (``lm_loss = "plain"``); fp32, only the summation order differs: 1e-5 relative."""
+    torch.manual_seed(5)
+    model = LSTMForCausalLM(lstm_cfg(tie_embeddings=tie))
+    ids = torch.randint(5, 64, (3, 10))
+    labels = torch.roll(ids, -1, dims=1)
+    labels[:, -1] = -100
+    labels[1, :3] = -100
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2, 7:] = False
+    labels[2, 6:] = -100
+
+    def run(mode):
+        model.lm_loss, model.lm_loss_chunk_size = mode, 4
+        model.zero_grad(set_to_none=True)
+        out = model(ids, labels, attention_mask=mask)
+        out["loss"].backward()
+        return set(out), out["loss"].detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    keys_c, loss_c, grads_c = run("chunked")
+    keys_p, loss_p, grads_p = run("plain")
+    assert keys_c == {"loss"} and keys_p == {"logits", "loss"}
+    torch.testing.assert_close(loss_c, loss_p, rtol=1e-5, atol=1e-6)
+    for name, g in grads_p.items():
+        torch.testing.assert_close(grads_c[name], g, rtol=1e-5, atol=1e-6, msg=name)
+    model.eval()
+    assert set(model(ids, labels)) == {"logits", "loss"}  # evaluation keeps the logits
+
+
 @pytest.mark.parametrize("bidir", [False, True])
 def test_classifier_padding_invariance_and_pooling(bidir):
     torch.manual_seed(2)

@@ -1,4 +1,5 @@
-"""Shared heads and losses: the tied LM head, the masked cross-entropy, lm_outputs and last-token pooling."""
+"""Shared heads and losses: the tied LM head, the masked cross-entropy, lm_outputs, the plain / chunked LM-loss
+dispatch (lm_head_outputs) and last-token pooling."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, init_weights, last_token, lm_outputs, masked_cross_entropy
+from bigmodel_fast.nn.heads import lm_head_outputs
 
 
 def test_tied_head_uses_the_embedding_and_owns_nothing():
@@ -54,6 +56,31 @@ def test_lm_outputs_checks_label_shape():
     assert set(lm_outputs(logits, torch.zeros(2, 3, dtype=torch.long))) == {"logits", "loss"}
     with pytest.raises(ValueError, match=r"labels must have the shape of input_ids \(2, 3\), got \(2, 4\)"):
         lm_outputs(logits, torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_lm_head_outputs_chunks_only_when_training_with_grad_and_labels():
+    torch.manual_seed(0)
+    emb = torch.randn(11, 4, requires_grad=True)
+    head = TiedLMHead(4, 11, tie=True)
+    h = torch.randn(2, 3, 4, requires_grad=True)
+    labels = torch.tensor([[1, IGNORE_INDEX, 3], [10, 0, IGNORE_INDEX]])
+    chunked = lm_head_outputs(head, h, emb, labels, "chunked", training=True, chunk_size=2)
+    assert set(chunked) == {"loss"}
+    plain = lm_head_outputs(head, h, emb, labels, "plain", training=True)
+    assert set(plain) == {"logits", "loss"}
+    torch.testing.assert_close(chunked["loss"], plain["loss"])
+    got = torch.autograd.grad(chunked["loss"], (h, emb))
+    want = torch.autograd.grad(plain["loss"], (h, emb))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    assert set(lm_head_outputs(head, h, emb, labels, "chunked", training=False)) == {"logits", "loss"}
+    assert set(lm_head_outputs(head, h, emb, None, "chunked", training=True)) == {"logits"}
+    with torch.no_grad():
+        assert set(lm_head_outputs(head, h, emb, labels, "chunked", training=True)) == {"logits", "loss"}
+    with pytest.raises(ValueError, match="lm_loss must be 'chunked' or 'plain', got 'fused'"):
+        lm_head_outputs(head, h, emb, labels, "fused", training=True)
+    with pytest.raises(ValueError, match=r"labels must have the shape of input_ids \(2, 3\), got \(2, 2\)"):
+        lm_head_outputs(head, h, emb, labels[:, :2], "chunked", training=True)
 
 
 def test_last_token_right_and_left_padding():
