@@ -8,7 +8,10 @@ Packed batches: every forward also takes ``cu_seqlens`` ((N + 1,) int32/int64 cu
 ``B * S`` tokens, as the loaders emit) and ``max_seqlen``; attention then runs through
 :func:`bigmodel_fast.ops.attention.varlen_attention`, so a token never attends across a sequence (document)
 boundary, and ``attention_mask`` is not used (put padding in its own sequence). The packed path is eager-only
-(under TorchScript it raises) and applies no attention-probability dropout.
+(under TorchScript it raises) and applies no attention-probability dropout. With the ``sdpa`` backend (the CPU
+default) :class:`TransformerStack` turns ``cu_seqlens`` into one (B, 1, S, S) block mask per forward
+(:func:`packed_block_mask`) and every layer runs one dense SDPA call with it instead of the per-sequence loop of
+``varlen_attention``: the same math, documents still isolated (``packed_dense = False`` turns it off).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from torch import Tensor, nn
 
 from bigmodel_fast.nn.embeddings import Embeddings
 from bigmodel_fast.nn.init import init_weights
-from bigmodel_fast.ops.attention import attention, varlen_attention
+from bigmodel_fast.ops.attention import attention, attention_backend, varlen_attention
 
 __all__ = ["MultiHeadAttention", "MLP", "Block", "StackConfig", "TransformerStack", "activation", "key_padding_mask",
-           "packed_attention"]
+           "packed_attention", "packed_block_mask"]
 
 
 def activation(x: Tensor, name: str) -> Tensor:
@@ -84,6 +87,46 @@ def padded_token_index(mask: Tensor) -> Optional[Tensor]:
 def packed_max_seqlen(cu_seqlens: Tensor) -> int:
     """Longest sequence of a packed batch, from ``cu_seqlens`` (N + 1,); one host sync on CUDA."""
     return int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
+
+
+PACKED_MASK_MAX_ELEMENTS = 1 << 26  # largest B * S * S block mask built for packed rows (64 MiB of bool)
+
+
+def packed_block_mask(cu_seqlens: Tensor, batch: int, seq_len: int, max_seqlen: Optional[int] = None,
+                      causal: bool = False) -> Optional[Tensor]:
+    """(B, 1, S, S) bool, True where query and key lie in the same sequence of ``cu_seqlens`` (N + 1,) over the
+    flattened B * S tokens (and, when ``causal``, the key is not after the query), or None when some sequence
+    crosses a row boundary or the mask would exceed :data:`PACKED_MASK_MAX_ELEMENTS` (then the caller keeps the
+    per-sequence ``varlen_attention``).
+
+    Dense attention with this mask computes exactly what ``varlen_attention`` does: a token sees only the tokens
+    of its own sequence (the earlier ones when causal). Built once per forward and shared by every layer.
+    Raises ValueError for ``cu_seqlens`` that do not start at 0, end at B * S and never decrease, or when
+    ``max_seqlen`` is below the longest sequence (the checks of ``varlen_attention``). One host sync.
+    """
+    total = batch * seq_len
+    if batch * seq_len * seq_len > PACKED_MASK_MAX_ELEMENTS:
+        return None
+    if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 2:
+        raise ValueError(f"cu_seqlens must be 1-D with N + 1 >= 2 offsets; got shape {tuple(cu_seqlens.shape)}")
+    cu = cu_seqlens.to(torch.long)
+    lengths = cu[1:] - cu[:-1]  # (N,)
+    rows = torch.arange(0, total + 1, seq_len, device=cu.device)  # (B + 1,) row boundaries
+    # one sync for every check: [starts at 0, ends at T, non-decreasing, row boundaries all present, longest]
+    facts = torch.stack([cu[0] == 0, cu[-1] == total, (lengths >= 0).all(), torch.isin(rows, cu).all()])
+    checks = torch.cat([facts.to(torch.long), lengths.max().view(1)]).tolist()
+    if not all(checks[:3]):
+        raise ValueError(f"cu_seqlens must start at 0, be non-decreasing and end at B * S = {total}; got "
+                         f"{cu_seqlens[:8].tolist()}{'...' if cu.numel() > 8 else ''} (last={int(cu[-1])})")
+    if max_seqlen is not None and checks[4] > max_seqlen:
+        raise ValueError(f"max_seqlen={max_seqlen} but cu_seqlens holds a sequence of {checks[4]}")
+    if not checks[3]:
+        return None
+    seg = torch.searchsorted(cu, torch.arange(total, device=cu.device), right=True).view(batch, seq_len)  # (B, S)
+    mask = seg[:, :, None] == seg[:, None, :]  # (B, S, S)
+    if causal:
+        mask &= torch.ones(seq_len, seq_len, dtype=torch.bool, device=cu.device).tril()
+    return mask.unsqueeze(1)  # (B, 1, S, S)
 
 
 def packed_attention(qkv: Tensor, num_heads: int, num_kv_heads: int, head_dim: int, cu_seqlens: Tensor,
@@ -147,8 +190,10 @@ class MultiHeadAttention(nn.Module):
     ) -> Tensor:
         """x (B, S, E), attn_mask bool broadcastable to (B, H, S, S) (True = attend) -> (B, S, E).
 
-        With ``cu_seqlens`` (packed sequences over the flattened B * S tokens) ``attn_mask`` is ignored and
-        attention stays inside each sequence (:func:`~bigmodel_fast.ops.attention.varlen_attention`).
+        With ``cu_seqlens`` (packed sequences over the flattened B * S tokens) attention stays inside each sequence:
+        through :func:`~bigmodel_fast.ops.attention.varlen_attention` when ``attn_mask`` is None, else ``attn_mask``
+        must be that packing's (B, 1, S, S) block mask, causal part included (:func:`packed_block_mask` with
+        ``causal=self.causal``), and one dense attention call per batch runs with it. Neither applies attention dropout.
 
         With ``token_index`` ((T,) long, the flat positions of the real tokens of a padded (B, S) batch whose
         key-padding mask is ``attn_mask`` (B, 1, 1, S)) x is (1, T, E), only the real tokens: the projections run on
@@ -160,10 +205,11 @@ class MultiHeadAttention(nn.Module):
             qkv = qkv.new_zeros(b * s, qkv.shape[-1]).index_copy(0, token_index, qkv[0]).view(b, s, -1)
         b, s, _ = qkv.shape
         e = self.num_heads * self.head_dim
+        p = self.dropout_p if self.training else 0.0
         if cu_seqlens is not None:
             if torch.jit.is_scripting():  # static under TorchScript: the eager-only branch below is not compiled
                 raise RuntimeError("MultiHeadAttention: packed attention (cu_seqlens) is not supported in TorchScript")
-            else:
+            elif attn_mask is None:
                 y = packed_attention(qkv, self.num_heads, self.num_kv_heads, self.head_dim, cu_seqlens, max_seqlen,
                                      self.causal)
                 return self.out(y)
@@ -172,8 +218,10 @@ class MultiHeadAttention(nn.Module):
         q = qkv[:, :, :q_dim].view(b, s, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, S, D)
         k = qkv[:, :, q_dim : q_dim + kv_dim].view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = qkv[:, :, q_dim + kv_dim :].view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        p = self.dropout_p if self.training else 0.0
-        y = attention(q, k, v, attn_mask, self.causal, None, p)  # (B, H, S, D)
+        if cu_seqlens is not None:  # attn_mask: the packed block mask, causal included; no dropout (as varlen)
+            y = attention(q, k, v, attn_mask, False, None, 0.0)  # (B, H, S, D)
+        else:
+            y = attention(q, k, v, attn_mask, self.causal, None, p)  # (B, H, S, D)
         y = y.transpose(1, 2).reshape(b, s, e)  # (B, S, E)
         if token_index is not None:
             y = y.reshape(b * s, e).index_select(0, token_index).unsqueeze(0)  # (1, T, E)
@@ -293,6 +341,8 @@ class TransformerStack(nn.Module):
         )
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if pre_ln else None
         self.unpad = True  # training: run padded batches on their real tokens only (see forward)
+        self.causal = causal
+        self.packed_dense = True  # sdpa backend: packed rows run dense attention with a block mask (see forward)
 
     def reset_parameters(self) -> None:
         """(Re-)initialise every submodule with ``init_weights(m, cfg.initializer_range)``."""
@@ -317,7 +367,9 @@ class TransformerStack(nn.Module):
                 (``ValueError`` otherwise).
             position_ids: (B, S) or (S,) long, default 0..S-1 (restart them per document in packed rows).
             cu_seqlens: optional (N + 1,) int32/int64 cumulative sequence lengths over the flattened B * S tokens
-                (packed documents); attention then never crosses a boundary and ``attention_mask`` is unused.
+                (packed documents); attention then never crosses a boundary and ``attention_mask`` is unused. With
+                the ``sdpa`` backend and every row boundary in ``cu_seqlens`` (what the loaders emit) the layers run
+                dense SDPA with one (B, 1, S, S) block mask (:func:`packed_block_mask`), else ``varlen_attention``.
             max_seqlen: longest sequence in ``cu_seqlens`` (computed from it when None).
 
         Returns:
@@ -340,6 +392,14 @@ class TransformerStack(nn.Module):
         if token_index is not None:
             b, s, e = x.shape
             x = x.reshape(b * s, e).index_select(0, token_index).unsqueeze(0)  # (1, T, E): real tokens only
+        if torch.jit.is_scripting():  # static under TorchScript (packed attention raises there anyway)
+            pass
+        else:
+            if cu_seqlens is not None and self.packed_dense and attention_backend(x.device) == "sdpa":
+                # one dense SDPA call per layer with a block mask built once here, instead of a Python loop over
+                # the documents (whose slice backward also rewrites the whole (T, H, D) gradient per document)
+                mask = packed_block_mask(cu_seqlens, input_ids.shape[0], input_ids.shape[1], max_seqlen,
+                                         self.causal)
         for layer in self.layers:
             x = layer(x, mask, cu_seqlens, max_seqlen, token_index)
         norm = self.final_norm

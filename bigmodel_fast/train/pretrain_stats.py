@@ -225,6 +225,12 @@ def format_summary(s: dict) -> str:
     """The summary :func:`~.pretrain.pretrain` returns as one block of lines (what ``bmf pretrain`` prints)."""
     lines = [f"pretrain {s.get('arch', '')}: steps {s['start_step']} -> {s['steps']}, {s['tokens']:,} tokens in "
              f"{s['train_seconds']:.1f} s of training: {_num(s['tokens_per_s'], ',.0f')} tokens/s (run average)"]
+    if s.get("tflops") is not None:
+        speed = f"  {s['tflops']:.3g} model TFLOP/s ({s['flops_per_token'] / 1e6:,.1f} MFLOP per token)"
+        speed += f", MFU {100 * s['mfu']:.1f}% of {s['peak_tflops']:g} TFLOP/s" if s.get("mfu") is not None else ""
+        if s.get("world_size", 1) > 1:
+            speed += f"; {s['world_size']} ranks ({s['parallel']}), global batch {s['global_batch']}"
+        lines.append(speed)
     if "train_loss" in s:
         train = f"  train (last log window): loss {_num(s['train_loss'], '.4f')}"
         if "mlm_loss" in s:
@@ -239,5 +245,7 @@ def format_summary(s: dict) -> str:
         lines.append(f"  held-out: {s['no_heldout']}")
     if s.get("skipped_nonfinite"):
         lines.append(f"  non-finite steps skipped: {s['skipped_nonfinite']}")
+    if s.get("grad_scaler_skipped"):
+        lines.append(f"  fp16 steps skipped by the GradScaler after an overflow: {s['grad_scaler_skipped']}")
     lines.append(f"  checkpoint {s['checkpoint']}; metrics {s['metrics']} (last record: this summary)")
     return "\n".join(lines)

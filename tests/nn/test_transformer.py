@@ -148,3 +148,80 @@ def test_block_scriptable():
     x = torch.randn(2, 6, 32)
     mask = key_padding_mask(torch.tensor([[True] * 6, [True] * 4 + [False] * 2]))
     torch.testing.assert_close(scripted(x, mask), blk(x, mask), atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ packed rows: dense block mask vs varlen loop
+def _packed_stack(causal: bool, type_vocab: int):
+    from types import SimpleNamespace
+
+    from bigmodel_fast.nn.transformer import TransformerStack
+
+    cfg = SimpleNamespace(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, num_kv_heads=None,
+                          intermediate_size=32, max_position=16, dropout=0.0, layer_norm_eps=1e-5,
+                          initializer_range=0.02, use_pre_ln=lambda: causal)
+    torch.manual_seed(7)
+    stack = TransformerStack(cfg, causal=causal, type_vocab_size=type_vocab, embedding_layer_norm=not causal)
+    stack.reset_parameters()
+    return stack
+
+
+def test_packed_block_mask_marks_same_sequence_pairs():
+    from bigmodel_fast.nn.transformer import packed_block_mask
+
+    cu = torch.tensor([0, 2, 4, 5, 8], dtype=torch.int32)  # rows of 4: [2, 2] and [1, 3]
+    mask = packed_block_mask(cu, 2, 4)
+    seg = torch.tensor([[0, 0, 1, 1], [2, 3, 3, 3]])
+    assert mask.shape == (2, 1, 4, 4) and mask.dtype == torch.bool
+    assert torch.equal(mask[:, 0], seg[:, :, None] == seg[:, None, :])
+    assert not mask[0, 0, 0, 2] and mask[1, 0, 3, 1]
+    causal = packed_block_mask(cu, 2, 4, causal=True)
+    assert torch.equal(causal, mask & torch.ones(4, 4, dtype=torch.bool).tril())
+    # a sequence over a row boundary (4): no per-row mask can express it -> None (the varlen loop is used)
+    assert packed_block_mask(torch.tensor([0, 3, 8]), 2, 4) is None
+    with pytest.raises(ValueError, match="cu_seqlens"):
+        packed_block_mask(torch.tensor([0, 3, 7]), 2, 4)
+    with pytest.raises(ValueError, match="max_seqlen"):
+        packed_block_mask(cu, 2, 4, max_seqlen=2)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_packed_dense_path_equals_varlen_loop_and_isolates_documents(causal):
+    """Stack output and gradients with the block mask (packed_dense) equal the per-sequence varlen loop, and each
+    document's hidden states equal running that document alone (no attention across documents)."""
+    stack = _packed_stack(causal, type_vocab=0 if causal else 2).train()  # dropout 0: train mode is deterministic
+    ids = torch.randint(0, 50, (2, 8))
+    cu = torch.tensor([0, 3, 8, 9, 12, 16], dtype=torch.int32)  # row 0: 3 + 5, row 1: 1 + 3 + 4
+    pos = torch.cat([torch.arange(n) for n in (cu[1:] - cu[:-1]).tolist()]).view(2, 8)
+    outs, grads = [], []
+    for dense in (True, False):
+        stack.packed_dense = dense
+        stack.zero_grad()
+        y = stack(ids, position_ids=pos, cu_seqlens=cu)  # (2, 8, 16)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.detach())
+        grads.append([p.grad.clone() for p in stack.parameters() if p.grad is not None])
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    flat_ids, flat_out = ids.reshape(-1), outs[0].reshape(-1, 16)
+    stack.eval()
+    for a, b in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        alone = stack(flat_ids[a:b][None], position_ids=torch.arange(b - a))[0]  # (L, E)
+        torch.testing.assert_close(flat_out[a:b], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_dense_path_runs_one_attention_call_per_layer(monkeypatch):
+    import bigmodel_fast.nn.transformer as tr
+
+    stack = _packed_stack(True, type_vocab=0).eval()
+    calls = {"dense": 0, "varlen": 0}
+    real_dense, real_varlen = tr.attention, tr.varlen_attention
+    monkeypatch.setattr(tr, "attention", lambda *a, **k: calls.__setitem__("dense", calls["dense"] + 1)
+                        or real_dense(*a, **k))
+    monkeypatch.setattr(tr, "varlen_attention", lambda *a, **k: calls.__setitem__("varlen", calls["varlen"] + 1)
+                        or real_varlen(*a, **k))
+    cu = torch.tensor([0, 3, 8, 9, 12, 16])
+    stack(torch.randint(0, 50, (2, 8)), cu_seqlens=cu)
+    assert calls == {"dense": 2, "varlen": 0}
+    stack(torch.randint(0, 50, (2, 8)), cu_seqlens=torch.tensor([0, 5, 16]))  # crosses the row boundary 8
+    assert calls == {"dense": 2, "varlen": 2}

@@ -94,3 +94,23 @@ def test_compile_auto_is_cuda_only_and_modes_are_checked():
         PretrainConfig(data="d", out="o", compile="fast")
     with pytest.raises(ValueError, match="peak_tflops must be > 0"):
         PretrainConfig(data="d", out="o", peak_tflops=-1.0)
+
+
+def test_metrics_log_tflops_and_mfu_only_with_a_peak(tiny_data, tmp_path):
+    """On CPU the achieved TFLOP/s is logged; MFU only when --peak-tflops gives a peak (then MFU = TFLOP/s / peak,
+    the peak of all ranks' devices)."""
+    from bigmodel_fast.train.flops import training_flops_per_token
+
+    plain = pretrain(tiny_config(tiny_data, tmp_path / "a", max_steps=3, eval_every=1000))
+    peaked = pretrain(tiny_config(tiny_data, tmp_path / "b", max_steps=3, eval_every=1000, peak_tflops=0.5))
+    windows = [r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "lr" in r]
+    assert all(r["tflops"] > 0 and r["mfu"] is None for r in windows)
+    for r in (r for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if "lr" in r):
+        assert r["mfu"] == pytest.approx(r["tflops"] / 0.5, rel=1e-5)
+        assert r["tflops"] == pytest.approx(r["window_tokens_per_s"] * peaked["flops_per_token"] / 1e12, rel=1e-3)
+    assert plain["mfu"] is None and plain["peak_source"].startswith("no peak known for CPU")
+    assert peaked["peak_tflops"] == 0.5 and peaked["mfu"] == pytest.approx(peaked["tflops"] / 0.5, rel=1e-5)
+    cfg = ckpt.read_meta(tmp_path / "a" / "checkpoint")[0]
+    from bigmodel_fast.models.config import ModelConfig
+
+    assert plain["flops_per_token"] == training_flops_per_token(ModelConfig.from_dict(cfg), 32, 0.15, True)
