@@ -18,9 +18,7 @@ first ``--warmup`` steps are not counted; the median is reported, with the load 
 - ``bmf``: ``build_pretraining_model`` and ``build_optimizer`` (fused AdamW, decay on matrices only), its defaults
   (GPT: packed with ``cu_seqlens``; BERT: padded batches run unpadded). Rows ``bmf, pack off`` (GPT: plain causal
   rows, like the others), ``bmf, varlen loop`` (GPT: ``packed_dense = False``, the per-document loop of
-  ``ops.attention.varlen_attention`` - what bmf did before the block mask), ``bmf, varlen split/cat (prototype)``
-  (the loop with ``torch.split`` / ``torch.cat`` instead of slice assignment: a proposed ``ops/attention.py`` change,
-  monkeypatched here), ``bmf, unpad off`` (BERT).
+  ``ops.attention.varlen_attention`` - what bmf did before the block mask), ``bmf, unpad off`` (BERT).
 - ``transformers``: the HF model with ``attn_implementation="sdpa"``, ``torch.optim.AdamW`` defaults (foreach), and
   ``transformers, fused AdamW``.
 - ``minimal GPT``: ``minimal_gpt.MinimalGPT`` with fused AdamW.
@@ -49,7 +47,6 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from minimal_gpt import MinimalGPT, MinimalGPTConfig  # noqa: E402
 
-import bigmodel_fast.ops.attention as bmf_attention  # noqa: E402
 from bigmodel_fast.data.loader import TokenLoader  # noqa: E402
 from bigmodel_fast.data.shards import write_shard  # noqa: E402
 from bigmodel_fast.models import build_pretraining_model  # noqa: E402
@@ -88,50 +85,24 @@ def batches(shards: Path, mode: str, n: int) -> list[dict]:
         return [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in loader.batch(i).items()} for i in range(n)]
 
 
-def varlen_split_cat(q, k, v, cu_seqlens, max_seqlen, causal=False, scale=None, dense_backend="reference"):
-    """Prototype of ``ops.attention.varlen_attention_reference``: per-sequence dense attention, inputs cut by one
-    ``split`` and the output joined by one ``cat`` (backward: one SplitBackward per tensor instead of a full-size
-    gradient per sequence slice)."""
-    offs = [int(x) for x in cu_seqlens.tolist()]
-    lengths = [b - a for a, b in zip(offs, offs[1:])]
-    dense = bmf_attention.attention_reference if dense_backend == "reference" else bmf_attention.attention_sdpa
-    outs = []
-    for qs, ks, vs in zip(q.split(lengths), k.split(lengths), v.split(lengths)):
-        if qs.shape[0] == 0:
-            outs.append(qs)
-            continue
-        y = dense(qs.transpose(0, 1)[None], ks.transpose(0, 1)[None], vs.transpose(0, 1)[None], None, causal, scale,
-                  0.0)
-        outs.append(y[0].transpose(0, 1))  # (L, H, D)
-    return torch.cat(outs)
-
-
 class Contender:
     """A model, its optimizer and ``loss(batch)``; ``step(batch, bf16)`` times one whole training step."""
 
-    def __init__(self, name, model, opt, loss_fn, patch=None):
-        self.name, self.model, self.opt, self.loss_fn, self.patch = name, model.train(), opt, loss_fn, patch
+    def __init__(self, name, model, opt, loss_fn):
+        self.name, self.model, self.opt, self.loss_fn = name, model.train(), opt, loss_fn
         self.times: list[float] = []
         self.params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
     def step(self, batch: dict, bf16: bool) -> float:
-        saved = None
-        if self.patch is not None:
-            saved = bmf_attention.varlen_attention_reference
-            bmf_attention.varlen_attention_reference = self.patch
-        try:
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = self.loss_fn(self.model, batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            value = loss.item()
-            self.times.append(time.perf_counter() - t0)
-        finally:
-            if saved is not None:
-                bmf_attention.varlen_attention_reference = saved
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = self.loss_fn(self.model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        value = loss.item()
+        self.times.append(time.perf_counter() - t0)
         return value
 
 
@@ -143,16 +114,22 @@ def bmf_optimizer(model):
     return build_optimizer(model, OptimConfig(lr=LR, weight_decay=WD))
 
 
+def bmf_pretraining_model(arch: str, e: int, n_layers: int, h: int, **backbone_attrs):
+    """bmf's pretraining model of ``arch`` at this size (seed 0), with ``backbone_attrs`` set on its backbone."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, vocab_size=VOCAB, hidden_size=e, num_layers=n_layers, num_heads=h,
+                      intermediate_size=4 * e, max_position=SEQ)
+    m = build_pretraining_model(cfg)
+    for name, value in backbone_attrs.items():
+        setattr(m.backbone, name, value)
+    return m
+
+
 def gpt_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     def bmf_model(packed_dense: bool = True):
-        torch.manual_seed(0)
-        cfg = ModelConfig(arch="gpt", vocab_size=VOCAB, hidden_size=e, num_layers=n_layers, num_heads=h,
-                          intermediate_size=4 * e, max_position=SEQ)
-        m = build_pretraining_model(cfg)
-        m.backbone.packed_dense = packed_dense
-        return m
+        return bmf_pretraining_model("gpt", e, n_layers, h, packed_dense=packed_dense)
 
     def packed(m, b):
         return m(b["input_ids"], b["labels"], position_ids=b["position_ids"], cu_seqlens=b["cu_seqlens"],
@@ -182,8 +159,6 @@ def gpt_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
     out.append(Contender("bmf, pack off", m, bmf_optimizer(m), plain))
     m = bmf_model(packed_dense=False)
     out.append(Contender("bmf, varlen loop", m, bmf_optimizer(m), packed))
-    m = bmf_model(packed_dense=False)
-    out.append(Contender("bmf, varlen split/cat (prototype)", m, bmf_optimizer(m), packed, patch=varlen_split_cat))
     m = hf_model()
     out.append(Contender("transformers", m, user_adamw(m, False), hf_loss))
     m = hf_model()
@@ -197,12 +172,7 @@ def bert_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
     from transformers import BertConfig, BertForPreTraining
 
     def bmf_model(unpad: bool = True):
-        torch.manual_seed(0)
-        cfg = ModelConfig(arch="bert", vocab_size=VOCAB, hidden_size=e, num_layers=n_layers, num_heads=h,
-                          intermediate_size=4 * e, max_position=SEQ)
-        m = build_pretraining_model(cfg)
-        m.backbone.unpad = unpad
-        return m
+        return bmf_pretraining_model("bert", e, n_layers, h, unpad=unpad)
 
     def bmf_loss(m, b):
         return m(b["input_ids"], b["token_type_ids"], b["attention_mask"], b["mlm_labels"], b["nsp_labels"])["loss"]

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from bigmodel_fast.models import registry
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.nn import init_weights
+from bigmodel_fast.nn.dropout import Dropout
 
 __all__ = ["SequenceClassifier"]
 
@@ -42,7 +43,7 @@ class SequenceClassifier(nn.Module):
                                  f"backbone; register it with backbone=<its backbone class>")
             backbone = spec.backbone(cfg)
         self.backbone = backbone  # has pool(hidden, attention_mask); output_size when not hidden_size wide
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.classifier = nn.Linear(getattr(backbone, "output_size", cfg.hidden_size), cfg.num_labels)
         init_weights(self.classifier, cfg.initializer_range)
 

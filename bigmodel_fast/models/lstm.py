@@ -15,6 +15,7 @@ from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
 from bigmodel_fast.nn import TiedLMHead, init_weights, last_token
+from bigmodel_fast.nn.dropout import Dropout
 from bigmodel_fast.nn.heads import lm_head_outputs
 from bigmodel_fast.nn.lstm import LSTM
 
@@ -44,7 +45,7 @@ class LSTMModel(nn.Module):
         self.hidden_size = cfg.hidden_size
         self.output_size = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         self.embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.lstm = LSTM(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
                          dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, bidirectional=cfg.bidirectional)
         init_weights(self.embeddings, cfg.initializer_range)
@@ -103,7 +104,7 @@ class LSTMForCausalLM(nn.Module):
                              "(config field bidirectional must be false)")
         self.cfg = cfg
         self.backbone = LSTMModel(cfg)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.lm_head = TiedLMHead(cfg.hidden_size, cfg.vocab_size, tie=cfg.tie_embeddings)
         init_weights(self.lm_head, cfg.initializer_range)
 

@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from bigmodel_fast.nn.dropout import Dropout
+
 
 class Embeddings(nn.Module):
     """Sum of word, learned absolute position and (optionally) segment embeddings.
@@ -50,7 +52,7 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(max_position, hidden_size)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size > 0 else None
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

@@ -84,3 +84,17 @@ def test_eval_mode_keeps_padded_positions():
     with torch.no_grad():
         hidden = model.backbone(ids, mask)
     assert hidden[~mask].abs().sum() > 0  # the padded path computes every position
+
+
+def test_cpu_half_precision_keeps_the_padded_path(monkeypatch):
+    """bf16 autocast on CPU does not unpad (measured slower there); fp32 on the same batch does."""
+    model = build_model(_cfg("bert"), "pretrain").train()
+    ids, mask = _batch()
+    calls = []
+    real_fn = transformer.padded_token_index
+    monkeypatch.setattr(transformer, "padded_token_index", lambda m: calls.append(1) or real_fn(m))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.backbone(ids, mask)
+    assert calls == []
+    model.backbone(ids, mask)
+    assert calls == [1]
