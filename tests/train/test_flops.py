@@ -155,11 +155,17 @@ def test_peak_on_cuda_reads_the_device_name(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     assert peak_tflops("cuda", "auto")[0] == 989.0
     assert peak_tflops("cuda:0", "fp16")[0] == 989.0
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "highest")
-    assert peak_tflops("cuda", "off")[0] == 67.0
-    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
-    assert peak_tflops("cuda", "off")[0] == 494.5
+    # set and restored by hand: cuBLAS's flags are served by the module's __getattr__, which some pytest versions'
+    # monkeypatch does not see (it then deletes the attribute at teardown and fails)
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "highest")
+        assert peak_tflops("cuda", "off")[0] == 67.0
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+        assert peak_tflops("cuda", "off")[0] == 494.5
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
     with pytest.raises(ValueError, match="amp"):
         peak_tflops("cuda", "int8")
 
