@@ -114,6 +114,15 @@ def bmf_optimizer(model):
     return build_optimizer(model, OptimConfig(lr=LR, weight_decay=WD))
 
 
+def build_contenders(specs) -> list[Contender]:
+    """``Contender(name, model, optimizer(model), loss)`` for each ``(name, build_model, optimizer, loss)``."""
+    out = []
+    for name, build, optimizer, loss in specs:
+        model = build()
+        out.append(Contender(name, model, optimizer(model), loss))
+    return out
+
+
 def bmf_pretraining_model(arch: str, e: int, n_layers: int, h: int, **backbone_attrs):
     """bmf's pretraining model of ``arch`` at this size (seed 0), with ``backbone_attrs`` set on its backbone."""
     torch.manual_seed(0)
@@ -152,20 +161,14 @@ def gpt_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
         torch.manual_seed(0)
         return MinimalGPT(MinimalGPTConfig(VOCAB, e, n_layers, h, SEQ, 4 * e))
 
-    out = []
-    m = bmf_model()
-    out.append(Contender("bmf", m, bmf_optimizer(m), packed))
-    m = bmf_model()
-    out.append(Contender("bmf, pack off", m, bmf_optimizer(m), plain))
-    m = bmf_model(packed_dense=False)
-    out.append(Contender("bmf, varlen loop", m, bmf_optimizer(m), packed))
-    m = hf_model()
-    out.append(Contender("transformers", m, user_adamw(m, False), hf_loss))
-    m = hf_model()
-    out.append(Contender("transformers, fused AdamW", m, user_adamw(m, True), hf_loss))
-    m = mini_model()
-    out.append(Contender("minimal GPT", m, user_adamw(m, True), lambda mm, b: mm(b["input_ids"], b["labels"])[1]))
-    return out
+    return build_contenders([
+        ("bmf", bmf_model, bmf_optimizer, packed),
+        ("bmf, pack off", bmf_model, bmf_optimizer, plain),
+        ("bmf, varlen loop", lambda: bmf_model(packed_dense=False), bmf_optimizer, packed),
+        ("transformers", hf_model, lambda m: user_adamw(m, False), hf_loss),
+        ("transformers, fused AdamW", hf_model, lambda m: user_adamw(m, True), hf_loss),
+        ("minimal GPT", mini_model, lambda m: user_adamw(m, True), lambda m, b: m(b["input_ids"], b["labels"])[1]),
+    ])
 
 
 def bert_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
@@ -188,16 +191,12 @@ def bert_contenders(e: int, n_layers: int, h: int) -> list[Contender]:
                  attention_mask=b["attention_mask"].long(), labels=b["mlm_labels"],
                  next_sentence_label=b["nsp_labels"]).loss
 
-    out = []
-    m = bmf_model()
-    out.append(Contender("bmf", m, bmf_optimizer(m), bmf_loss))
-    m = bmf_model(unpad=False)
-    out.append(Contender("bmf, unpad off", m, bmf_optimizer(m), bmf_loss))
-    m = hf_model()
-    out.append(Contender("transformers", m, user_adamw(m, False), hf_loss))
-    m = hf_model()
-    out.append(Contender("transformers, fused AdamW", m, user_adamw(m, True), hf_loss))
-    return out
+    return build_contenders([
+        ("bmf", bmf_model, bmf_optimizer, bmf_loss),
+        ("bmf, unpad off", lambda: bmf_model(unpad=False), bmf_optimizer, bmf_loss),
+        ("transformers", hf_model, lambda m: user_adamw(m, False), hf_loss),
+        ("transformers, fused AdamW", hf_model, lambda m: user_adamw(m, True), hf_loss),
+    ])
 
 
 def hf_sdpa(cls, cfg):

@@ -19,6 +19,7 @@ seqeval's, so the floats are equal, not just close. ``token_accuracy`` is the sh
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -29,17 +30,17 @@ MODES = ("default", "strict")
 Entity = tuple[int, str, int, int]  # (sentence, type, first token, last token)
 
 
-def _runs(bio: Sequence[str], sent: int, strict_iob2: bool) -> list[Entity]:
-    """Maximal ``B-X I-X*`` runs of ``bio``; with ``strict_iob2`` an ``I-`` outside a run is skipped (it is
-    already a start in the BIO that :func:`to_bio` returns, so the flag only matters for raw tags)."""
+def _runs(bio: Sequence[str], sent: int) -> list[Entity]:
+    """Maximal ``B-X I-X*`` runs; an ``I-`` that continues no run belongs to none (strict IOB2; the BIO that
+    :func:`to_bio` returns for the default mode has no such ``I-``)."""
     out: list[Entity] = []
     start, typ = -1, ""
     for i, tag in enumerate([*bio, "O"]):
         prefix, t = split_tag(tag)
         if start >= 0 and not (prefix == "I" and t == typ):
             out.append((sent, typ, start, i - 1))
-            start, typ = -1, ""
-        if prefix == "B" or (prefix == "I" and start < 0 and not strict_iob2):
+            start = -1
+        if prefix == "B":
             start, typ = i, t
     return out
 
@@ -51,13 +52,13 @@ def entities(sentences: Sequence[Sequence[str]], mode: str = "default") -> list[
     out: list[Entity] = []
     for sent, tags in enumerate(sentences):
         if mode == "default":
-            out += _runs(to_bio(tags, "bioes")[0], sent, strict_iob2=False)
+            tags = to_bio(tags, "bioes")[0]
         else:
             for tag in tags:
                 prefix, _ = split_tag(tag)
                 if prefix not in ("O", "B", "I"):
                     raise ValueError(f"strict IOB2: tag {tag!r} has prefix {prefix!r}; allowed: B, I, O")
-            out += _runs(tags, sent, strict_iob2=True)
+        out += _runs(tags, sent)
     return out
 
 
@@ -95,9 +96,8 @@ def entity_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str
     true = set(entities(y_true, mode))
     pred = set(entities(y_pred, mode))
     types = sorted({e[1] for e in true} | {e[1] for e in pred})
-    tp = np.array([len({e for e in true if e[1] == t} & {e for e in pred if e[1] == t}) for t in types], np.int64)
-    n_pred = np.array([sum(1 for e in pred if e[1] == t) for t in types], np.int64)
-    n_true = np.array([sum(1 for e in true if e[1] == t) for t in types], np.int64)
+    hits, n_p, n_t = (Counter(e[1] for e in group) for group in (true & pred, pred, true))  # per type
+    tp, n_pred, n_true = (np.array([c[t] for t in types], np.int64) for c in (hits, n_p, n_t))
     p, r, f = _prf(tp, n_pred, n_true)
     out: dict = {"mode": mode, "per_type": {t: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                                  "support": int(n_true[i])} for i, t in enumerate(types)}}

@@ -19,6 +19,8 @@ Reference: :func:`dropout_reference` (``F.dropout``), used by the tests for the 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,9 +38,7 @@ def drop_probability(p: float) -> float:
 def dropout_mask(shape: torch.Size, p: float, device: torch.device) -> Tensor:
     """Bool mask of ``shape`` on ``device``, True (keep) with probability ``1 - drop_probability(p)`` per element,
     independent across elements: four 16-bit lanes per random int64 word of torch's default generator."""
-    n = 1
-    for d in shape:
-        n *= int(d)
+    n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)
     lanes = words.view(torch.int16)[:n]  # (n,) uniform in [-32768, 32767]
     threshold = round(p * _LANES) - _LANES // 2

@@ -9,6 +9,12 @@ import pytest
 from bigmodel_fast.data.token_windows import IGNORE_INDEX, label_subtokens, owner_windows, window_spans
 
 
+def test_ignore_index_is_the_losses_one():
+    from bigmodel_fast.nn import IGNORE_INDEX as LOSS_IGNORE_INDEX  # the data layer keeps its own copy (no torch)
+
+    assert IGNORE_INDEX == LOSS_IGNORE_INDEX
+
+
 def test_labels_go_on_first_subtokens():
     ids, targets, word_of = label_subtokens([[5], [6, 7, 8], [9, 10]], [1, 2, 0])
     assert ids == [5, 6, 7, 8, 9, 10]
