@@ -55,3 +55,27 @@ def predict_logits_long(model, seqs: list[list[int]], owner: list[int], n: int, 
     if len(seqs) == n and list(owner) == list(range(n)):
         return logits
     return pool_mean(logits, owner, n)
+
+
+def predict_token_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, device,
+                         amp: str = "auto") -> list[torch.Tensor]:
+    """Per sequence, its (len, C) float32 logits on the CPU, from a token model ``(input_ids, attention_mask) ->
+    (B, S, C)``; batches are formed from length-sorted sequences like :func:`predict_logits`."""
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    out: list = [None] * len(seqs)
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
+        with autocast_for(device, amp):
+            logits = model(ids.to(device), mask.to(device)).float().cpu()
+        if logits.dim() != 3 or logits.shape[:2] != ids.shape:
+            raise ValueError(f"a token model must return (B, S, C) logits for (B, S) = {tuple(ids.shape)} inputs, "
+                             f"got shape {tuple(logits.shape)}")
+        for row, i in enumerate(idx):
+            out[i] = logits[row, : len(seqs[i])]
+    if was_training:
+        model.train()
+    return out

@@ -31,9 +31,22 @@ class EvaluateConfig:
     label_field: str = setting("label")
     batch_size: int = batch_size_field()
     device: str = device_field()
+    plots: str | None = setting(None, metavar="DIR", help="write figures here (confusion matrix, ROC and PR curves; "
+                                                          "token models: per-type P/R/F1 bars, tag confusion); "
+                                                          "needs the plots extra")
+    baseline: str | None = setting(None, metavar="TRAIN_FILE",
+                                   help="also fit a baseline on this training file and report it beside the model: "
+                                        "TF-IDF (word + char n-grams) + logistic regression for classifiers, the "
+                                        "most-frequent-tag tagger for token models")
 
     def __post_init__(self):
         check_fields(self)
+        if self.plots is not None:
+            from ..optional import require
+
+            require("matplotlib", "plots", "--plots")
+        if self.baseline is not None and not Path(self.baseline).is_file():
+            raise ValueError(f"--baseline {self.baseline}: no such file; expected the training file of the model")
 
 
 def check_report_path(out: str | Path) -> Path:
@@ -78,7 +91,9 @@ def task_of(problem_type: str) -> str:
 
 def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None = EvaluateConfig.out,
              text_field: str = EvaluateConfig.text_field, label_field: str = EvaluateConfig.label_field,
-             batch_size: int = EvaluateConfig.batch_size, device: str = EvaluateConfig.device) -> dict:
+             batch_size: int = EvaluateConfig.batch_size, device: str = EvaluateConfig.device,
+             plots: str | Path | None = EvaluateConfig.plots, baseline: str | Path | None = EvaluateConfig.baseline,
+             ) -> dict:
     """Metrics of ``model_path`` on ``data`` by the model's problem type (``"problem_type"`` in the report):
 
     - single_label: accuracy, per-class and macro P/R/F1, confusion matrix, ROC AUC (:func:`classification_report`);
@@ -89,9 +104,23 @@ def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None
 
     Texts longer than the model's ``max_len`` are fed as its ``long_text`` setting says (chunks: mean of the
     windows' logits). The data and ``out`` are checked before the model is loaded. Undefined metrics (ROC AUC of a
-    class absent from the data) are NaN in the returned dict and ``null`` in the JSON report."""
+    class absent from the data) are NaN in the returned dict and ``null`` in the JSON report.
+
+    A token classifier (checkpoint kind ``token_classifier`` or bundle task ``token``) reads ``data`` as tagged
+    sentences and gets entity scores instead (:func:`~.token_evaluate.evaluate_token`).
+
+    ``plots``: a directory for the figures (:mod:`.plots`; their paths in ``report["plots"]``). ``baseline``: a
+    training file on which a baseline is fitted and scored on ``data`` the same way (``report["baseline"]``,
+    :mod:`.baseline`)."""
     if out is not None:
         out = check_report_path(out)
+    from .token_predict import is_token_model
+
+    if is_token_model(model_path):
+        from .token_evaluate import evaluate_token
+
+        return evaluate_token(model_path, data, out=out, batch_size=batch_size, device=device, plots=plots,
+                              baseline=baseline)
     problem_type = peek_problem_type(model_path)
     rows = read_labelled(data, text_field, label_field, task=task_of(problem_type))
     predictor = Predictor(model_path, device=device)
@@ -115,9 +144,33 @@ def evaluate(model_path: str | Path, data: str | Path, *, out: str | Path | None
         y_true = np.array([index[l] for l in rows.labels])
         report = classification_report(y_true, probs.argmax(-1), predictor.labels, probs=probs)
     report.update(model=str(model_path), data=str(data), problem_type=problem_type)
+    if baseline is not None:
+        from .baseline import text_baseline_report
+
+        report["baseline"] = text_baseline_report(baseline, rows.texts, rows.labels, problem_type, predictor.labels,
+                                                  text_field, label_field)
+    if plots is not None:
+        report["plots"] = _plots(plots, problem_type, predictor, rows, probs, report)
     if out is not None:
         write_json(out, report)
     return report
+
+
+def _plots(out_dir, problem_type: str, predictor, rows, probs: np.ndarray, report: dict) -> dict:
+    """The figures of the evaluation in ``out_dir``; ``{name: path}``."""
+    from .plots import write_evaluation_plots
+
+    names = predictor.labels
+    if problem_type == "single_label":
+        index = {name: i for i, name in enumerate(names)}
+        y_true = np.array([index[label] for label in rows.labels])
+    elif problem_type == "multi_label":
+        y_true = np.array([[int(n in ls) for n in names] for ls in rows.labels], dtype=np.int64)
+    else:
+        y_true = np.asarray(rows.labels, dtype=np.float64)
+    figures = write_evaluation_plots(out_dir, problem_type, y_true, probs, names,
+                                     None if problem_type == "regression" else report)
+    return {name: str(f["path"]) for name, f in figures.items()}
 
 
 def _multilabel(predictor, rows, probs: np.ndarray, data) -> dict:
@@ -138,6 +191,19 @@ def _multilabel(predictor, rows, probs: np.ndarray, data) -> dict:
 def format_evaluation(report: dict) -> str:
     """A plain-text table of an :func:`evaluate` report of any problem type."""
     kind = report.get("problem_type", "single_label")
+    if kind == "token":
+        from .token_evaluate import format_token_report
+
+        return format_token_report(report)
+    text = _format_model(report, kind)
+    if "baseline" in report:
+        from .baseline import format_baseline_line
+
+        text += "\n" + format_baseline_line(report, report["baseline"])
+    return text
+
+
+def _format_model(report: dict, kind: str) -> str:
     if kind == "regression":
         return (f"regression on {report['examples']} examples: mse {report['mse']:.6g}  mae {report['mae']:.6g}  "
                 f"pearson {report['pearson']:.4f}  spearman {report['spearman']:.4f}")

@@ -147,17 +147,34 @@ def _write_bundle(target, tokenizer_file: Path, out: Path, format: str) -> None:
                          f"vocab_size {cfg.vocab_size}")
     if target.task == "classify":
         inputs = classify_inputs(bool(classifier_wrap(tok)[0]), target.inference.get("long_text", {}))
+    elif target.task == "token":
+        from ..data.words import boundary_id
+
+        target.inference["token"]["boundary_id"] = boundary_id(tok)
+        inputs = token_inputs(bool(classifier_wrap(tok)[0]))
     else:
         inputs = "prompt ids (no special tokens; empty prompt -> [<s>]), last max_len ids; attention_mask all True"
     write_json(out / BUNDLE_JSON, {
         "bundle_version": BUNDLE_VERSION, "format": format, "task": target.task, "bmf_version": __version__,
         "arch": cfg.arch, "model": model_file.name, "tokenizer": tok_name, "tokenizer_file": tok_name,
         "labels": list(target.labels), "max_len": int(target.max_len), "vocab_size": cfg.vocab_size,
-        "input": inputs, "output": "logits (B, num_labels)" if target.task == "classify" else "logits (B, S, V)",
+        "input": inputs, "output": OUTPUTS[target.task],
         "text_policy": INPUT_POLICY,
         "special_ids": tok.special_ids(),  # {"pad", "unk", "cls", "sep", "mask", "bos", "eos"}: id or null
         **target.inference,  # classify: problem_type, long_text {mode, stride}, thresholds (multi_label)
     })
+
+
+OUTPUTS = {"classify": "logits (B, num_labels)", "lm": "logits (B, S, V)", "token": "logits (B, S, num_labels)"}
+
+
+def token_inputs(wrap: bool) -> str:
+    """bundle.json's "input" description of a token-classifier bundle."""
+    frame = "[CLS] window [SEP]" if wrap else "window"
+    return (f"text -> words (token.words rule) -> sub-token ids per word (leading token.boundary_id dropped, none -> "
+            f"unk) -> windows of at most {'max_len-2' if wrap else 'max_len'} ids overlapping by token.overlap, "
+            f"each {frame}, right-padded with pad_id; a word's tag is the argmax at its first sub-token in the window "
+            f"where that position is farthest from an edge")
 
 
 def classify_inputs(wrap: bool, long_text: dict) -> str:

@@ -13,6 +13,8 @@ specific builder:
 * ``("classify", "*")``: any fine-tuned sequence classifier (BERT, GPT and LSTM backbones today), exported as it
   is: its module keeps the ``(input_ids, attention_mask) -> (B, C)`` forward and is scriptable / exportable
   (register a ``("classify", "<arch>")`` builder if an arch needs a wrapper).
+* ``("token", "*")``: any fine-tuned token classifier, exported as it is (``(B, S, num_labels)`` tag logits); the
+  bundle says how raw text becomes windows (:mod:`bigmodel_fast.data.token_inputs`).
 * ``("lm", "*")``: a causal language model laid out like :class:`~bigmodel_fast.models.GPTForCausalLM`
   (``backbone`` with ``embeddings.word_embeddings``, ``lm_head``), as :class:`~bigmodel_fast.export.gpt.LMForExport`;
   only gpt's pretrain entry names it today.
@@ -34,7 +36,8 @@ from bigmodel_fast.ops.backend import use_backends
 
 __all__ = ["REFERENCE_BACKENDS", "ExportTarget", "TASKS", "load_export_target", "reference_ops", "register_target"]
 
-TASKS = {"classify": "logits (B, num_labels)", "lm": "next-token logits (B, S, vocab_size)"}
+TASKS = {"classify": "logits (B, num_labels)", "lm": "next-token logits (B, S, vocab_size)",
+         "token": "tag logits (B, S, num_labels)"}
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ExportTarget:
     inference: dict = field(default_factory=dict)
 
 
+WORDS_RULE = "bmf-words-1"  # bigmodel_fast.data.words: the text -> words rule the runner implements
 Builder = Callable[[nn.Module, ModelConfig, dict], ExportTarget]
 _BUILDERS: dict[tuple[str, str], Builder] = {}
 
@@ -79,6 +83,16 @@ def _classifier(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
     if spec.problem_type == "multi_label":
         inference["thresholds"] = spec.thresholds
     return ExportTarget(model.eval(), cfg, "classify", int(meta.get("max_len", 128)), labels, inference)
+
+
+@register_target("token")
+def _token_classifier(model: nn.Module, cfg: ModelConfig, meta: dict) -> ExportTarget:
+    from ..data.token_inputs import window_overlap_of
+
+    labels = list(cfg.label_names) or [str(i) for i in range(cfg.num_labels)]
+    inference = {"problem_type": "token", "token": {"overlap": window_overlap_of(meta), "scheme": "bio",
+                                                    "words": WORDS_RULE}}
+    return ExportTarget(model.eval(), cfg, "token", int(meta.get("max_len", 128)), labels, inference)
 
 
 @register_target("lm")

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.models.token_classifier import TokenClassifier
 from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, masked_cross_entropy
 from bigmodel_fast.nn.transformer import activation
 
@@ -149,3 +150,4 @@ class BertForPretraining(nn.Module):
 
 register("bert", "pretrain", BertForPretraining, loader_mode="mlm", export_target=None)
 register("bert", "classify", SequenceClassifier, backbone=BertModel, export_target="classify")
+register("bert", "token_classify", TokenClassifier, backbone=BertModel, export_target="token")

@@ -30,16 +30,18 @@ class SequenceClassifier(nn.Module):
     """
 
     __jit_ignored_attributes__ = ["cfg"]
+    registry_task = "classify"  # the registration whose backbone this head builds
 
     def __init__(self, cfg: ModelConfig, backbone: Optional[nn.Module] = None) -> None:
         super().__init__()
+        who, task = type(self).__name__, self.registry_task
         if cfg.num_labels <= 0:
-            raise ValueError(f"SequenceClassifier needs config field num_labels > 0, got {cfg.num_labels}")
+            raise ValueError(f"{who} needs config field num_labels > 0, got {cfg.num_labels}")
         self.cfg = cfg
         if backbone is None:
-            spec = registry.get(cfg.arch, "classify")
+            spec = registry.get(cfg.arch, task)
             if spec.backbone is None:
-                raise ValueError(f"SequenceClassifier: the 'classify' registration of arch {cfg.arch!r} names no "
+                raise ValueError(f"{who}: the {task!r} registration of arch {cfg.arch!r} names no "
                                  f"backbone; register it with backbone=<its backbone class>")
             backbone = spec.backbone(cfg)
         self.backbone = backbone  # has pool(hidden, attention_mask); output_size when not hidden_size wide

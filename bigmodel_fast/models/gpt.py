@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.models.token_classifier import TokenClassifier
 from bigmodel_fast.nn import IGNORE_INDEX, TiedLMHead, TransformerStack, init_weights, last_token
 from bigmodel_fast.nn.heads import lm_head_outputs
 
@@ -124,3 +125,4 @@ class GPTForCausalLM(nn.Module):
 
 register("gpt", "pretrain", GPTForCausalLM, loader_mode="causal", pack=True, export_target="lm")
 register("gpt", "classify", SequenceClassifier, backbone=GPTModel, export_target="classify")
+register("gpt", "token_classify", TokenClassifier, backbone=GPTModel, export_target="token")

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from bigmodel_fast.models.classifier import SequenceClassifier
 from bigmodel_fast.models.config import ModelConfig
 from bigmodel_fast.models.registry import expect_arch, register
+from bigmodel_fast.models.token_classifier import TokenClassifier
 from bigmodel_fast.nn import TiedLMHead, init_weights, last_token
 from bigmodel_fast.nn.dropout import Dropout
 from bigmodel_fast.nn.heads import lm_head_outputs
@@ -143,3 +144,4 @@ class LSTMClassifier(SequenceClassifier):
 
 register("lstm", "pretrain", LSTMForCausalLM, loader_mode="causal", export_target=None)
 register("lstm", "classify", LSTMClassifier, backbone=LSTMModel, export_target="classify")
+register("lstm", "token_classify", TokenClassifier, backbone=LSTMModel, export_target="token")

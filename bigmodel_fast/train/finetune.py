@@ -35,6 +35,9 @@ from .. import fsio
 from ..config_cli import check_fields, setting
 from ..data.classification import DEFAULT_LABEL_SEP, TASKS, pad_batch, read_labelled
 from ..data.long_text import LONG_TEXT_MODES, check_max_len, encode_long, format_report
+from ..data.token_inputs import DEFAULT_OVERLAP
+from ..data.token_tags import SCHEMES as TAG_SCHEMES
+from ..data.token_tags import VIOLATION_POLICIES
 from ..data.tokenizer_base import load_tokenizer
 from ..inference import predict_logits_long
 from ..models import build_classifier
@@ -52,6 +55,7 @@ from .config_fields import (
     progress_field,
     seed_field,
     skip_nonfinite_field,
+    tensorboard_field,
     tf32_field,
 )
 from .errors import NonFiniteError
@@ -62,6 +66,8 @@ from .optim import FinetuneOptimConfig, OptimConfig, build_optimizer, build_sche
 from .parallel import Parallel
 from .selection import EarlyStopping, hold_out
 from .step import NonFiniteGuard, OptimizerStep
+
+FINETUNE_TASKS = (*TASKS, "token")
 
 
 def _finetune_optim() -> FinetuneOptimConfig:
@@ -84,11 +90,21 @@ class FinetuneConfig:
                                help="optional check: must equal the checkpoint's arch (which is always used)")
     text_field: str = setting("text")
     label_field: str = setting("label")
-    task: str = setting("auto", choices=TASKS,
+    task: str = setting("auto", choices=FINETUNE_TASKS,
                         help="auto: multi-label when a label is a JSON list, else single-label (a classifier "
-                             "--checkpoint: its own problem type); regression: the label is a number")
+                             "--checkpoint: its own problem type); regression: the label is a number; token: "
+                             "token classification (NER) on CoNLL / JSONL tagged sentences")
     label_sep: str = setting(DEFAULT_LABEL_SEP, help="multi-label CSV: the separator of the labels in one field "
                                                      "(a JSON list such as [\"a\", \"b\"] works too)")
+    tag_scheme: str = setting("auto", choices=TAG_SCHEMES,
+                              help="--task token: the tag scheme of the files (auto: BIOES when an E- or S- tag "
+                                   "occurs); held as BIO either way")
+    on_violation: str = setting("repair", choices=VIOLATION_POLICIES,
+                                help="--task token: an I- tag that starts an entity is repaired to B- (seqeval's "
+                                     "default reading) or its sentence is skipped")
+    window_overlap: int = setting(DEFAULT_OVERLAP, min=0,
+                                  help="--task token: sub-tokens shared by consecutive windows of a sentence longer "
+                                       "than --max-len (at most half a window)")
     max_len: int = setting(128, min=1)
     long_text: str = setting("truncate", choices=LONG_TEXT_MODES,
                              help="texts over --max-len: truncate (keep the head), head-tail (first quarter + last "
@@ -123,6 +139,7 @@ class FinetuneConfig:
     compile: str = compile_field()
     activation_checkpointing: bool = activation_checkpointing_field()
     tf32: bool = tf32_field()
+    tensorboard: bool = tensorboard_field()
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -198,6 +215,10 @@ def finetune(cfg: FinetuneConfig) -> dict:
                 fsio.recover_dir(out / "checkpoint")
                 fsio.clean_stale(out / "checkpoint")
             parallel.barrier()
+            if cfg.task == "token":
+                from .finetune_token import finetune_token
+
+                return finetune_token(cfg, out, parallel)
             return _finetune(cfg, out, parallel)
     finally:
         parallel.close()
@@ -306,7 +327,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
     scaler = speed.grad_scaler(device, amp_dtype(device, cfg.amp), 2.0 ** 16)
     total = schedule.total_steps
 
-    log = MetricsLog(out / "metrics.jsonl") if parallel.is_main else NullLog()
+    log = MetricsLog(out / "metrics.jsonl", tensorboard=cfg.tensorboard) if parallel.is_main else NullLog()
     rng = np.random.default_rng(cfg.seed)
     step = 0
     saved: dict = {"step": None}
