@@ -10,6 +10,7 @@
     bmf quickstart all of the above on the embedded sample data
     bmf import-hf  a local Hugging Face BERT / RoBERTa / GPT-2 directory -> bmf checkpoint
     bmf export-hf  bmf checkpoint -> Hugging Face directory (config.json, model.safetensors, tokenizer)
+    bmf plot       training curves (loss, held-out loss, lr, tokens/s, MFU) of run directories as a PNG
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def cmd_evaluate(args) -> int:
 
     cfg = from_args(EvaluateConfig, args)
     report = evaluate(cfg.model, cfg.data, out=cfg.out, text_field=cfg.text_field, label_field=cfg.label_field,
-                      batch_size=cfg.batch_size, device=cfg.device)
+                      batch_size=cfg.batch_size, device=cfg.device, plots=cfg.plots, baseline=cfg.baseline)
     print(format_evaluation(report))
+    if cfg.plots:
+        print(f"wrote {len(report.get('plots', {}))} figures to {cfg.plots}")
     if cfg.out:
         print(f"wrote {cfg.out}")
     return 0
@@ -119,6 +122,7 @@ def cmd_predict(args) -> int:
     from .eval.inputs import InputStats, input_format, output_row, predict_records, show_progress
     from .eval.predict import PredictConfig, Predictor
     from .eval.stream import BatchWriter, StreamStats, check_input, open_input, silence_stdout
+    from .eval.token_predict import TokenPredictor, is_token_model
 
     cfg = from_args(PredictConfig, args)
     if not cfg.text and not cfg.input:
@@ -128,7 +132,7 @@ def cmd_predict(args) -> int:
     fmt = input_format(cfg.input, cfg.format) if cfg.input else "lines"
     if cfg.input:
         check_input(cfg.input)  # before the model is loaded
-    predictor = Predictor(cfg.model, device=cfg.device)
+    predictor = (TokenPredictor if is_token_model(cfg.model) else Predictor)(cfg.model, device=cfg.device)
     stats, input_stats = StreamStats(), InputStats()
     try:
         writer = BatchWriter(predictor, sys.stdout, cfg.batch_size, stats,
@@ -195,12 +199,22 @@ def cmd_export_hf(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .eval.run_plots import PlotConfig, plot_runs
+
+    cfg = from_args(PlotConfig, args)  # checks for matplotlib before reading anything
+    result = plot_runs(cfg.runs, cfg.out)
+    print(f"wrote {result['path']} ({', '.join(result['panels'])})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bmf`` parser. Every subcommand's flags come from its config dataclass (a few hand-written switches
     such as ``--no-progress`` aside)."""
     from .data.prepare import FILTER_GROUP, PrepareConfig
     from .eval.evaluate import EvaluateConfig
     from .eval.predict import PredictConfig
+    from .eval.run_plots import PlotConfig
     from .export.bundle import ExportConfig
     from .generate import GenerateConfig
     from .hf.cli_config import ExportHFConfig, ImportHFConfig
@@ -233,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("import-hf", "import a local Hugging Face BERT / RoBERTa / GPT-2 directory", ImportHFConfig, cmd_import_hf,
          False),
         ("export-hf", "write a bmf checkpoint as a Hugging Face directory", ExportHFConfig, cmd_export_hf, False),
+        ("plot", "training curves of run directories (their metrics.jsonl) as one PNG", PlotConfig, cmd_plot, False),
     ]
     for name, help_text, config, handler, no_progress in commands:
         p = sub.add_parser(name, help=help_text)

@@ -62,3 +62,26 @@ def tiny_classifier(tiny_pretrained, sentiment_small, tmp_path_factory) -> Path:
                                       valid=str(sentiment_small["valid"]), out=str(out), max_len=32, epochs=1,
                                       device="cpu", progress=False))
     return Path(summary["checkpoint"])
+
+
+@pytest.fixture(scope="session")
+def ner_files(tmp_path_factory) -> dict[str, Path]:
+    """Generated NER data: 300 training sentences (JSONL), 60 validation and 60 test sentences (CoNLL)."""
+    from tests.train.ner_data import sentences, write_conll, write_jsonl
+
+    root = tmp_path_factory.mktemp("ner")
+    return {"train": write_jsonl(root / "train.jsonl", sentences(300, 0)),
+            "valid": write_conll(root / "valid.conll", sentences(60, 1)),
+            "test": write_conll(root / "test.conll", sentences(60, 2))}
+
+
+@pytest.fixture(scope="session")
+def tiny_token_classifier(tiny_pretrained, ner_files, tmp_path_factory) -> Path:
+    """A BERT token classifier fine-tuned (4 epochs, max_len 12: long sentences in windows) on `ner_files`."""
+    from bigmodel_fast.train.finetune import FinetuneConfig, finetune
+
+    out = tmp_path_factory.mktemp("token_finetune")
+    summary = finetune(FinetuneConfig(checkpoint=str(tiny_pretrained), train=str(ner_files["train"]),
+                                      valid=str(ner_files["valid"]), out=str(out), task="token", max_len=12,
+                                      window_overlap=4, epochs=4, device="cpu", progress=False))
+    return Path(summary["checkpoint"])

@@ -4,8 +4,10 @@ On the validation set (``--valid`` or the held-out share of train) the selected 
 
 - the majority baseline (single-label: the most frequent training class for every text; multi-label: every label
   for every text, the constant prediction with the best F1; regression: the training mean),
-- TF-IDF (character 1-3-grams) + logistic regression (one-vs-rest for multi-label; ridge regression for
-  regression), fitted on the training split, when scikit-learn is installed (else skipped, and the checks say so),
+- TF-IDF (:func:`bigmodel_fast.eval.baseline.tfidf_vectorizer`: word 1-2-grams, CJK-aware, and character
+  1-3-grams; the featuriser of ``bmf evaluate --baseline`` too) + logistic regression (one-vs-rest for
+  multi-label; ridge regression for regression), fitted on the training split, when scikit-learn is installed
+  (else skipped, and the checks say so),
 
 by the selection score (macro-F1, or MSE for regression). A warning (one line each) is raised when the model
 predicts fewer than all classes, does no better than the majority baseline, or scores below TF-IDF.
@@ -16,19 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..eval.baseline import sklearn_classes, tfidf_vectorizer
 from ..eval.metrics import classification_report, multilabel_report, regression_report
-
-TFIDF_MAX_FEATURES = 200_000
-
-
-def _sklearn():
-    try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression, Ridge
-        from sklearn.multiclass import OneVsRestClassifier
-    except ImportError:
-        return None
-    return TfidfVectorizer, LogisticRegression, Ridge, OneVsRestClassifier
 
 
 def _score(objective, pred: np.ndarray, y: np.ndarray) -> float:
@@ -67,11 +58,11 @@ def majority_score(objective, train_targets: torch.Tensor, valid_targets: torch.
 def tfidf_baseline(objective, train_texts, train_targets: torch.Tensor, valid_texts) -> np.ndarray | None:
     """Predictions of TF-IDF + a linear model fitted on the training texts; None without scikit-learn or when the
     training split has a single class."""
-    sk = _sklearn()
+    sk = sklearn_classes()
     if sk is None:
         return None
-    TfidfVectorizer, LogisticRegression, Ridge, OneVsRestClassifier = sk
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, max_features=TFIDF_MAX_FEATURES)
+    LogisticRegression, Ridge, OneVsRestClassifier = sk["LogisticRegression"], sk["Ridge"], sk["OneVsRestClassifier"]
+    vec = tfidf_vectorizer()
     x_train, x_valid = vec.fit_transform(list(train_texts)), vec.transform(list(valid_texts))
     if objective.problem_type == "single_label":
         y = train_targets.numpy()
@@ -102,7 +93,7 @@ def run_checks(objective, model_logits: torch.Tensor, valid_targets: torch.Tenso
     note = None
     if tfidf is None:
         note = ("scikit-learn is not installed: the TF-IDF + logistic-regression comparison was skipped"
-                if _sklearn() is None else "the training split has one class: no TF-IDF baseline")
+                if sklearn_classes() is None else "the training split has one class: no TF-IDF baseline")
     warnings = []
     never = objective.never_predicted(model_logits)
     if never:
