@@ -57,6 +57,7 @@ def predict_logits_long(model, seqs: list[list[int]], owner: list[int], n: int, 
     return pool_mean(logits, owner, n)
 
 
+@torch.no_grad()
 def predict_token_logits(model, seqs: list[list[int]], pad_id: int, batch_size: int, device,
                          amp: str = "auto") -> list[torch.Tensor]:
     """Per sequence, its (len, C) float32 logits on the CPU, from a token model ``(input_ids, attention_mask) ->

@@ -8,21 +8,47 @@ import pytest
 from bigmodel_fast.cli import main
 
 
+def test_quickstart_ner_smoke_end_to_end(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--task", "ner", "--scale", "smoke", "--out", str(out), "--device", "cpu",
+                 "--no-progress", "--no-compare-random"]) == 0
+    summary = json.loads((out / "quickstart.json").read_text(encoding="utf-8"))
+    assert [c.split()[1] for c in summary["commands"]] == ["prepare", "pretrain", "finetune", "evaluate", "export",
+                                                           "predict"]
+    assert "--task token" in summary["commands"][2]
+    report = json.loads((out / "eval_test.json").read_text(encoding="utf-8"))
+    test = summary["test"]
+    assert test["entity_micro_f1"] == report["entity"]["micro"]["f1"] and test["sentences"] == report["sentences"]
+    assert test["baseline"]["name"] == "most_frequent_tag" and "random_init" not in test
+    assert set(report["entity"]["per_type"]) <= {"PER", "LOC", "ORG"} and report["sentences"] > 100
+    bundle = json.loads((out / "bundle" / "bundle.json").read_text(encoding="utf-8"))
+    assert bundle["task"] == "token" and bundle["labels"][0] == "O"
+    assert "test entity micro-F1" in capsys.readouterr().out
+    assert main(["predict", "--model", str(out / "bundle"), "--text", "江泽民在北京。", "--device", "cpu"]) == 0
+    assert "entities" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 def test_quickstart_smoke_end_to_end(tmp_path, capsys):
     out = tmp_path / "qs"
     assert main(["quickstart", "--scale", "smoke", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     summary = json.loads((out / "quickstart.json").read_text(encoding="utf-8"))
-    assert [c.split()[1] for c in summary["commands"]] == ["prepare", "pretrain", "finetune", "evaluate", "export",
-                                                           "predict"]
-    assert (out / "commands.sh").read_text(encoding="utf-8").count("\nbmf ") == 6
+    assert [c.split()[1] for c in summary["commands"]] == ["prepare", "pretrain", "finetune", "evaluate", "finetune",
+                                                           "evaluate", "export", "predict"]
+    assert (out / "commands.sh").read_text(encoding="utf-8").count("\nbmf ") == 8
     assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["test"]["examples"] > 0
+    # the baseline fitted on the same training file, and the same fine-tuning from a random backbone
+    test = summary["test"]
+    assert test["baseline"]["name"] == "tfidf_lr" and 0.0 <= test["baseline"]["macro_f1"] <= 1.0
+    random_report = json.loads((out / "eval_test_random.json").read_text(encoding="utf-8"))
+    assert test["random_init"]["macro_f1"] == random_report["macro"]["f1"]
+    assert "--baseline" in summary["commands"][3] and "random_init" in summary["commands"][4]
     assert summary["documents"]["train"] > 0 and summary["tokens"]["train"] > 0
     for key in ("pretrain_checkpoint", "classifier_checkpoint", "bundle"):
         assert Path(summary["artefacts"][key]).is_dir(), key
     report = json.loads((out / "eval_test.json").read_text(encoding="utf-8"))
     assert report["accuracy"] == summary["test"]["accuracy"]
     printed = capsys.readouterr().out
-    assert "test accuracy" in printed and "bundle" in printed
+    assert "test accuracy" in printed and "bundle" in printed and "random backbone" in printed
 
     # predict from the bundle through the CLI
     assert main(["predict", "--model", str(out / "bundle"), "--text", "很好", "--device", "cpu"]) == 0

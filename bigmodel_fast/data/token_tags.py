@@ -6,7 +6,10 @@ Files (:func:`read_tagged`):
   whitespace-separated column and its tag in the last (so CoNLL-2003's ``token POS chunk tag`` lines read as they
   are); a blank line ends a sentence; ``-DOCSTART-`` lines are ignored.
 - JSONL (``.jsonl`` / ``.ndjson``): one sentence per line, ``{"tokens": [...], "tags": [...]}`` (strings, the same
-  count; other fields are ignored); blank lines are skipped.
+  count; other fields such as ``"doc"`` are ignored); blank lines are skipped.
+- Either format gzip-compressed: a ``.gz`` file is decompressed on the fly and its format is chosen by the suffix
+  before ``.gz`` (``train.jsonl.gz`` is JSONL, ``train.conll.gz`` CoNLL); line numbers are those of the
+  decompressed text.
 
 Tags are ``O`` or ``P-TYPE`` with P in ``B I`` (BIO) or ``B I E S`` (BIOES); TYPE is any non-empty name. Whatever
 the file's scheme, sentences are held in **BIO** (``S-X`` -> ``B-X``, ``E-X`` -> ``I-X``): one form for the
@@ -15,8 +18,8 @@ is ``scheme="auto"`` (BIOES when any tag starts with ``E-`` or ``S-``), or named
 
 Bad sentences are reported as ``file:line: reason`` and skipped, and counted in :class:`TagStats` (the line is the
 sentence's first line): a token / tag count mismatch, a malformed tag (``B-``, ``X-PER``, a BIOES prefix in a BIO
-file), a non-string or missing field, a CoNLL line with one column. Invalid UTF-8 stops the read with
-``file:line`` (the file is not text; nothing after it can be trusted).
+file), a non-string or missing field, a CoNLL line with one column. Invalid UTF-8, and corrupt or truncated gzip
+data, stop the read with ``file:line`` (nothing after it can be trusted).
 
 Scheme violations, policy (``on_violation``): a BIO ``I-X`` that does not continue an ``X`` entity (after ``O``,
 at the start, after another type) is **repaired** to ``B-X`` by default and counted in ``stats.repaired``: the same
@@ -29,7 +32,9 @@ counted repair instead (in ``stats.skipped``), for a data set that must be well 
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -142,11 +147,30 @@ def detect_scheme(tag_lists: Sequence[Sequence[str]]) -> str:
     return "bio"
 
 
+def is_jsonl(path: Path) -> bool:
+    """Whether ``path`` is read as JSONL: its suffix (the one before ``.gz`` for a gzip file) is ``.jsonl`` /
+    ``.ndjson``."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return Path(name).suffix in JSONL_SUFFIXES
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without the line end) of a UTF-8 file; ValueError naming ``path:line`` at the
-    first invalid byte sequence."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+    """(1-based line number, text without the line end) of a UTF-8 file, gunzipped when it ends in ``.gz``;
+    ValueError naming ``path:line`` at the first invalid byte sequence or corrupt gzip data."""
+    gz = path.name.lower().endswith(".gz")
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        number = 0
+        while True:
+            try:
+                raw = f.readline()
+            except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+                raise ValueError(f"{path}:{number + 1}: corrupt or truncated gzip data ({e}); "
+                                 "HINT: re-create the file (gzip -t checks it)") from None
+            if not raw:
+                return
+            number += 1
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -201,7 +225,8 @@ def _jsonl_sentences(path: Path) -> Iterator[tuple[int, list[str], list[str], st
 
 
 def read_tagged(path: str | Path, scheme: str = "auto", on_violation: str = "repair") -> TaggedSentences:
-    """Read a CoNLL-style or JSONL file of tagged sentences (module docstring); tags come back in BIO.
+    """Read a CoNLL-style or JSONL file of tagged sentences, plain or ``.gz`` (module docstring); tags come back in
+    BIO.
 
     Raises ValueError for an unknown ``scheme`` / ``on_violation``, invalid UTF-8 (``file:line``), or a file with
     no usable sentence (the message lists the first problems); OSError when the file cannot be read.
@@ -211,7 +236,7 @@ def read_tagged(path: str | Path, scheme: str = "auto", on_violation: str = "rep
     if on_violation not in VIOLATION_POLICIES:
         raise ValueError(f"on_violation must be one of {', '.join(VIOLATION_POLICIES)}, got {on_violation!r}")
     path = Path(path)
-    reader = _jsonl_sentences if path.suffix.lower() in JSONL_SUFFIXES else _conll_sentences
+    reader = _jsonl_sentences if is_jsonl(path) else _conll_sentences
     raw = list(reader(path))
     if scheme == "auto":
         scheme = detect_scheme([tags for _, _, tags, problem in raw if problem is None])

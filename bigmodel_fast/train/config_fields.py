@@ -70,3 +70,9 @@ def peak_tflops_field():
     return setting(None, type=float, metavar="TFLOPS",
                    help="the device's dense peak, for MFU in the logs (default: from a table of known GPUs; none "
                         "on CPU)")
+
+
+def tensorboard_field():
+    return setting(False, help="also write every numeric metric of metrics.jsonl to TensorBoard event files in the "
+                               "run directory (`tensorboard --logdir RUN`); needs the plots extra: "
+                               "pip install -e '.[plots]'")

@@ -147,6 +147,10 @@ class FinetuneConfig:
         check_fields(self)
         if not (isinstance(self.valid_fraction, (int, float)) and 0.0 <= self.valid_fraction <= 0.5):
             raise ValueError(f"valid_fraction must be in [0, 0.5], got {self.valid_fraction}")
+        if self.tensorboard:
+            from ..optional import require
+
+            require("tensorboard", "plots", "--tensorboard")
         if not self.label_sep:
             raise ValueError("label_sep must be a non-empty string, got ''")
         if self.amp == "fp16" and self.parallel == "fsdp":

@@ -35,6 +35,7 @@ from ..data.tokenizer_base import load_tokenizer
 from ..models import build_pretraining_model, check_inputs, registry
 from ..models.config import ModelConfig
 from ..models.presets import load_preset
+from ..optional import require
 from ..runtime import amp_dtype, autocast_for, pick_device, seed_everything, to_device
 from . import speed
 from .config_fields import (
@@ -48,6 +49,7 @@ from .config_fields import (
     progress_field,
     seed_field,
     skip_nonfinite_field,
+    tensorboard_field,
     tf32_field,
 )
 from .errors import NonFiniteError
@@ -113,6 +115,7 @@ class PretrainConfig:
     activation_checkpointing: bool = activation_checkpointing_field()
     tf32: bool = tf32_field()
     peak_tflops: float | None = peak_tflops_field()
+    tensorboard: bool = tensorboard_field()
     grad_scaler_init: float = setting(2.0 ** 16, cli=False)  # --amp fp16: the GradScaler's first scale
 
     def __post_init__(self):
@@ -122,6 +125,8 @@ class PretrainConfig:
             self.arch = "bert" if self.arch is None else self.arch
             self.preset = "tiny" if self.preset is None else self.preset
         check_fields(self)
+        if self.tensorboard:
+            require("tensorboard", "plots", "--tensorboard")  # at the start, not when the log opens
         if self.peak_tflops is not None and not self.peak_tflops > 0:
             raise ValueError(f"peak_tflops must be > 0 (TFLOP/s), got {self.peak_tflops}")
         if self.amp == "fp16" and self.parallel == "fsdp":
@@ -271,7 +276,7 @@ class _Run:
             loop, changes = restore(cfg, ckpt_dir, parallel, self.opt, self.sched, self.loader, self.scaler, say)
         self.step = loop.step
         self.saved_step = loop.step if cfg.resume else None
-        self.log = MetricsLog(out / "metrics.jsonl") if parallel.is_main else NullLog()
+        self.log = MetricsLog(out / "metrics.jsonl", tensorboard=cfg.tensorboard) if parallel.is_main else NullLog()
         if changes:
             self.log.write(step=self.step, config_change=changes)
         self.guard = NonFiniteGuard(cfg.skip_nonfinite, self.last_good, loop.skipped_nonfinite)

@@ -16,6 +16,7 @@ from bigmodel_fast.data.sample_files import (
     SampleNotFoundError,
     corpus_paths,
     manifest,
+    ner_paths,
     sample_path,
     sentiment_paths,
 )
@@ -41,8 +42,14 @@ def sentiment():
 def test_files_exist_and_match_manifest():
     m = manifest()
     names = [p.name for p in corpus_paths()] + [p.name for p in sentiment_paths().values()]
-    assert sorted(names) == sorted(m["files"])
+    ner_names = [p.name for p in ner_paths().values()]  # tagged sentences: checked in test_ner_sample.py
+    assert sorted(names + ner_names) == sorted(m["files"])
     total = 0
+    for name in ner_names:
+        blob = sample_path(name).read_bytes()
+        info = m["files"][name]
+        assert hashlib.sha256(blob).hexdigest() == info["sha256"] and len(blob) == info["gz_bytes"], name
+        total += len(blob)
     for name in names:
         path = sample_path(name)
         info = m["files"][name]
@@ -55,7 +62,7 @@ def test_files_exist_and_match_manifest():
         assert len(docs) == info["docs"] > 0
         assert sum(len(d.text) for d in docs) == info["chars"]
         assert all(d.text.strip() for d in docs)
-    assert total < 3_200_000  # "a few MB" budget for the package
+    assert total < 3_400_000  # "a few MB" budget for the package
 
 
 def test_licenses_and_notice_present():

@@ -102,3 +102,39 @@ def test_entities_equal_seqeval_default_reading_of_the_raw_tags(scheme, prefixes
         assert to_bio(to_bioes(bio), "bioes") == (bio, 0)
         assert all(split_tag(t)[0] in "BIO" for t in bio)
     assert detect_scheme([["B-X", "I-X"], ["O"]]) == "bio" and detect_scheme([["O"], ["S-X"]]) == "bioes"
+
+
+def test_gzip_files_read_by_the_suffix_before_gz_with_file_line_errors(tmp_path):
+    """``.jsonl.gz`` / ``.conll.gz`` are decompressed and read as their inner format; extra JSONL fields (``doc``)
+    are accepted; bad rows, invalid UTF-8 and broken gzip data name ``file:line`` of the decompressed text."""
+    import gzip
+
+    rows = [{"tokens": ["北", "京"], "tags": ["B-LOC", "I-LOC"], "doc": "19980101-01-001", "line": 7},
+            {"tokens": ["a", "b"], "tags": ["O"], "doc": "d2"},
+            {"tokens": ["江", "泽", "民"], "tags": ["B-PER", "I-PER", "I-PER"], "doc": "d2"}]
+    jz = tmp_path / "train.jsonl.gz"
+    jz.write_bytes(gzip.compress("\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode(), mtime=0))
+    data = read_tagged(jz, scheme="bio")
+    assert data.tokens == [["北", "京"], ["江", "泽", "民"]] and data.lines == [1, 3]
+    assert data.tags == [["B-LOC", "I-LOC"], ["B-PER", "I-PER", "I-PER"]]
+    assert data.stats.skipped == 1 and data.stats.problems[0].startswith(f"{jz}:2: 2 tokens but 1 tags")
+    plain = write(tmp_path / "train.jsonl", gzip.decompress(jz.read_bytes()).decode())
+    assert read_tagged(plain).tags == data.tags
+
+    cz = tmp_path / "dev.CONLL.GZ"  # suffix case does not matter; CoNLL, not JSONL, although it is gzip
+    cz.write_bytes(gzip.compress("EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n".encode()))
+    conll = read_tagged(cz)
+    assert conll.tokens == [["EU", "rejects"], ["Peter", "Blackburn"]] and conll.lines == [1, 4]
+
+    latin = tmp_path / "latin.conll.gz"
+    latin.write_bytes(gzip.compress("a O\n".encode() + "caf\xe9 O\n".encode("latin-1")))
+    with pytest.raises(ValueError, match=r"latin\.conll\.gz:2: not valid UTF-8"):
+        read_tagged(latin)
+    whole = gzip.compress(("a O\n" * 5000).encode())
+    truncated = tmp_path / "cut.conll.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut\.conll\.gz:\d+: corrupt or truncated gzip"):
+        read_tagged(truncated)
+    notgz = write(tmp_path / "fake.jsonl.gz", '{"tokens": ["a"], "tags": ["O"]}\n')
+    with pytest.raises(ValueError, match=r"fake\.jsonl\.gz:1: corrupt or truncated gzip"):
+        read_tagged(notgz)
