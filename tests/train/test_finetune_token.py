@@ -131,3 +131,24 @@ def test_cli_bad_file_exits_2(tiny_pretrained, tmp_path, capsys):
                  "--task", "token", "--no-progress"])
     assert code == 2
     assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_tensorboard_and_curves_of_a_token_run(tiny_pretrained, ner_files, tmp_path):
+    pytest.importorskip("tensorboard", reason="--tensorboard needs the plots extra")
+    pytest.importorskip("matplotlib", reason="bmf plot needs the plots extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bigmodel_fast.eval.run_plots import plot_runs
+
+    run(tiny_pretrained, ner_files, tmp_path / "ft", epochs=2, tensorboard=True, log_every=5)
+    records = [json.loads(line) for line in open(tmp_path / "ft" / "metrics.jsonl")]
+    acc = EventAccumulator(str(tmp_path / "ft"))
+    acc.Reload()
+    logged = {r["step"]: r["valid_micro_f1"] for r in records if "valid_micro_f1" in r}
+    assert len(logged) == 2
+    events = {e.step: e.value for e in acc.Scalars("valid_micro_f1")}
+    assert events == pytest.approx(logged)
+    curves = plot_runs([str(tmp_path / "ft")], str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").stat().st_size > 5000
+    (series,) = curves["runs"].values()
+    assert series["loss"]["values"] == pytest.approx([r["loss"] for r in records if "loss" in r])
