@@ -24,14 +24,17 @@ const char* kUsage =
     "options:\n"
     "  --input FILE         read texts from FILE instead of stdin ('-' = stdin)\n"
     "  --batch-size N       classify: at most N texts per forward call (1..4096, default 32; a partial batch runs\n"
-    "                       when no more input is waiting, so interactive use is not delayed)\n"
+    "                       when no more input is waiting, so interactive use is not delayed); token: N texts per\n"
+    "                       batch, their windows in forward calls of at most N\n"
     "  --threads N          LibTorch intra-op threads, 1 .. 4 x the machine's cores (at most 1024; default:\n"
     "                       LibTorch's default, all cores)\n"
     "  --max-line-bytes N   keep at most N bytes of each input line (1..2^30, default 1048576 = 1 MiB, the same\n"
     "                       as `bmf predict --input`); the rest of a longer line is skipped, never stored\n"
-    "  --print-ids          add the model input ids (\"ids\"; long_text chunks: \"windows\", the ids of every\n"
-    "                       window; lm: \"prompt_ids\")\n"
-    "  --print-logits       add the raw logits (lm: next-token logits after the prompt)\n"
+    "  --print-ids          add the model input ids (\"ids\"; long_text chunks and token: \"windows\", the ids of\n"
+    "                       every window; lm: \"prompt_ids\")\n"
+    "  --print-logits       add the raw logits (lm: next-token logits after the prompt; token: per word, the\n"
+    "                       logits at its first sub-token)\n"
+    "  --print-words        token: add the words (\"words\": [start, end] code-point spans)\n"
     "  --echo               add the input text (\"text\"; lm: \"prompt\") after the input policy below\n"
     "  --max-new-tokens N   lm: tokens to generate per line (0..65536, default 32; stops early at </s>)\n"
     "  --top-k K            lm: sample from the K most likely tokens (default 1 = greedy)\n"
@@ -89,7 +92,8 @@ Options parse_args(int argc, char** argv) {
   // Flags without a value, and the integer options with their ranges.
   const std::pair<const char*, bool*> switches[] = {
       {"--print-ids", &o.print_ids},       {"--echo", &o.echo},         {"--print-logits", &o.print_logits},
-      {"--jit-optimize", &o.jit_optimize}, {"--tokenize", &o.tokenize}, {"--check", &o.check}};
+      {"--jit-optimize", &o.jit_optimize}, {"--tokenize", &o.tokenize}, {"--check", &o.check},
+      {"--print-words", &o.print_words}};
   struct IntOption {
     const char* flag;
     int64_t* value;

@@ -23,6 +23,7 @@ struct Options {
   int threads = 0;  // 0: LibTorch's default (all cores)
   int64_t max_line_bytes = 1 << 20;
   bool print_ids = false, print_logits = false, echo = false, check = false, tokenize = false, jit_optimize = false;
+  bool print_words = false;  // token: add each word's code-point span
   int64_t max_new_tokens = 32;
   int64_t top_k = 1;
   double temperature = 1.0;

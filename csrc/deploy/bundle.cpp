@@ -129,6 +129,84 @@ void read_inference(const Json& j, const std::string& json_path, std::string& fi
   }
 }
 
+// Python's str.isspace() (what data/token_tags.split_tag strips around an entity type).
+bool python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// First / last code point of `s` (valid UTF-8, non-empty).
+char32_t first_code_point(const std::string& s) {
+  const unsigned char b = static_cast<unsigned char>(s[0]);
+  const size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  char32_t c = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t k = 1; k < len && k < s.size(); ++k) c = (c << 6) | (static_cast<unsigned char>(s[k]) & 0x3F);
+  return c;
+}
+char32_t last_code_point(const std::string& s) {
+  size_t i = s.size() - 1;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return first_code_point(s.substr(i));
+}
+
+// The labels and bundle.json "token" of a token-classification bundle (`field` names what is read, for the
+// caller's JsonError message): labels "O" or "B-"/"I-" + a type (BIO), token.overlap >= 0, scheme "bio", words
+// "bmf-words-1", boundary_id in [-1, vocab_size); max_len leaves room for a sub-token beside [CLS]/[SEP].
+void read_token(const Json& j, const std::string& json_path, std::string& field, Bundle& b) {
+  if (b.labels.empty()) throw BundleError(json_path + ": 'labels' needs at least one tag" + kHint);
+  for (size_t k = 0; k < b.labels.size(); ++k) {
+    const std::string& l = b.labels[k];
+    const bool tagged = l.size() >= 3 && (l[0] == 'B' || l[0] == 'I') && l[1] == '-';
+    if (l != "O" &&
+        (!tagged || python_space(first_code_point(l.substr(2))) || python_space(last_code_point(l.substr(2)))))
+      throw BundleError(json_path + ": labels[" + std::to_string(k) + "] '" + l +
+                        "' is not a BIO tag (expected O, or B- or I- followed by an entity type without surrounding "
+                        "whitespace, e.g. B-PER)" +
+                        kHint);
+  }
+  field = "problem_type";
+  if (const Json* pt = json_find(j, field); pt && json_string(*pt) != "token")
+    throw BundleError(json_path + ": problem_type '" + json_string(*pt) + "' does not fit task token (expected token)" +
+                      kHint);
+  field = "token";
+  const Json* t = json_find(j, field);
+  if (!t) throw BundleError(json_path + ": missing field 'token' (overlap, scheme, words, boundary_id)" + kHint);
+  json_object(*t);
+  auto member = [&](const char* name) {
+    field = std::string("token.") + name;
+    const Json* v = json_find(*t, name);
+    if (!v) throw BundleError(json_path + ": missing field '" + field + "'" + kHint);
+    return v;
+  };
+  auto integer = [&](const char* name) {
+    const Json* v = member(name);
+    if (!v->is_number_integer())
+      throw BundleError(json_path + ": field '" + field + "' must be an integer, got " + v->dump() + kHint);
+    return json_int(*v);
+  };
+  b.token_overlap = integer("overlap");
+  if (b.token_overlap < 0)
+    throw BundleError(json_path + ": field 'token.overlap' must be an integer >= 0, got " +
+                      std::to_string(b.token_overlap) + kHint);
+  b.token_scheme = json_string(*member("scheme"));
+  if (b.token_scheme != "bio")
+    throw BundleError(json_path + ": field 'token.scheme' is '" + b.token_scheme + "', expected 'bio'" + kHint);
+  b.token_words = json_string(*member("words"));
+  if (b.token_words != "bmf-words-1")
+    throw BundleError(json_path + ": field 'token.words' is '" + b.token_words +
+                      "', expected 'bmf-words-1' (the word-splitting rule this runner implements)" + kHint);
+  b.boundary_id = integer("boundary_id");
+  if (b.boundary_id < -1 || (b.vocab_size >= 0 && b.boundary_id >= b.vocab_size))
+    throw BundleError(json_path + ": field 'token.boundary_id' " + std::to_string(b.boundary_id) +
+                      " is not an id in [-1, " + (b.vocab_size >= 0 ? std::to_string(b.vocab_size) : "vocab_size") +
+                      ") (-1: none)" + kHint);
+  const int64_t frame = b.cls_id >= 0 && b.sep_id >= 0 ? 2 : 0;
+  if (b.max_len < frame + 1)
+    throw BundleError(json_path + ": max_len " + std::to_string(b.max_len) +
+                      " leaves no room for a sub-token beside the " + std::to_string(frame) +
+                      " special tokens of each window" + kHint);
+}
+
 }  // namespace
 
 std::vector<std::string> verify_manifest(const std::string& dir) {
@@ -201,8 +279,8 @@ Bundle load_bundle(const std::string& dir) {
     if (b.format != "torchscript" && b.format != "aoti")
       throw BundleError(json_path + ": format '" + b.format + "' is not supported (expected torchscript or aoti)");
     b.task = text("task", "classify");
-    if (b.task != "classify" && b.task != "lm")
-      throw BundleError(json_path + ": task '" + b.task + "' is not supported (expected classify or lm)");
+    if (b.task != "classify" && b.task != "lm" && b.task != "token")
+      throw BundleError(json_path + ": task '" + b.task + "' is not supported (expected classify, lm or token)");
     b.arch = text("arch", "");
     b.model_name = text("model", b.format == "aoti" ? "model.pt2" : "model.pt");
     b.model_path = join(dir, b.model_name);
@@ -218,7 +296,7 @@ Bundle load_bundle(const std::string& dir) {
     field = "vocab_size";
     if (const Json* vs = json_find(j, field)) b.vocab_size = json_int(*vs);
     field = "labels";
-    if (b.task == "classify") {
+    if (b.task == "classify" || b.task == "token") {
       const Json* labels = json_find(j, field);
       if (!labels) throw BundleError(json_path + ": missing field 'labels'" + kHint);
       for (const Json& l : json_array(*labels)) b.labels.push_back(json_string(l));  // UTF-8 checked by the parser
@@ -247,6 +325,7 @@ Bundle load_bundle(const std::string& dir) {
       id("eos", b.eos_id, false);
     }
     if (b.task == "classify") read_inference(j, json_path, field, b);  // after special_ids: the window budget
+    if (b.task == "token") read_token(j, json_path, field, b);
   } catch (const JsonError& e) {
     throw BundleError(json_path + ": field '" + field + "': " + e.what() + kHint);
   }

@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "output.h"
 #include "text.h"
+#include "token.h"
 
 namespace bmf {
 
@@ -69,7 +70,10 @@ int run_io_loop(Session& s) {
       }
       // A batch is full, the input ended, or nothing more is waiting (interactive use: answer what we have).
       if (!lines.empty() && (!more || (int64_t)lines.size() == opt.batch_size || !reader.ready())) {
-        classify_batch(s, lines, out, files.timing);
+        if (s.bundle.task == "token")
+          token_batch(s, lines, out, files.timing);
+        else
+          classify_batch(s, lines, out, files.timing);
         lines.clear();
         flush();
       }

@@ -1,5 +1,6 @@
-// The runner's main loop: reads input lines (stdin or --input, text.h's input policy), batches them (classify:
-// up to --batch-size, a partial batch as soon as no more input is waiting), answers each and writes the output.
+// The runner's main loop: reads input lines (stdin or --input, text.h's input policy), batches them (classify and
+// token: up to --batch-size, a partial batch as soon as no more input is waiting), answers each and writes the
+// output.
 #pragma once
 
 #include "session.h"

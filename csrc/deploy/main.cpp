@@ -3,10 +3,11 @@
 // and, per input line:
 //   task "classify": {"label": ..., "probabilities": {label: p, ...}}                       (N lines per forward)
 //   task "lm":       {"generated_ids": [...], "text": "..."}   greedy or top-k generation, one line at a time
+//   task "token":    {"entities": [{"type", "start", "end", "text"}, ...]}  code-point offsets (token.h)
 // Exit codes: 0 ok, 1 failure while running, 2 bad usage or a missing/corrupt/mismatched bundle.
 //
 // The pieces: args (command line), bundle + tokenizer + session (loading and checking), encode (model inputs),
-// classify / generate (the two tasks), output (the JSON lines), io_loop (reading, batching, writing).
+// classify / generate / token (the three tasks), output (the JSON lines), io_loop (reading, batching, writing).
 #include <cstdio>
 #include <exception>
 

@@ -122,6 +122,53 @@ void write_classify_line(std::string& out, const Options& opt, const Bundle& bun
   out += '\n';
 }
 
+void write_token_line(std::string& out, const Options& opt, const TokenRow& row) {
+  Object o(out);
+  if (opt.echo) put_string(o.key("text"), row.text);
+  std::string& es = o.key("entities");
+  es += '[';
+  for (size_t i = 0; i < row.entities.size(); ++i) {
+    const TokenEntity& e = row.entities[i];
+    if (i) es += ", ";
+    Object eo(es);
+    put_string(eo.key("type"), *e.type);
+    eo.key("start") += std::to_string(e.start);
+    eo.key("end") += std::to_string(e.end);
+    put_string(eo.key("text"), row.text.substr(e.byte_start, e.byte_end - e.byte_start));
+    eo.close();
+  }
+  es += ']';
+  if (opt.print_words) {
+    std::string& ws = o.key("words");
+    ws += '[';
+    for (size_t i = 0; i < row.words.size(); ++i) {
+      if (i) ws += ", ";
+      ws += '[' + std::to_string(row.words[i].first) + ", " + std::to_string(row.words[i].second) + ']';
+    }
+    ws += ']';
+  }
+  if (opt.print_ids) {
+    std::string& w = o.key("windows");
+    w += '[';
+    for (size_t i = 0; i < row.count; ++i) {
+      if (i) w += ", ";
+      put_ints(w, row.windows[i]);
+    }
+    w += ']';
+  }
+  if (opt.print_logits) {
+    std::string& l = o.key("logits");
+    l += '[';
+    for (size_t i = 0; row.logits && i < row.words.size(); ++i) {
+      if (i) l += ", ";
+      put_floats(l, row.logits + i * row.c, row.c);
+    }
+    l += ']';
+  }
+  o.close();
+  out += '\n';
+}
+
 void write_lm_line(std::string& out, const Options& opt, const Generation& g) {
   Object o(out);
   if (opt.echo) put_string(o.key("prompt"), g.prompt);
@@ -163,6 +210,14 @@ std::string describe_line(const Bundle& b, int vocab_size, int threads) {
     put_string(lt.key("mode"), b.long_text_mode);
     lt.key("stride") += std::to_string(b.long_text_stride);
     lt.close();
+  } else if (b.task == "token") {
+    put_string(o.key("problem_type"), "token");
+    Object t(o.key("token"));
+    t.key("overlap") += std::to_string(b.token_overlap);
+    put_string(t.key("scheme"), b.token_scheme);
+    put_string(t.key("words"), b.token_words);
+    t.key("boundary_id") += std::to_string(b.boundary_id);
+    t.close();
   }
   o.key("threads") += std::to_string(threads);
   o.close();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "args.h"
@@ -48,11 +49,33 @@ struct Generation {
   std::vector<float> first_logits;  // (V,) next-token logits after the prompt, with --print-logits
 };
 
+// One entity of a tagged text: its type and its code-point span [start, end) (what Python's str slicing counts),
+// with the byte span of its text in the row's text.
+struct TokenEntity {
+  const std::string* type;
+  int64_t start, end;
+  size_t byte_start, byte_end;
+};
+
+// One tagged text (task "token"). Fields: [text] entities [words] [windows] [logits], each entity
+// {"type", "start", "end", "text"} (eval/token_predict.py).
+struct TokenRow {
+  const std::string& text;                                // the text after the input policy (valid UTF-8)
+  const std::vector<TokenEntity>& entities;               // in order
+  const std::vector<std::pair<int64_t, int64_t>>& words;  // --print-words: code-point spans of the words
+  const std::vector<int64_t>* windows;                    // --print-ids: the text's model inputs, windows[0 .. count)
+  size_t count;
+  const float* logits;  // --print-logits: (words, c), each word's logits (null when not asked for)
+  size_t c;
+};
+
 void write_classify_line(std::string& out, const Options& opt, const Bundle& bundle, const ClassifyRow& row);
+void write_token_line(std::string& out, const Options& opt, const TokenRow& row);
 void write_lm_line(std::string& out, const Options& opt, const Generation& g);
 // --tokenize: [text] ids.
 void write_tokenize_line(std::string& out, const Options& opt, const std::string& text, const std::vector<int>& ids);
-// --check: bundle format task arch max_len vocab_size labels [problem_type long_text] threads (classify).
+// --check: bundle format task arch max_len vocab_size labels [problem_type long_text] (classify)
+// [problem_type token] (token) threads.
 std::string describe_line(const Bundle& b, int vocab_size, int threads);
 
 // --timing lines (milliseconds): one per classify batch / per generated prompt.

@@ -29,6 +29,13 @@ void smoke_check(Session& s) {
       throw BundleError(name + ": the model returns logits of shape " + shape_str(out.shape) +
                         " for one text, but bundle.json lists " + std::to_string(bundle.labels.size()) +
                         " labels; the model does not belong to this bundle");
+  } else if (bundle.task == "token") {
+    const int64_t c = (int64_t)bundle.labels.size();
+    if (out.shape.size() != 3 || out.shape[0] != 1 || out.shape[1] != b.seq || out.shape[2] != c)
+      throw BundleError(name + ": the model returns logits of shape " + shape_str(out.shape) + " for one input of " +
+                        std::to_string(b.seq) + " ids, but a token classifier with the " + std::to_string(c) +
+                        " labels of bundle.json returns (1, " + std::to_string(b.seq) + ", " + std::to_string(c) +
+                        "); the model does not belong to this bundle");
   } else if (const int64_t v = bundle.vocab_size >= 0 ? bundle.vocab_size : s.tok->vocab_size();
              out.shape.size() != 2 || out.shape[1] != v) {
     throw BundleError(name + ": the model returns next-token logits of shape " + shape_str(out.shape) +
@@ -44,6 +51,9 @@ Session open_session(const Options& opt) {
   s.opt = opt;
   s.bundle = load_bundle(opt.bundle);
   s.tok = load_tokenizer(s.bundle);
+  if (s.bundle.task == "token" && s.bundle.boundary_id >= s.tok->vocab_size())
+    throw BundleError(s.bundle.dir + "/bundle.json: field 'token.boundary_id' " + std::to_string(s.bundle.boundary_id) +
+                      " is not an id of the tokenizer (" + std::to_string(s.tok->vocab_size()) + " ids)");
   set_threads(opt.threads);
   try {
     s.model = s.bundle.format == "aoti" ? load_aoti_model(s.bundle.model_path)

@@ -18,7 +18,8 @@ struct Session {
 };
 
 // Loads opt.bundle (manifest, bundle.json, tokenizer, model; sets the thread count) and runs one forward on a
-// [CLS] [SEP] input whose logits must fit the bundle (label count, vocabulary). BundleError on anything wrong.
+// [CLS] [SEP] input whose logits must fit the bundle (label count, vocabulary; token: (1, 2, labels)). BundleError
+// on anything wrong.
 Session open_session(const Options& opt);
 
 }  // namespace bmf

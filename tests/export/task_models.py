@@ -38,3 +38,30 @@ def make_classifier(tokenizer_source: Path, out: Path, problem_type: str, labels
     if thresholds is not None:
         meta["thresholds"] = thresholds
     return ckpt.save_checkpoint(out, model, cfg.to_dict(), tok_file, meta)
+
+
+def make_token_classifier(tokenizer_source: Path, out: Path, labels: list[str], *, max_len: int = 16,
+                          overlap: int = 4, arch: str = "bert", seed: int = 0, scale: float = 4.0) -> Path:
+    """A randomly initialised token-classifier checkpoint (``arch`` backbone, tags ``labels`` such as ``O``,
+    ``B-PER``, ``I-PER``) with ``tokenizer_source``'s tokenizer (a checkpoint dir) and meta ``max_len`` /
+    ``token.overlap``. Every matrix is scaled by ``scale`` so that the tags vary from token to token (a fresh init
+    predicts nearly the same tag everywhere) and the argmax has wide margins."""
+    import torch
+
+    from bigmodel_fast import checkpoint as ckpt
+    from bigmodel_fast.data.tokenizer_base import load_tokenizer
+    from bigmodel_fast.models import registry
+    from bigmodel_fast.models.config import ModelConfig
+
+    tok_file = ckpt.tokenizer_path(tokenizer_source)
+    tok = load_tokenizer(tok_file)
+    cfg = ModelConfig.from_dict({"arch": arch, "vocab_size": tok.vocab_size, **TINY, "max_position": 64,
+                                 "num_labels": len(labels), "label_names": labels})
+    torch.manual_seed(seed)
+    model = registry.build_model(cfg, "token_classify").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(scale)
+    meta = {"kind": "token_classifier", "max_len": max_len, "token": {"overlap": overlap}}
+    return ckpt.save_checkpoint(out, model, cfg.to_dict(), tok_file, meta)
