@@ -10,7 +10,7 @@ choices all read this table, so a new architecture is one module plus its ``regi
 one name in :data:`TASKS` plus a registration per architecture that implements it.
 
 Tasks: ``"pretrain"`` (the self-supervised objective of the arch), ``"classify"`` (sequence classification) and
-``"token_classify"`` (token classification: a known name with no implementation yet).
+``"token_classify"`` (token classification, :class:`~bigmodel_fast.models.token_classifier.TokenClassifier`).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from bigmodel_fast.models.classifier import SequenceClassifier
+from bigmodel_fast.models.config import ModelConfig
 
 __all__ = ["TokenClassifier"]
 
@@ -22,6 +23,14 @@ class TokenClassifier(SequenceClassifier):
     """
 
     registry_task = "token_classify"
+
+    def __init__(self, cfg: ModelConfig, backbone: Optional[nn.Module] = None) -> None:
+        super().__init__(cfg, backbone)
+        # a backbone's sequence pooler (BERT's tanh pooler) takes no part in tagging: frozen, so that no optimizer
+        # decays it and DDP does not wait for gradients it never gets (it stays in the state dict, as loaded)
+        pooler = getattr(self.backbone, "pooler", None)
+        if isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)
 
     def forward(
         self,

@@ -80,7 +80,9 @@ def tiny_gpt_checkpoint(tiny_data, tmp_path_factory) -> Path:
 def run_json(runner: Path, bundle: Path, data: bytes, *args: str) -> list[dict]:
     r = run_runner(runner, bundle, data, *args)
     assert r.returncode == 0, r.stderr.decode(errors="replace")
-    return [json.loads(line) for line in r.stdout.decode().splitlines()]
+    # JSON lines end at "\n" only: str.splitlines() would also split at U+0085 / U+2028 / U+2029, which the runner
+    # (like json.dumps(ensure_ascii=False)) writes unescaped inside strings
+    return [json.loads(line) for line in r.stdout.decode().split("\n") if line]
 
 
 def check_classifier_parity(runner: Path, bundle: Path, checkpoint: Path) -> None:

@@ -20,6 +20,7 @@ from bigmodel_fast.models import (
     build_pretraining_model,
     registry,
 )
+from bigmodel_fast.models.token_classifier import TokenClassifier
 from bigmodel_fast.nn import last_token, lm_outputs
 
 
@@ -29,7 +30,7 @@ def test_builtin_archs_and_tasks():
 
     assert models.ARCHS == ("bert", "gpt", "lstm")
     for arch in registry.arch_names():
-        assert registry.tasks_of(arch) == ("pretrain", "classify")
+        assert registry.tasks_of(arch) == ("pretrain", "classify", "token_classify")
     assert registry.tasks_of("t5") == ()
 
 
@@ -47,6 +48,8 @@ def test_pretrain_entries(arch, cls, mode, pack, target):
     clf = registry.get(arch, "classify")
     assert clf.export_target == "classify" and clf.loader_mode is None
     assert clf.model_cls is (LSTMClassifier if arch == "lstm" else SequenceClassifier)
+    tok = registry.get(arch, "token_classify")
+    assert tok.model_cls is TokenClassifier and tok.export_target == "token" and tok.backbone is clf.backbone
 
 
 def test_unknown_arch_names_the_choices():
@@ -55,9 +58,13 @@ def test_unknown_arch_names_the_choices():
 
 
 def test_missing_task_names_the_archs_tasks():
-    with pytest.raises(ConfigError, match="'bert' has no task 'token_classify'.*pretrain, classify"):
-        registry.get("bert", "token_classify")
-    assert registry.find("bert", "token_classify") is None
+    registry.register("toy_only_lm", "pretrain", nn.Identity, loader_mode="causal")
+    try:
+        with pytest.raises(ConfigError, match="'toy_only_lm' has no task 'token_classify'; its tasks: pretrain$"):
+            registry.get("toy_only_lm", "token_classify")
+        assert registry.find("toy_only_lm", "token_classify") is None
+    finally:
+        registry.unregister("toy_only_lm", "pretrain")
 
 
 def test_register_rejects_bad_entries():

@@ -203,3 +203,24 @@ def test_two_rank_finetune_takes_the_steps_of_one_process(tiny_pretrained, senti
     two = ckpt.read_meta(tmp_path / "two" / "checkpoint")[1]
     assert two["valid_scores"]["accuracy"] == one["best_valid"]["accuracy"]
     assert abs(two["valid_scores"]["macro_f1"] - one["best_valid"]["macro_f1"]) < 1e-6
+
+
+def test_two_rank_token_finetune_takes_the_steps_of_one_process(tiny_pretrained, ner_files, tmp_path):
+    """--task token under torchrun DDP: 2 ranks x 8 windows = one process x 16 (the loss is the mean over the
+    labelled sub-tokens of the global batch on both), the same validation entity scores."""
+    base = dict(checkpoint=str(tiny_pretrained), train=str(ner_files["train"]), valid=str(ner_files["valid"]),
+                task="token", max_len=12, window_overlap=4, epochs=1, max_steps=12, device="cpu", progress=False,
+                classifier_dropout=0.0, log_every=1, optim={"lr": 5e-4, "warmup_steps": 2})
+    from bigmodel_fast.train.finetune import FinetuneConfig, finetune
+
+    one = finetune(FinetuneConfig(**base, out=str(tmp_path / "one"), batch_size=16))
+    script = tmp_path / "ft.py"
+    script.write_text(FINETUNE_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           json.dumps({**base, "out": str(tmp_path / "two"), "batch_size": 8, "parallel": "ddp"})]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(a) == one["steps"] == 12 and _close(a, b), list(zip(a, b))
+    two = ckpt.read_meta(tmp_path / "two" / "checkpoint")[1]
+    assert abs(two["valid_scores"]["micro_f1"] - one["best_valid"]["micro_f1"]) < 1e-6
