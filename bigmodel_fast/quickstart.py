@@ -193,10 +193,8 @@ def _compare_line(name: str, pretrained: float, random: float | None, baseline: 
 
 
 def _classify_stages(cfg, s, stage, pretrained, files, ft_dir, bundle, out) -> dict:
-    from .eval.evaluate import evaluate, format_evaluation
     from .eval.predict import Predictor
-    from .export.bundle import export_bundle
-    from .train.finetune import FinetuneConfig, finetune
+    from .train.finetune import FinetuneConfig
 
     # fine-tuning runs on bmf finetune's own defaults (auto lr / warmup, macro-F1 selection) but for two things that
     # keep the quickstart (two fine-tuning runs: pretrained and random backbone) within ~5 minutes on 2 cores: 2
@@ -205,15 +203,7 @@ def _classify_stages(cfg, s, stage, pretrained, files, ft_dir, bundle, out) -> d
     ft_cfg = FinetuneConfig(checkpoint=str(pretrained), train=str(files["train"]), valid=str(files["valid"]),
                             out=str(ft_dir), max_len=s.max_len, epochs=s.finetune_epochs, seed=cfg.seed,
                             device=cfg.device, progress=cfg.progress)
-    ft = stage("finetune", lambda: finetune(ft_cfg), command_line("bmf finetune", ft_cfg))
-    eval_cmd = ["bmf", "evaluate", "--model", ft["checkpoint"], "--data", str(files["test"]), "--baseline",
-                str(files["train"]), "--out", str(out / "eval_test.json")]
-    report = stage("evaluate", lambda: evaluate(ft["checkpoint"], files["test"], out=out / "eval_test.json",
-                                                device=cfg.device, baseline=files["train"]), eval_cmd)
-    print(format_evaluation(report))
-    random = _random_run(cfg, stage, pretrained, ft_cfg, files, out, finetune, evaluate, FinetuneConfig)
-    stage("export", lambda: export_bundle(ft["checkpoint"], bundle),
-          ["bmf", "export", "--checkpoint", ft["checkpoint"], "--out", str(bundle)])
+    ft, report, random = _train_and_test(cfg, stage, pretrained, ft_cfg, files, out, bundle)
     examples = ["这本书写得非常好，强烈推荐！", "质量太差了，完全不值这个价钱。"]
     preds = stage("predict", lambda: Predictor(bundle, device="cpu").predict(examples),
                   ["bmf", "predict", "--model", str(bundle), *[x for t in examples for x in ("--text", t)]])
@@ -236,7 +226,26 @@ def _classify_stages(cfg, s, stage, pretrained, files, ft_dir, bundle, out) -> d
             "artefacts": {"classifier_checkpoint": ft["checkpoint"]}, "lines": lines}
 
 
-def _random_run(cfg, stage, pretrained, ft_cfg, files, out, finetune, evaluate, config_cls):
+def _train_and_test(cfg, stage, pretrained, ft_cfg, files, out, bundle):
+    """Fine-tune, evaluate on the test file with the baseline beside, the same from a random backbone (when asked),
+    export: ``(finetune summary, test report, random-backbone test report or None)``."""
+    from .eval.evaluate import evaluate, format_evaluation
+    from .export.bundle import export_bundle
+    from .train.finetune import finetune
+
+    ft = stage("finetune", lambda: finetune(ft_cfg), command_line("bmf finetune", ft_cfg))
+    eval_cmd = ["bmf", "evaluate", "--model", ft["checkpoint"], "--data", str(files["test"]), "--baseline",
+                str(files["train"]), "--out", str(out / "eval_test.json")]
+    report = stage("evaluate", lambda: evaluate(ft["checkpoint"], files["test"], out=out / "eval_test.json",
+                                                device=cfg.device, baseline=files["train"]), eval_cmd)
+    print(format_evaluation(report))
+    random = _random_run(cfg, stage, pretrained, ft_cfg, files, out, finetune, evaluate)
+    stage("export", lambda: export_bundle(ft["checkpoint"], bundle),
+          ["bmf", "export", "--checkpoint", ft["checkpoint"], "--out", str(bundle)])
+    return ft, report, random
+
+
+def _random_run(cfg, stage, pretrained, ft_cfg, files, out, finetune, evaluate):
     """The same fine-tuning from a randomly initialised backbone, evaluated on the test file; None when off."""
     if not cfg.compare_random:
         return None
@@ -255,23 +264,13 @@ NER_EXAMPLES = ["江泽民主席在北京会见了联合国秘书长安南。", 
 
 
 def _ner_stages(cfg, s, stage, pretrained, files, ft_dir, bundle, out) -> dict:
-    from .eval.evaluate import evaluate, format_evaluation
     from .eval.token_predict import TokenPredictor
-    from .export.bundle import export_bundle
-    from .train.finetune import FinetuneConfig, finetune
+    from .train.finetune import FinetuneConfig
 
     ft_cfg = FinetuneConfig(checkpoint=str(pretrained), train=str(files["train"]), valid=str(files["valid"]),
                             out=str(ft_dir), task="token", max_len=s.ner_max_len, epochs=s.ner_epochs,
                             seed=cfg.seed, device=cfg.device, progress=cfg.progress)
-    ft = stage("finetune", lambda: finetune(ft_cfg), command_line("bmf finetune", ft_cfg))
-    eval_cmd = ["bmf", "evaluate", "--model", ft["checkpoint"], "--data", str(files["test"]), "--baseline",
-                str(files["train"]), "--out", str(out / "eval_test.json")]
-    report = stage("evaluate", lambda: evaluate(ft["checkpoint"], files["test"], out=out / "eval_test.json",
-                                                device=cfg.device, baseline=files["train"]), eval_cmd)
-    print(format_evaluation(report))
-    random = _random_run(cfg, stage, pretrained, ft_cfg, files, out, finetune, evaluate, FinetuneConfig)
-    stage("export", lambda: export_bundle(ft["checkpoint"], bundle),
-          ["bmf", "export", "--checkpoint", ft["checkpoint"], "--out", str(bundle)])
+    ft, report, random = _train_and_test(cfg, stage, pretrained, ft_cfg, files, out, bundle)
     preds = stage("predict", lambda: TokenPredictor(bundle, device="cpu").predict(NER_EXAMPLES),
                   ["bmf", "predict", "--model", str(bundle), *[x for t in NER_EXAMPLES for x in ("--text", t)]])
     for text, p in zip(NER_EXAMPLES, preds):

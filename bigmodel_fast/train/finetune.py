@@ -42,8 +42,7 @@ from ..data.tokenizer_base import load_tokenizer
 from ..inference import predict_logits_long
 from ..models import build_classifier
 from ..models.config import ModelConfig
-from ..runtime import amp_dtype, autocast_for, pick_device, seed_everything
-from . import speed
+from ..runtime import autocast_for, pick_device, seed_everything
 from .baselines import majority_score, run_checks
 from .config_fields import (
     activation_checkpointing_field,
@@ -58,14 +57,12 @@ from .config_fields import (
     tensorboard_field,
     tf32_field,
 )
-from .errors import NonFiniteError
 from .finetune_defaults import auto_epochs, backbone_kind, resolve_schedule
-from .metrics_log import MetricsLog, NullLog
+from .finetune_parts import attach_model, optimizing
 from .objectives import CLASS_WEIGHTS, PROBLEM_OF_TASK, TASK_OF_PROBLEM, make_objective
-from .optim import FinetuneOptimConfig, OptimConfig, build_optimizer, build_scheduler
+from .optim import FinetuneOptimConfig
 from .parallel import Parallel
 from .selection import EarlyStopping, hold_out
-from .step import NonFiniteGuard, OptimizerStep
 
 FINETUNE_TASKS = (*TASKS, "token")
 
@@ -284,22 +281,8 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
     model_cfg = ModelConfig.from_dict({**base_cfg.to_dict(), "num_labels": len(label_names),
                                        "label_names": label_names, "dropout": cfg.classifier_dropout,
                                        "problem_type": PROBLEM_OF_TASK[task]})
-    model = build_classifier(model_cfg)
-    if keep_head:  # the whole classifier, head included: same tensors, same logits before the first step
-        model.load_state_dict(pretrained)
-    else:
-        missing, unexpected = model.load_backbone(pretrained)
-        if missing:
-            raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
-    model.to(device)
+    module, model = attach_model(build_classifier(model_cfg), pretrained, keep_head, cfg, parallel)
     head = f"kept from {cfg.checkpoint}" if keep_head else "new"
-    speed.set_tf32(device, cfg.tf32)
-    if cfg.activation_checkpointing:
-        speed.apply_activation_checkpointing(model)
-    if speed.compile_enabled(cfg.compile, device):
-        speed.compile_model(model, per_block=parallel.enabled and parallel.mode == "fsdp")
-    module = model
-    model = parallel.wrap(module, amp_dtype(device, cfg.amp) if parallel.mode == "fsdp" else None)
     world = parallel.world_size
 
     check_max_len(cfg.max_len, model_cfg)
@@ -325,19 +308,9 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
         _say(f"note: {note}")
     if objective.weights is not None:
         _say("class weights (auto): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(label_names, objective.weights)))
-    optim_cfg = OptimConfig(**{**asdict(cfg.optim), "lr": schedule.lr, "warmup_steps": schedule.warmup_steps})
-    opt = build_optimizer(module, optim_cfg)
-    sched = build_scheduler(opt, optim_cfg, schedule.total_steps)
-    scaler = speed.grad_scaler(device, amp_dtype(device, cfg.amp), 2.0 ** 16)
     total = schedule.total_steps
-
-    log = MetricsLog(out / "metrics.jsonl", tensorboard=cfg.tensorboard) if parallel.is_main else NullLog()
+    run = optimizing(cfg, module, model, schedule, parallel, out)
     rng = np.random.default_rng(cfg.seed)
-    step = 0
-    saved: dict = {"step": None}
-    guard = NonFiniteGuard(cfg.skip_nonfinite, lambda: (f"{out / 'checkpoint'} (step {saved['step']})"
-                                                        if saved["step"] is not None else "none saved by this run"))
-    optimizer_step = OptimizerStep(model, opt, sched, optim_cfg.clip_grad, guard, log, scaler)
     floor = majority_score(objective, train_y, valid_y) if valid_y is not None else None
     stopper = EarlyStopping(cfg.patience, objective.higher_is_better, math.ceil(schedule.epochs / 3), floor)
     best = {"scores": None, "logits": None, "state": None, "epoch": None, "step": None}
@@ -346,18 +319,11 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
                  "backbone_kind": kind, "schedule": schedule.to_dict(), "finetune_config": asdict(cfg)}
 
     def save(meta: dict) -> None:
-        """Every rank takes part (FSDP2 gathers the weights); rank 0 writes."""
-        weights = parallel.model_state()
-        bad = parallel.broadcast([n for n, t in weights.items() if t.is_floating_point()
-                                  and not bool(torch.isfinite(t).all())] if parallel.is_main else None)
-        if bad:
-            raise NonFiniteError(f"step {step}: the weights hold non-finite values ({', '.join(bad[:3])}); not saved; "
-                                 f"last good checkpoint: {guard.last_good()}")
-        if parallel.is_main:  # regression: the saved head outputs values on the data's scale
-            ckpt.save_checkpoint(out / "checkpoint", objective.fold_state(weights), model_cfg.to_dict(),
-                                 tok.model_file, {**base_meta, **meta, **objective.meta()})
-        parallel.barrier()
-        saved["step"] = step
+        """Every rank takes part (FSDP2 gathers the weights); rank 0 writes. Regression: the saved head outputs
+        values on the data's scale."""
+        run.save(lambda weights: ckpt.save_checkpoint(out / "checkpoint", objective.fold_state(weights),
+                                                      model_cfg.to_dict(), tok.model_file,
+                                                      {**base_meta, **meta, **objective.meta()}))
 
     bar = tqdm(total=total, desc="finetune", disable=not (cfg.progress and parallel.is_main), dynamic_ncols=True)
     model.train()
@@ -365,7 +331,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
     for epoch in range(schedule.epochs):
         perm = rng.permutation(len(seqs))
         for start in range(0, len(perm), global_batch):
-            if step >= total:
+            if run.step >= total:
                 break
             rows = perm[start : start + global_batch]
             idx = _rank_rows(rows, parallel)
@@ -377,45 +343,37 @@ def _finetune(cfg: FinetuneConfig, out: Path, parallel: Parallel) -> dict:
             loss = objective.loss(logits, y[idx].to(device))
             if parallel.enabled:  # this rank's share of the global batch's mean; gradients average over ranks
                 loss = loss * (len(idx) / len(rows))
-            (scaler.scale(loss * world) if scaler is not None else loss * world).backward()
-            loss = parallel.all_reduce_sum(loss.detach())
-            optimizer_step(step + 1, loss)
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0:
-                value = loss.item()
-                log.write(step=step, epoch=epoch, loss=value, lr=sched.get_last_lr()[0])
-                bar.set_postfix(loss=f"{value:.3f}")
+            run.backward(loss, epoch, bar)
         # model selection: on the validation set when there is one, else every epoch replaces the last
         if valid_seqs is None:
-            save({"step": step, "epoch": epoch + 1, "valid_accuracy": None})
+            save({"step": run.step, "epoch": epoch + 1, "valid_accuracy": None})
         else:
             logits = predict_logits_long(module, valid_seqs, valid_enc.owner, len(valid), tok.pad_id,
                                          2 * cfg.batch_size, device, cfg.amp)
             logits = parallel.broadcast(logits.cpu() if parallel.is_main else None)  # one decision for all ranks
             scores = objective.evaluate(logits, valid_y)
-            log.write(step=step, epoch=epoch, **{f"valid_{k}": v for k, v in scores.items()})
+            run.log.write(step=run.step, epoch=epoch, **{f"valid_{k}": v for k, v in scores.items()})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
             bar.write(f"epoch {epoch + 1}: validation {shown}", file=sys.stderr)
             if stopper.update(epoch + 1, scores[objective.metric]) or best["scores"] is None:
-                best.update(scores=scores, logits=logits, epoch=epoch + 1, step=step,
+                best.update(scores=scores, logits=logits, epoch=epoch + 1, step=run.step,
                             state={k: v.clone() for k, v in parallel.model_state(every_rank=True).items()})
-                save({"step": step, "epoch": epoch + 1, "valid_accuracy": scores.get("accuracy"),
+                save({"step": run.step, "epoch": epoch + 1, "valid_accuracy": scores.get("accuracy"),
                       "valid_scores": scores})
             if stopper.stop:
                 _say(f"early stop after epoch {epoch + 1}: no better validation {objective.metric} for "
                      f"{cfg.patience} epochs (best {stopper.best:.4f} at epoch {stopper.best_epoch})")
                 break
-        if step >= total:
+        if run.step >= total:
             break
     bar.close()
-    log.close()
+    run.log.close()
 
-    summary = {"steps": step, "epochs_run": epoch + 1, "task": task, "labels": label_names, "head": head,
+    summary = {"steps": run.step, "epochs_run": epoch + 1, "task": task, "labels": label_names, "head": head,
                "checkpoint": str(out / "checkpoint"), "train_examples": len(train), "train_windows": len(seqs),
                "schedule": schedule.to_dict(),
                "class_weights": objective.meta().get("class_weights", objective.meta().get("pos_weights")),
-               "stopped_early": stopper.stop, "skipped_nonfinite": guard.skipped, "warnings": []}
+               "stopped_early": stopper.stop, "skipped_nonfinite": run.guard.skipped, "warnings": []}
     if best["scores"] is not None:
         summary.update(_finish(cfg, parallel, objective, best, save, valid_y, train, train_y, valid, where))
     else:

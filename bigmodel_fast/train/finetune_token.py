@@ -37,15 +37,11 @@ from ..eval.entity_metrics import entity_scores
 from ..inference import predict_token_logits
 from ..models import registry
 from ..models.config import ModelConfig
-from ..runtime import amp_dtype, autocast_for, seed_everything
-from . import speed
-from .errors import NonFiniteError
+from ..runtime import autocast_for, seed_everything
 from .finetune_defaults import backbone_kind, resolve_schedule
-from .metrics_log import MetricsLog, NullLog
-from .optim import OptimConfig, build_optimizer, build_scheduler
+from .finetune_parts import attach_model, optimizing
 from .parallel import Parallel
 from .selection import EarlyStopping
-from .step import NonFiniteGuard, OptimizerStep
 
 KIND = registry.TASKS["token_classify"]  # "token_classifier"
 SOURCE_KINDS = ("pretrain", "classifier", KIND)
@@ -164,21 +160,8 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
                                        "problem_type": "single_label"})
     check_max_len(cfg.max_len, model_cfg)
     overlap = effective_overlap(window_width(tok, cfg.max_len), cfg.window_overlap)
-    model = registry.build_model(model_cfg, "token_classify")
-    if keep_head:
-        model.load_state_dict(pretrained)
-    else:
-        missing, _ = model.load_backbone(pretrained)
-        if missing:
-            raise ckpt.CheckpointError(f"{cfg.checkpoint}: backbone weights missing for {sorted(missing)[:5]}")
-    model.to(device)
-    speed.set_tf32(device, cfg.tf32)
-    if cfg.activation_checkpointing:
-        speed.apply_activation_checkpointing(model)
-    if speed.compile_enabled(cfg.compile, device):
-        speed.compile_model(model, per_block=parallel.enabled and parallel.mode == "fsdp")
-    module = model
-    model = parallel.wrap(module, amp_dtype(device, cfg.amp) if parallel.mode == "fsdp" else None)
+    module, model = attach_model(registry.build_model(model_cfg, "token_classify"), pretrained, keep_head, cfg,
+                                 parallel)
     world = parallel.world_size
 
     index = {name: i for i, name in enumerate(label_names)}
@@ -196,17 +179,8 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
         _say(parallel, f"{parallel.describe()}; global batch {world} x {cfg.batch_size} = {global_batch}")
     for note in schedule.notes:
         _say(parallel, f"note: {note}")
-    optim_cfg = OptimConfig(**{**asdict(cfg.optim), "lr": schedule.lr, "warmup_steps": schedule.warmup_steps})
-    opt = build_optimizer(module, optim_cfg)
-    sched = build_scheduler(opt, optim_cfg, schedule.total_steps)
-    scaler = speed.grad_scaler(device, amp_dtype(device, cfg.amp), 2.0 ** 16)
-    log = MetricsLog(out / "metrics.jsonl", tensorboard=cfg.tensorboard) if parallel.is_main else NullLog()
+    run = optimizing(cfg, module, model, schedule, parallel, out)
     rng = np.random.default_rng(cfg.seed)
-    step = 0
-    saved: dict = {"step": None}
-    guard = NonFiniteGuard(cfg.skip_nonfinite, lambda: (f"{out / 'checkpoint'} (step {saved['step']})"
-                                                        if saved["step"] is not None else "none saved by this run"))
-    optimizer_step = OptimizerStep(model, opt, sched, optim_cfg.clip_grad, guard, log, scaler)
     baseline = None
     if valid is not None:
         base_tags = most_frequent_tag_baseline(train.tokens, train.tags, valid.tokens)
@@ -221,17 +195,8 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
                  "schedule": schedule.to_dict(), "finetune_config": asdict(cfg), "source_scheme": train.scheme}
 
     def save(meta: dict) -> None:
-        weights = parallel.model_state()
-        bad = parallel.broadcast([n for n, t in weights.items() if t.is_floating_point()
-                                  and not bool(torch.isfinite(t).all())] if parallel.is_main else None)
-        if bad:
-            raise NonFiniteError(f"step {step}: the weights hold non-finite values ({', '.join(bad[:3])}); not saved; "
-                                 f"last good checkpoint: {guard.last_good()}")
-        if parallel.is_main:
-            ckpt.save_checkpoint(out / "checkpoint", weights, model_cfg.to_dict(), tok.model_file,
-                                 {**base_meta, **meta})
-        parallel.barrier()
-        saved["step"] = step
+        run.save(lambda weights: ckpt.save_checkpoint(out / "checkpoint", weights, model_cfg.to_dict(),
+                                                      tok.model_file, {**base_meta, **meta}))
 
     def validate() -> dict:
         tags = tag_sentences(module, tok, valid.tokens, label_names, cfg.max_len, overlap, 2 * cfg.batch_size,
@@ -249,46 +214,37 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
     for epoch in range(schedule.epochs):
         perm = rng.permutation(len(windows.seqs))
         for start in range(0, len(perm), global_batch):
-            if step >= schedule.total_steps:
+            if run.step >= schedule.total_steps:
                 break
             rows = perm[start : start + global_batch]
             if len(rows) < world:
                 continue
             idx = np.array_split(rows, world)[parallel.rank]
             count = sum(sum(t != IGNORE_INDEX for t in windows.targets[i]) for i in rows)
-            loss = _batch_loss(model, windows, idx, count, device, cfg.amp, tok.pad_id)
-            (scaler.scale(loss * world) if scaler is not None else loss * world).backward()
-            loss = parallel.all_reduce_sum(loss.detach())
-            optimizer_step(step + 1, loss)
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0:
-                value = loss.item()
-                log.write(step=step, epoch=epoch, loss=value, lr=sched.get_last_lr()[0])
-                bar.set_postfix(loss=f"{value:.3f}")
+            run.backward(_batch_loss(model, windows, idx, count, device, cfg.amp, tok.pad_id), epoch, bar)
         if valid is None:
-            save({"step": step, "epoch": epoch + 1})
+            save({"step": run.step, "epoch": epoch + 1})
         else:
             scores = validate()
-            log.write(step=step, epoch=epoch, **{f"valid_{k}": v for k, v in scores.items()})
+            run.log.write(step=run.step, epoch=epoch, **{f"valid_{k}": v for k, v in scores.items()})
             bar.write(f"epoch {epoch + 1}: validation entity micro-F1 {scores['micro_f1']:.4f}, token accuracy "
                       f"{scores['token_accuracy']:.4f}", file=sys.stderr)
             if stopper.update(epoch + 1, scores["micro_f1"]) or best["scores"] is None:
-                best.update(scores=scores, epoch=epoch + 1, step=step,
+                best.update(scores=scores, epoch=epoch + 1, step=run.step,
                             state={k: v.clone() for k, v in parallel.model_state(every_rank=True).items()})
-                save({"step": step, "epoch": epoch + 1, "valid_scores": scores})
+                save({"step": run.step, "epoch": epoch + 1, "valid_scores": scores})
             if stopper.stop:
                 _say(parallel, f"early stop after epoch {epoch + 1}: no better validation micro-F1 for "
                                f"{cfg.patience} epochs (best {stopper.best:.4f} at epoch {stopper.best_epoch})")
                 break
-        if step >= schedule.total_steps:
+        if run.step >= schedule.total_steps:
             break
     bar.close()
-    log.close()
-    summary = {"steps": step, "epochs_run": epoch + 1, "task": "token", "labels": label_names,
+    run.log.close()
+    summary = {"steps": run.step, "epochs_run": epoch + 1, "task": "token", "labels": label_names,
                "checkpoint": str(out / "checkpoint"), "train_examples": len(train), "train_windows": len(windows.seqs),
                "window_overlap": overlap, "schedule": schedule.to_dict(), "stopped_early": stopper.stop,
-               "skipped_nonfinite": guard.skipped, "skipped_sentences": train.stats.skipped,
+               "skipped_nonfinite": run.guard.skipped, "skipped_sentences": train.stats.skipped,
                "repaired_tags": train.stats.repaired, "warnings": [], "baseline": None, "best_valid": None,
                "selection": None}
     if best["scores"] is not None:

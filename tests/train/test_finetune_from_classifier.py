@@ -10,7 +10,7 @@ from bigmodel_fast.cli import main
 from bigmodel_fast.data.classification import encode_for_classifier, pad_batch
 from bigmodel_fast.data.tokenizer_base import load_tokenizer
 from bigmodel_fast.models.config import ModelConfig
-from bigmodel_fast.train import finetune as finetune_mod
+from bigmodel_fast.train import finetune_parts as finetune_mod  # where the trainers build their optimizer
 from bigmodel_fast.train.finetune import FinetuneConfig, finetune
 
 TEXTS = ["a great film, I loved it", "dull and far too long", "the plot was fine", "nothing works here at all"]
