@@ -44,7 +44,9 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def row(model: str, params: int, steps: int, pre_s: float, ft_s: float, ft_steps: int, report: dict) -> dict:
+def row(model: str, params: int, steps: int, pre_s: float, ft_s: float, ft_steps: int, report: dict,
+        load: bool = True) -> dict:
+    """One result row; ``load`` False: the run was timed elsewhere (the quickstart), its load is not known here."""
     ent = report["entity"]
     f1 = {t.lower(): round(ent["per_type"].get(t, {}).get("f1", 0.0), 4) for t in ("PER", "LOC", "ORG")}
     return {"model": model, "params": params, "pretrain_steps": steps, "pretrain_s": round(pre_s, 1),
@@ -52,7 +54,7 @@ def row(model: str, params: int, steps: int, pre_s: float, ft_s: float, ft_steps
             "test_strict_micro_f1": round(report["strict"]["micro"]["f1"], 4),
             "test_macro_f1": round(ent["macro"]["f1"], 4), "token_accuracy": round(report["token_accuracy"], 4), **f1,
             "baseline_micro_f1": round(report["baseline"]["micro"]["f1"], 4),
-            "loadavg_1m": round(os.getloadavg()[0], 2), "cpu": cpu_name(), "torch": torch.__version__,
+            "loadavg_1m": round(os.getloadavg()[0], 2) if load else "-", "cpu": cpu_name(), "torch": torch.__version__,
             "date": datetime.date.today().isoformat()}
 
 
@@ -79,7 +81,7 @@ def main() -> int:
     sec = summary["seconds"]
     rows.append(row("quickstart (tiny preset)", n_params(summary["artefacts"]["token_classifier_checkpoint"]),
                     summary["pretrain"]["steps"], sec["pretrain"], sec["finetune"], summary["finetune"]["steps"],
-                    quick))
+                    quick, load=False))
     t = time.time()
     pre = pretrain(PretrainConfig(data=str(qs / "data"), out=str(work / "pretrain_small"), arch="bert",
                                   preset="small", seq_len=128, batch_size=32, max_steps=args.pretrain_steps,
