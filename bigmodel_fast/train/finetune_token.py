@@ -181,6 +181,8 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
         _say(parallel, f"note: {note}")
     run = optimizing(cfg, module, model, schedule, parallel, out)
     rng = np.random.default_rng(cfg.seed)
+    # labelled sub-tokens per window, counted once (each step's loss divides by its global batch's sum)
+    labelled = np.array([sum(t != IGNORE_INDEX for t in tgt) for tgt in windows.targets], dtype=np.int64)
     baseline = None
     if valid is not None:
         base_tags = most_frequent_tag_baseline(train.tokens, train.tags, valid.tokens)
@@ -220,7 +222,7 @@ def finetune_token(cfg, out: Path, parallel: Parallel) -> dict:
             if len(rows) < world:
                 continue
             idx = np.array_split(rows, world)[parallel.rank]
-            count = sum(sum(t != IGNORE_INDEX for t in windows.targets[i]) for i in rows)
+            count = int(labelled[rows].sum())
             run.backward(_batch_loss(model, windows, idx, count, device, cfg.amp, tok.pad_id), epoch, bar)
         if valid is None:
             save({"step": run.step, "epoch": epoch + 1})
