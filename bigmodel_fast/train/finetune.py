@@ -155,16 +155,23 @@ class FinetuneConfig:
                              "GradScaler); use --amp bf16, which needs no loss scaling")
 
 
-def load_source(path: str | Path) -> tuple[str, ModelConfig, dict[str, torch.Tensor]]:
+SOURCE_NAMES = {"pretrain": "pretraining", "classifier": "classifier", "token_classifier": "token-classifier"}
+
+
+def load_source(path: str | Path, kinds: tuple[str, ...] = ("pretrain", "classifier"),
+                ) -> tuple[str, ModelConfig, dict[str, torch.Tensor]]:
     """``(kind, model config, state dict)`` of the checkpoint a fine-tuning run starts from (verified and loaded
     into its model first): a pretraining checkpoint (kind ``"pretrain"``: ``backbone.*`` tensors and the
     pretraining heads', which :meth:`load_backbone` of the classifier ignores) or a classifier (kind
-    ``"classifier"``, its ``classifier.*`` head included). Anything else is a CheckpointError naming both kinds."""
+    ``"classifier"``, its ``classifier.*`` head included); ``kinds`` are the accepted meta.json kinds (the token
+    trainer adds ``"token_classifier"``). Anything else is a CheckpointError naming the accepted kinds."""
     _, meta = ckpt.read_meta(path)
     kind = meta.get("kind")
-    if kind not in ("pretrain", "classifier"):
-        raise ckpt.CheckpointError(f"{path}: expected a pretraining or classifier checkpoint (meta.json kind "
-                                   f"'pretrain' or 'classifier'), got kind {kind!r}")
+    if kind not in kinds:
+        names = " or ".join(", ".join(SOURCE_NAMES[k] for k in kinds).rsplit(", ", 1))
+        quoted = " or ".join(", ".join(repr(k) for k in kinds).rsplit(", ", 1))
+        raise ckpt.CheckpointError(f"{path}: expected a {names} checkpoint (meta.json kind {quoted}), got kind "
+                                   f"{kind!r}")
     model, cfg, _ = ckpt.load_model(path, kind)
     return kind, cfg, model.state_dict()
 

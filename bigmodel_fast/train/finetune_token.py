@@ -90,18 +90,16 @@ def _read(path: str, cfg, parallel: Parallel) -> TaggedSentences:
 
 def _source(cfg, label_names: list[str]):
     """``(source kind, base config, state dict, keep head)``."""
+    from .finetune import load_source
+
+    kind, base, state = load_source(cfg.checkpoint, SOURCE_KINDS)
     _, meta = ckpt.read_meta(cfg.checkpoint)
-    kind = meta.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise ckpt.CheckpointError(f"{cfg.checkpoint}: expected a pretraining, classifier or token-classifier "
-                                   f"checkpoint (meta.json kind {', '.join(SOURCE_KINDS)}), got kind {kind!r}")
-    model, base, _ = ckpt.load_model(cfg.checkpoint, kind)
     keep = kind == KIND and not cfg.new_head
     if keep and list(base.label_names) != label_names:
         raise ValueError(f"{cfg.checkpoint}: the token classifier's tags {list(base.label_names)} are not the "
                          f"training data's {label_names} ({cfg.train}); pass --new-head to put a fresh head on its "
                          f"backbone")
-    return kind, base, model.state_dict(), keep, meta
+    return kind, base, state, keep, meta
 
 
 def _batch_loss(model, windows: TokenWindows, idx, count: int, device, amp: str, pad_id: int) -> torch.Tensor:
